@@ -1,0 +1,53 @@
+# The two commands of the README: `make report` (the main job) and `make test`.
+# Both set up what they need: the virtual environment, the project with its extras, and the
+# Debian packages (the Fashion-MNIST data; Chromium for the browser test).
+
+PYTHON ?= python3
+VENV   ?= .venv
+EXTRAS ?= cpu,dev
+# `make report EXTRAS=gpu,dev` installs onnxruntime-gpu instead (never both: they conflict).
+BIN    := $(VENV)/bin
+DATA   := /usr/share/datasets/fashion-mnist
+comma  := ,
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install data browser report train test lint clean
+
+$(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+data:
+	@if [ -z "$$LATENT_ATLAS_DATA" ] && [ ! -e $(DATA)/t10k-labels-idx1-ubyte.gz ]; then \
+		echo "installing Debian package dataset-fashion-mnist"; \
+		$(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }; \
+	fi
+
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian package chromium (browser test)"; \
+		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium; }; \
+	fi
+
+report: install data
+	$(BIN)/latent-atlas report
+
+train: install data
+	$(BIN)/latent-atlas train
+
+lint: install
+	$(BIN)/ruff check toolkit export analysis tests
+	$(BIN)/ruff format --check toolkit export analysis tests
+	$(BIN)/mypy toolkit export analysis
+
+test: install data browser lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
