@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.errors import AtlasError
+
+if TYPE_CHECKING:
+    from toolkit.grid import GridSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = REPO_ROOT / "artifacts" / "fashion-mnist"
@@ -91,7 +95,169 @@ def _train(args: argparse.Namespace) -> None:
     print(f"trained models written to {args.out}/")
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_train_parser]
+# ---------------------------------------------------------------------------- export
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export trained models to ONNX (+ cards and manifest)",
+        description="Export the VAE and AE (encoder.onnx: the mean code; decoder.onnx) and the "
+        "classifier (classifier.onnx: logits and 128-d features) from RUNS to OUT, each a "
+        "single file with a dynamic batch dimension. Every file is checked (symbolic batch "
+        "dimension, onnx.checker full check, onnxruntime-vs-torch parity on real test images "
+        "at batch sizes 1, 7, 513); a card.json per model and OUT/manifest.json are written.",
+    )
+    _add_data_flag(p)
+    p.add_argument(
+        "--runs", default="runs/fashion-mnist", help="trained models (default: %(default)s)"
+    )
+    p.add_argument(
+        "--out", default=str(SHIPPED), help="artifact folder (default: artifacts/fashion-mnist)"
+    )
+    p.add_argument(
+        "--atol", type=float, default=1e-5, help="parity tolerance, absolute (default: 1e-5)"
+    )
+    p.add_argument(
+        "--rtol", type=float, default=1e-5, help="parity tolerance, relative (default: 1e-5)"
+    )
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from export.onnx_export import ExportConfig, export_all
+    from toolkit.data import load_fashion_mnist
+
+    data = load_fashion_mnist(_data_dir(args))
+    export_all(data, ExportConfig(Path(args.runs), Path(args.out), args.atol, args.rtol))
+
+
+# ---------------------------------------------------------------------------- grid
+def _add_grid_flags(p: argparse.ArgumentParser, steps: int = 21) -> None:
+    g = p.add_argument_group("latent grid")
+    g.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[steps],
+        metavar="N",
+        help="points per axis: one value for both, or NX NY (default: %(default)s)",
+    )
+    g.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=[-4.0, 4.0],
+        metavar=("LO", "HI"),
+        help="linear mode: range of both axes (default: -4 4, the seed's)",
+    )
+    g.add_argument(
+        "--mode",
+        default="linear",
+        choices=["linear", "icdf", "auto"],
+        help="linear: evenly spaced over --range; icdf: Gaussian quantiles; "
+        "auto: 1st-99th percentile of the encoder's test embeddings",
+    )
+    g.add_argument(
+        "--quantile", type=float, default=0.05, help="icdf mode: outermost quantile (default: 0.05)"
+    )
+    g.add_argument(
+        "--axes",
+        type=int,
+        nargs=2,
+        default=[0, 1],
+        metavar=("I", "J"),
+        help="latent dims swept when latent_dim > 2 (default: 0 1)",
+    )
+    g.add_argument(
+        "--fixed",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="V",
+        help="values of all latent dims (swept ones are overwritten; default: 0)",
+    )
+
+
+def _grid_spec(args: argparse.Namespace) -> GridSpec:
+    from toolkit.grid import GridSpec
+
+    steps = args.steps * 2 if len(args.steps) == 1 else args.steps
+    if len(steps) != 2:
+        raise AtlasError(f"--steps: {len(args.steps)} values, expected 1 or 2")
+    return GridSpec(
+        steps=(steps[0], steps[1]), x_range=tuple(args.range), y_range=tuple(args.range),
+        mode=args.mode, quantile=args.quantile, axes=tuple(args.axes), fixed=tuple(args.fixed),
+    )  # fmt: skip
+
+
+def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument(
+        "--provider",
+        default="auto",
+        choices=["auto", "cuda", "cpu"],
+        help="onnxruntime provider; auto: CUDA when it really loads, else CPU",
+    )
+    g.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: default)")
+    g.add_argument("--batch-size", type=int, default=4096, help="cells decoded per batch")
+
+
+def _grid_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "grid",
+        help="decode a latent grid to a PNG mosaic",
+        description="Decode a systematic latent grid through the model's decoder.onnx "
+        "(onnxruntime, streamed in batches) and write a PNG mosaic with z2 increasing upward "
+        "and axes in latent coordinates; optionally the raw cells as .npy. "
+        "Example (the seed's figure): latent-atlas grid --model artifacts/fashion-mnist/vae",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="model folder with encoder.onnx and decoder.onnx (repeatable)",
+    )
+    p.add_argument("--out", default="grids", help="output folder (default: %(default)s)")
+    p.add_argument("--npy", action="store_true", help="also write the raw cells [ny, nx, 28, 28]")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_data_flag(p)
+    _add_grid_flags(p)
+    _add_runtime_flags(p)
+    p.set_defaults(func=_grid)
+
+
+def _grid(args: argparse.Namespace) -> None:
+    from analysis.plots import figure_png_bytes, mosaic_figure
+    from toolkit.atomic import ensure_writable_dir, write_bytes
+    from toolkit.grid import decode_grid
+    from toolkit.runtime import ModelPair
+
+    spec = _grid_spec(args)
+    out = ensure_writable_dir(Path(args.out))
+    for folder in args.model:
+        pair = ModelPair.from_dir(folder, args.provider, args.threads)
+        embeddings = None
+        if spec.mode == "auto":
+            from toolkit.data import load_fashion_mnist
+
+            embeddings = pair.encoder(load_fashion_mnist(_data_dir(args)).test.float_images())
+        stem = f"{pair.name}_{spec.mode}_{spec.steps[0]}x{spec.steps[1]}"
+        grid = decode_grid(
+            pair.decoder, spec, embeddings, args.batch_size,
+            raw_path=out / f"{stem}.npy" if args.npy else None, progress=not args.no_progress,
+        )  # fmt: skip
+        title = f"{pair.name.upper()} decoder, {spec.describe()} ({pair.decoder.provider})"
+        png = write_bytes(
+            out / f"{stem}.png", figure_png_bytes(mosaic_figure(grid.cells, grid.x, grid.y, title))
+        )
+        print(f"{pair.name}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _train_parser,
+    _export_parser,
+    _grid_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
