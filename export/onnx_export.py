@@ -217,3 +217,25 @@ def export_all(data: FashionMNIST, cfg: ExportConfig) -> dict[str, dict]:
     print(f"classifier: classifier.onnx, card.json -> {cfg.out / 'classifier'}")
     print(f"manifest -> {write_manifest(cfg.out)}")
     return cards
+
+
+def torch_decoder_from_onnx(path: Path) -> torch.nn.Module:
+    """Rebuild the torch decoder behind one of our decoder.onnx files from its metadata and
+    initializers (the exporter keeps the state-dict names), for the torch baselines of
+    ``latent-atlas bench``."""
+    from toolkit.models import AutoencoderConfig
+    from toolkit.runtime import read_onnx
+
+    model = read_onnx(path)
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("role") != "decoder" or "architecture" not in meta:
+        raise AtlasError(f"model {path}: not a latent-atlas decoder (metadata role/architecture)")
+    weights = {i.name: torch.from_numpy(onnx.numpy_helper.to_array(i).copy())
+               for i in model.graph.initializer}  # fmt: skip
+    latent_dim = int(meta["latent_dim"])
+    hidden = 2 * int(weights["0.weight"].shape[0])
+    cfg = AutoencoderConfig(meta.get("kind", "vae"), meta["architecture"], latent_dim, hidden)
+    decoder = Autoencoder(cfg).decoder
+    state = {k: v for k, v in weights.items() if k in decoder.state_dict()}
+    decoder.load_state_dict(state, strict=True)
+    return decoder.eval()

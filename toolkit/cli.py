@@ -253,10 +253,57 @@ def _grid(args: argparse.Namespace) -> None:
         print(f"{pair.name}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
 
 
+# ---------------------------------------------------------------------------- bench
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark grid decoding: seed loop vs torch vs onnxruntime",
+        description="Time the decode of 21×21, 201×201 and 1001×1001 grids on one decoder: "
+        "the seed study's one-cell-at-a-time torch loop, batched torch eager, and batched "
+        "onnxruntime; calibrate the machine's float32 GEMM rate; measure the peak RSS of a "
+        "streamed 1001×1001 decode. Prints a table; --json writes the figures.",
+    )
+    p.add_argument(
+        "--decoder",
+        default=str(SHIPPED / "vae" / "decoder.onnx"),
+        help="decoder.onnx exported by latent-atlas (default: the shipped VAE's)",
+    )
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[21, 201, 1001],
+        metavar="N",
+        help="grid sizes N (N×N cells; default: 21 201 1001)",
+    )
+    p.add_argument("--repeats", type=int, default=3, help="best of R runs for small grids")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS child process")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    _add_runtime_flags(p)
+    p.set_defaults(func=_bench)
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from toolkit.bench import BenchConfig, format_table, run_bench, write_result
+
+    if min(args.sizes) < 2:
+        raise AtlasError(f"--sizes: {min(args.sizes)}, expected N >= 2")
+    cfg = BenchConfig(
+        Path(args.decoder), tuple(args.sizes), args.provider, args.threads, args.batch_size,
+        args.repeats, not args.no_memory,
+    )  # fmt: skip
+    result = run_bench(cfg)
+    print(format_table(result))
+    if args.json:
+        write_result(result, Path(args.json))
+        print(f"figures written to {args.json}")
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _train_parser,
     _export_parser,
     _grid_parser,
+    _bench_parser,
 ]
 
 

@@ -1,0 +1,253 @@
+"""How well the encoder's embeddings separate classes and match the prior."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.manifold import trustworthiness
+from sklearn.metrics import silhouette_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier
+
+from analysis.validation import check_array, check_int
+from toolkit.errors import AtlasError
+
+EMB = ("N", "d")
+
+
+def _check_labelled(
+    embeddings: ArrayLike, labels: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    emb = check_array(embeddings, "embeddings", shape=EMB)
+    lab = check_array(labels, "labels", shape=(emb.shape[0],), dtype_kind="i")
+    return emb, lab
+
+
+def knn_accuracy(
+    embeddings: ArrayLike, labels: ArrayLike, k: int = 5, folds: int = 5, seed: int = 0
+) -> float:
+    """Cross-validated k-nearest-neighbour classification accuracy in the embedding.
+
+    ``StratifiedKFold(folds, shuffle=True, random_state=seed)``; every point is predicted
+    once by a ``KNeighborsClassifier(k)`` fitted on the other folds, and the accuracy is
+    pooled over all points.
+
+    Parameters
+    ----------
+    embeddings : array_like, shape [N, d]
+        Latent codes.
+    labels : array_like of int, shape [N]
+        True classes.
+    k : int, default 5
+        Neighbours, at least 1 and at most the smallest training-fold size.
+    folds : int, default 5
+        Number of folds, in [2, N].
+    seed : int, default 0
+        Shuffling seed.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+    """
+    emb, lab = _check_labelled(embeddings, labels)
+    n = emb.shape[0]
+    nf = check_int(folds, "folds", lo=2, hi=n)
+    kk = check_int(k, "k", lo=1, hi=n - -(-n // nf))
+    if np.unique(lab, return_counts=True)[1].max() < nf:
+        raise AtlasError(f"labels: no class has {nf} members, expected at least one (folds={nf})")
+    cv = StratifiedKFold(n_splits=nf, shuffle=True, random_state=check_int(seed, "seed", lo=0))
+    pred = cross_val_predict(KNeighborsClassifier(n_neighbors=kk), emb, lab, cv=cv)
+    return float(np.mean(pred == lab))
+
+
+def silhouette(
+    embeddings: ArrayLike, labels: ArrayLike, sample_size: int | None = None, seed: int = 0
+) -> float:
+    """Mean silhouette coefficient of the classes in the embedding (Euclidean).
+
+    Parameters
+    ----------
+    embeddings : array_like, shape [N, d]
+        Latent codes.
+    labels : array_like of int, shape [N]
+        Classes; between 2 and N - 1 distinct values.
+    sample_size : int, optional
+        Compute on a random subset of this many points (all points if None or >= N).
+    seed : int, default 0
+        Subsampling seed.
+
+    Returns
+    -------
+    float
+        Silhouette in [-1, 1]; near 1 for tight, well separated classes.
+    """
+    emb, lab = _check_labelled(embeddings, labels)
+    n = emb.shape[0]
+    n_labels = np.unique(lab).size
+    if not 2 <= n_labels <= n - 1:
+        raise AtlasError(
+            f"labels: {n_labels} distinct classes among {n} points, expected 2 to {n - 1}"
+        )
+    size = None if sample_size is None else check_int(sample_size, "sample_size", lo=2)
+    if size is not None and size >= n:
+        size = None
+    rs = check_int(seed, "seed", lo=0)
+    try:
+        return float(silhouette_score(emb, lab, sample_size=size, random_state=rs))
+    except ValueError as exc:  # e.g. the random subset holds one class only
+        raise AtlasError(f"sample_size: {size} gave an unusable subset ({exc})") from exc
+
+
+def trustworthiness_score(
+    inputs_flat: ArrayLike, embeddings: ArrayLike, n_neighbors: int = 5
+) -> float:
+    """How well the embedding preserves input-space neighbourhoods.
+
+    ``sklearn.manifold.trustworthiness`` (Euclidean): penalises points that are embedding
+    neighbours without being input neighbours. Quadratic in N: subsample before calling.
+
+    Parameters
+    ----------
+    inputs_flat : array_like, shape [N, D]
+        Inputs, flattened (e.g. pixels in [0, 1]).
+    embeddings : array_like, shape [N, d]
+        Latent codes of the same N inputs.
+    n_neighbors : int, default 5
+        Neighbourhood size, at least 1 and below N / 2.
+
+    Returns
+    -------
+    float
+        Trustworthiness in [0, 1]; 1 means every embedding neighbourhood is an input one.
+    """
+    x = check_array(inputs_flat, "inputs_flat", shape=("N", "D"))
+    emb = check_array(embeddings, "embeddings", shape=(x.shape[0], "d"))
+    n = x.shape[0]
+    kk = check_int(n_neighbors, "n_neighbors", lo=1)
+    if not kk < n / 2:
+        raise AtlasError(f"n_neighbors: {kk}, expected below N / 2 = {n / 2:g}")
+    return float(trustworthiness(x, emb, n_neighbors=kk))
+
+
+def class_centroids(
+    embeddings: ArrayLike, labels: ArrayLike, n_classes: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Centroid and spread of each class in the embedding.
+
+    Parameters
+    ----------
+    embeddings : array_like, shape [N, d]
+        Latent codes.
+    labels : array_like of int, shape [N]
+        Classes in [0, n_classes).
+    n_classes : int
+        Number of classes K (>= 1).
+
+    Returns
+    -------
+    centroids : numpy.ndarray, shape [K, d], float64
+        Mean embedding per class, in latent units. NaN rows for classes with no points.
+    spreads : numpy.ndarray, shape [K], float64
+        RMS Euclidean distance of a class's points to its centroid (latent units, >= 0).
+        NaN for classes with no points.
+    """
+    emb, lab = _check_labelled(embeddings, labels)
+    kk = check_int(n_classes, "n_classes", lo=1)
+    if lab.min() < 0 or lab.max() >= kk:
+        raise AtlasError(
+            f"labels: values in [{lab.min()}, {lab.max()}], expected class indices in [0, {kk - 1}]"
+        )
+    centroids = np.full((kk, emb.shape[1]), np.nan)
+    spreads = np.full(kk, np.nan)
+    for c in np.unique(lab):
+        pts = emb[lab == c]
+        centroids[c] = pts.mean(axis=0)
+        spreads[c] = np.sqrt(np.mean(np.sum((pts - centroids[c]) ** 2, axis=1)))
+    return centroids, spreads
+
+
+def share_inside(embeddings: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> float:
+    """Share of points inside an axis-aligned box (bounds inclusive).
+
+    Parameters
+    ----------
+    embeddings : array_like, shape [N, d]
+        Latent codes.
+    lo, hi : float or array_like of shape [d]
+        Lower and upper bound per coordinate (a scalar applies to every coordinate);
+        ``lo <= hi``.
+
+    Returns
+    -------
+    float
+        Share of rows with ``lo_k <= z_k <= hi_k`` for every k, in [0, 1].
+    """
+    emb = check_array(embeddings, "embeddings", shape=EMB)
+    d = emb.shape[1]
+    lo_a = np.broadcast_to(_check_bound(lo, "lo", d), (d,))
+    hi_a = np.broadcast_to(_check_bound(hi, "hi", d), (d,))
+    if (lo_a > hi_a).any():
+        raise AtlasError(
+            f"lo, hi: lo {lo_a.tolist()} exceeds hi {hi_a.tolist()}, expected lo <= hi"
+        )
+    return float(np.mean(np.all((emb >= lo_a) & (emb <= hi_a), axis=1)))
+
+
+def _check_bound(v: ArrayLike, name: str, d: int) -> NDArray[np.float64]:
+    arr = check_array(v, name)
+    if arr.shape not in ((), (d,)):
+        raise AtlasError(f"{name}: shape {arr.shape}, expected a scalar or [{d}]")
+    return arr
+
+
+def gaussian_fit(embeddings: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and covariance of the embeddings (a Gaussian fit to the aggregate posterior).
+
+    Parameters
+    ----------
+    embeddings : array_like, shape [N, d]
+        Latent codes, N >= 2.
+
+    Returns
+    -------
+    mean : numpy.ndarray, shape [d], float64
+        Latent units.
+    cov : numpy.ndarray, shape [d, d], float64
+        Sample covariance (ddof=1), latent units squared.
+    """
+    emb = check_array(embeddings, "embeddings", shape=EMB)
+    if emb.shape[0] < 2:
+        raise AtlasError(f"embeddings: {emb.shape[0]} row, expected at least 2")
+    return emb.mean(axis=0), np.atleast_2d(np.cov(emb, rowvar=False))
+
+
+def kl_to_standard_normal(mean: ArrayLike, cov: ArrayLike) -> float:
+    """KL divergence KL(N(mean, cov) || N(0, I)).
+
+    ``0.5 * (tr(cov) + mean . mean - d - ln det cov)``.
+
+    Parameters
+    ----------
+    mean : array_like, shape [d]
+        Mean, latent units.
+    cov : array_like, shape [d, d]
+        Symmetric positive-definite covariance.
+
+    Returns
+    -------
+    float
+        KL in nats, >= 0; 0 only for mean 0 and cov I.
+    """
+    mu = check_array(mean, "mean", ndim=1)
+    d = mu.shape[0]
+    c = check_array(cov, "cov", shape=(d, d))
+    try:
+        chol = np.linalg.cholesky(c)
+    except np.linalg.LinAlgError as exc:
+        raise AtlasError(
+            f"cov: not positive definite (eigenvalues {np.linalg.eigvalsh(c).tolist()}), "
+            "expected a positive-definite covariance"
+        ) from exc
+    logdet = 2.0 * np.sum(np.log(np.diag(chol)))
+    return float(0.5 * (np.trace(c) + mu @ mu - d - logdet))

@@ -1,0 +1,536 @@
+"""Figures of a 2-D latent space: decoded mosaics, per-cell maps, embeddings, class shares.
+
+Every function here takes arrays and returns a :class:`matplotlib.figure.Figure`; none loads
+a model or a file, and none touches pyplot's global state (figures are built with
+``Figure()`` directly, so no backend or window is needed).
+
+Grid convention
+---------------
+A decoded grid is ``cells``, a float array ``[ny, nx, H, W]`` with values in [0, 1]. ``x`` holds
+the z1 coordinates (length ``nx``, strictly increasing, possibly non-uniform) and ``y`` the z2
+coordinates (length ``ny``, strictly increasing); ``cells[i, j]`` is the image decoded at
+``(z1=x[j], z2=y[i])``. Per-cell maps are ``[ny, nx]`` with the same indexing. In every picture
+z2 increases upward: row ``i=0`` (the smallest z2) is drawn at the bottom.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "class_color",
+    "class_map_figure",
+    "class_share_bars",
+    "confidence_figure",
+    "embedding_scatter",
+    "figure_png_bytes",
+    "heatmap_figure",
+    "mosaic_figure",
+    "mosaic_image",
+]
+
+Z1_LABEL = "z\u2081"
+Z2_LABEL = "z\u2082"
+MAX_TICKS = 7
+OVERLAY_ALPHA = 0.4
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def class_color(k: int) -> tuple[float, float, float, float]:
+    """RGBA colour of class ``k`` (tab10, cycling), shared by every class-coloured figure.
+
+    Parameters
+    ----------
+    k : int
+        Class index.
+
+    Returns
+    -------
+    tuple of 4 float
+        RGBA in [0, 1].
+    """
+    r, g, b, a = matplotlib.colormaps["tab10"](int(k) % 10)
+    return (float(r), float(g), float(b), float(a))
+
+
+def _check_cells(cells: ArrayLike) -> NDArray[np.float64]:
+    arr = np.asarray(cells, dtype=np.float64)
+    if arr.ndim != 4 or 0 in arr.shape:
+        raise ValueError(f"cells must be a non-empty [ny, nx, H, W] array, got shape {arr.shape}")
+    return arr
+
+
+def _check_coords(coords: ArrayLike, n: int, name: str) -> NDArray[np.float64]:
+    arr = np.asarray(coords, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite")
+    if n > 1 and not np.all(np.diff(arr) > 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return arr
+
+
+def _check_map(values: ArrayLike, ny: int, nx: int, name: str) -> NDArray[np.float64]:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (ny, nx):
+        raise ValueError(f"{name} must have shape ({ny}, {nx}), got {arr.shape}")
+    return arr
+
+
+def _tick_indices(n: int, max_ticks: int = MAX_TICKS) -> NDArray[np.int_]:
+    """A handful of evenly spread indices in ``[0, n)``, always including the first and last."""
+    if n <= max_ticks:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_ticks)).astype(int))
+
+
+def _cell_edges(centres: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Cell boundaries ``[n + 1]`` around increasing centres ``[n]`` (midpoints, mirrored ends)."""
+    if centres.shape[0] == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    mids = (centres[1:] + centres[:-1]) / 2.0
+    first = centres[0] - (mids[0] - centres[0])
+    last = centres[-1] + (centres[-1] - mids[-1])
+    return np.concatenate([[first], mids, [last]])
+
+
+def _draw_mosaic(
+    ax: Axes, cells: NDArray[np.float64], x: NDArray[np.float64], y: NDArray[np.float64]
+) -> None:
+    """Draw the mosaic in pixel coordinates with latent-coordinate tick labels.
+
+    The axes' data coordinates are pixels: ``[0, nx*W]`` across and ``[0, ny*H]`` upward, so
+    cell ``(i, j)`` occupies ``[j*W, (j+1)*W] x [i*H, (i+1)*H]`` and z2 increases upward.
+    """
+    ny, nx, h, w = cells.shape
+    ax.imshow(
+        mosaic_image(cells),
+        cmap="gray",
+        vmin=0.0,
+        vmax=1.0,
+        origin="upper",
+        extent=(0.0, float(nx * w), 0.0, float(ny * h)),
+        interpolation="nearest",
+    )
+    jx = _tick_indices(nx)
+    iy = _tick_indices(ny)
+    ax.set_xticks(jx * w + w / 2.0, labels=[f"{v:.2g}" for v in x[jx]])
+    ax.set_yticks(iy * h + h / 2.0, labels=[f"{v:.2g}" for v in y[iy]])
+    ax.set_xlabel(Z1_LABEL)
+    ax.set_ylabel(Z2_LABEL)
+
+
+def _mosaic_figsize(cells: NDArray[np.float64], width: float = 6.0) -> tuple[float, float]:
+    ny, nx, h, w = cells.shape
+    ratio = (ny * h) / (nx * w)
+    return (width, float(np.clip(width * ratio, 2.5, 12.0)) + 0.6)
+
+
+# --------------------------------------------------------------------------- mosaics
+
+
+def mosaic_image(cells: ArrayLike) -> NDArray[np.float64]:
+    """Assemble a decoded grid into one image with the smallest z2 at the bottom.
+
+    Parameters
+    ----------
+    cells : array_like, shape (ny, nx, H, W)
+        ``cells[i, j]`` is the image decoded at ``(z1=x[j], z2=y[i])``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (ny * H, nx * W)
+        Image rows are counted from the top as usual, so ``cells[ny - 1, j]`` fills the top
+        block row and ``cells[0, j]`` the bottom one: the block at image rows
+        ``[(ny - 1 - i) * H, (ny - i) * H)`` and columns ``[j * W, (j + 1) * W)`` is
+        ``cells[i, j]``.
+    """
+    arr = _check_cells(cells)
+    ny, nx, h, w = arr.shape
+    return arr[::-1].transpose(0, 2, 1, 3).reshape(ny * h, nx * w)
+
+
+def mosaic_figure(cells: ArrayLike, x: ArrayLike, y: ArrayLike, title: str = "") -> Figure:
+    """Gray mosaic of a decoded grid, axes labelled in latent coordinates.
+
+    Parameters
+    ----------
+    cells : array_like, shape (ny, nx, H, W)
+        Decoded images in [0, 1].
+    x : array_like, shape (nx,)
+        Increasing z1 coordinates of the columns.
+    y : array_like, shape (ny,)
+        Increasing z2 coordinates of the rows; ``y[0]`` is drawn at the bottom.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes in pixel coordinates; ticks sit at cell centres and are labelled with the
+        cells' latent coordinates (``"%.2g"``), a handful per axis, first and last included.
+    """
+    arr = _check_cells(cells)
+    ny, nx = arr.shape[:2]
+    xs = _check_coords(x, nx, "x")
+    ys = _check_coords(y, ny, "y")
+    fig = Figure(figsize=_mosaic_figsize(arr), layout="constrained")
+    ax = fig.subplots()
+    _draw_mosaic(ax, arr, xs, ys)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def class_map_figure(
+    cells: ArrayLike,
+    labels: ArrayLike,
+    x: ArrayLike,
+    y: ArrayLike,
+    class_names: Sequence[str],
+    title: str = "",
+) -> Figure:
+    """Gray mosaic with a semi-transparent class colour over every cell.
+
+    Parameters
+    ----------
+    cells : array_like, shape (ny, nx, H, W)
+        Decoded images in [0, 1].
+    labels : array_like of int, shape (ny, nx)
+        Class index of each cell, in ``[0, len(class_names))``.
+    x : array_like, shape (nx,)
+        Increasing z1 coordinates.
+    y : array_like, shape (ny,)
+        Increasing z2 coordinates; ``y[0]`` is drawn at the bottom.
+    class_names : sequence of str, length K
+        Name of each class index.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; the legend lists the names of the classes present in ``labels``, in class
+        index order, with their tab10 colours.
+    """
+    arr = _check_cells(cells)
+    ny, nx, h, w = arr.shape
+    xs = _check_coords(x, nx, "x")
+    ys = _check_coords(y, ny, "y")
+    lab = np.asarray(labels)
+    if lab.shape != (ny, nx):
+        raise ValueError(f"labels must have shape ({ny}, {nx}), got {lab.shape}")
+    if not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
+    n_classes = len(class_names)
+    if lab.min() < 0 or lab.max() >= n_classes:
+        raise ValueError(f"labels must lie in [0, {n_classes}), got [{lab.min()}, {lab.max()}]")
+
+    fig = Figure(figsize=_mosaic_figsize(arr, width=7.5), layout="constrained")
+    ax = fig.subplots()
+    _draw_mosaic(ax, arr, xs, ys)
+
+    palette = np.array([class_color(k) for k in range(n_classes)], dtype=np.float64)
+    overlay = palette[lab]  # [ny, nx, 4]
+    overlay[..., 3] = OVERLAY_ALPHA
+    ax.imshow(
+        overlay[::-1],
+        origin="upper",
+        extent=(0.0, float(nx * w), 0.0, float(ny * h)),
+        interpolation="nearest",
+    )
+    present = np.unique(lab)
+    handles = [
+        Patch(facecolor=class_color(int(k)), alpha=0.8, label=str(class_names[int(k)]))
+        for k in present
+    ]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- per-cell maps
+
+
+def heatmap_figure(
+    values: ArrayLike,
+    x: ArrayLike,
+    y: ArrayLike,
+    title: str = "",
+    colorbar_label: str = "",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Figure:
+    """Heat map of a per-cell quantity over the latent grid, in latent coordinates.
+
+    Drawn with ``pcolormesh`` on cell boundaries halfway between neighbouring centres, so a
+    non-uniform grid keeps its true geometry; row ``values[0]`` (``z2 = y[0]``) is at the bottom.
+
+    Parameters
+    ----------
+    values : array_like, shape (ny, nx)
+        ``values[i, j]`` belongs to ``(z1=x[j], z2=y[i])``; NaN cells are left blank.
+    x : array_like, shape (nx,)
+        Increasing z1 coordinates.
+    y : array_like, shape (ny,)
+        Increasing z2 coordinates.
+    title : str, optional
+        Axes title.
+    colorbar_label : str, optional
+        Label of the colour bar.
+    cmap : str, optional
+        Matplotlib colormap name.
+    vmin, vmax : float, optional
+        Colour limits; by default the data range.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: the map (``fig.axes[0]``, holding one ``QuadMesh``) and its colour bar.
+    """
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.float64)
+    if xs.ndim != 1 or ys.ndim != 1:
+        raise ValueError("x and y must be 1-D")
+    xs = _check_coords(xs, xs.shape[0], "x")
+    ys = _check_coords(ys, ys.shape[0], "y")
+    vals = _check_map(values, ys.shape[0], xs.shape[0], "values")
+
+    fig = Figure(figsize=(6.4, 5.0), layout="constrained")
+    ax = fig.subplots()
+    mesh = ax.pcolormesh(
+        _cell_edges(xs),
+        _cell_edges(ys),
+        np.ma.masked_invalid(vals),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        shading="flat",
+    )
+    fig.colorbar(mesh, ax=ax, label=colorbar_label)
+    ax.set_xlabel(Z1_LABEL)
+    ax.set_ylabel(Z2_LABEL)
+    ax.set_aspect("equal", adjustable="box")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def confidence_figure(confidence: ArrayLike, x: ArrayLike, y: ArrayLike, title: str = "") -> Figure:
+    """Heat map of per-cell classifier confidence on a fixed [0, 1] colour scale.
+
+    Parameters
+    ----------
+    confidence : array_like, shape (ny, nx)
+        Confidence in [0, 1] of the cell at ``(z1=x[j], z2=y[i])``.
+    x : array_like, shape (nx,)
+        Increasing z1 coordinates.
+    y : array_like, shape (ny,)
+        Increasing z2 coordinates.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        As :func:`heatmap_figure`, with colour limits 0 and 1.
+    """
+    return heatmap_figure(
+        confidence,
+        x,
+        y,
+        title=title,
+        colorbar_label="classifier confidence",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=1.0,
+    )
+
+
+# --------------------------------------------------------------------------- embeddings, shares
+
+
+def embedding_scatter(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    class_names: Sequence[str],
+    extent: tuple[float, float, float, float] | None = None,
+    title: str = "",
+) -> Figure:
+    """Scatter of 2-D latent embeddings coloured by class, with the grid's extent outlined.
+
+    Parameters
+    ----------
+    embeddings : array_like, shape (N, 2)
+        Latent codes ``(z1, z2)``.
+    labels : array_like of int, shape (N,)
+        Class index of each point, in ``[0, len(class_names))``.
+    class_names : sequence of str, length K
+        Name of each class index.
+    extent : tuple of 4 float, optional
+        ``(xlo, xhi, ylo, yhi)`` of the decoded grid, drawn as a dashed rectangle.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; its legend lists the names of the classes present, in class index order,
+        coloured as in :func:`class_map_figure`.
+    """
+    import seaborn as sns  # local: seaborn imports pyplot, which plain Figures do not need
+
+    emb = np.asarray(embeddings, dtype=np.float64)
+    if emb.ndim != 2 or emb.shape[1] != 2:
+        raise ValueError(f"embeddings must have shape (N, 2), got {emb.shape}")
+    lab = np.asarray(labels)
+    if lab.shape != (emb.shape[0],):
+        raise ValueError(f"labels must have shape ({emb.shape[0]},), got {lab.shape}")
+    if emb.shape[0] == 0:
+        raise ValueError("embeddings is empty")
+    if not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
+    n_classes = len(class_names)
+    if lab.min() < 0 or lab.max() >= n_classes:
+        raise ValueError(f"labels must lie in [0, {n_classes}), got [{lab.min()}, {lab.max()}]")
+
+    names = [str(n) for n in class_names]
+    present = [names[int(k)] for k in np.unique(lab)]
+    palette = {names[k]: class_color(k) for k in range(n_classes)}
+    hue = np.asarray(names, dtype=object)[lab]
+
+    fig = Figure(figsize=(7.5, 6.0), layout="constrained")
+    ax = fig.subplots()
+    sns.scatterplot(
+        x=emb[:, 0],
+        y=emb[:, 1],
+        hue=hue,
+        hue_order=present,
+        palette={n: palette[n] for n in present},
+        s=6,
+        alpha=0.5,
+        linewidth=0,
+        ax=ax,
+    )
+    legend = ax.get_legend()
+    if legend is not None:
+        sns.move_legend(
+            ax,
+            "upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            title="class",
+            frameon=False,
+            markerscale=2.5,
+        )
+    if extent is not None:
+        xlo, xhi, ylo, yhi = (float(v) for v in extent)
+        if not (xhi > xlo and yhi > ylo):
+            raise ValueError(f"extent must be (xlo, xhi, ylo, yhi) with lo < hi, got {extent}")
+        ax.add_patch(
+            Rectangle(
+                (xlo, ylo),
+                xhi - xlo,
+                yhi - ylo,
+                fill=False,
+                edgecolor="black",
+                linestyle="--",
+                linewidth=1.2,
+                gid="grid-extent",
+            )
+        )
+    ax.set_xlabel(Z1_LABEL)
+    ax.set_ylabel(Z2_LABEL)
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def class_share_bars(
+    shares: Mapping[str, ArrayLike], class_names: Sequence[str], title: str = ""
+) -> Figure:
+    """Grouped bars of the share of grid cells given to each class, one bar per model.
+
+    Parameters
+    ----------
+    shares : mapping of str to array_like, each shape (K,)
+        Model name (e.g. ``"VAE"``, ``"AE"``) to the share of grid cells of each class.
+    class_names : sequence of str, length K
+        Name of each class index; one bar group per class.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with ``len(shares) * K`` bar patches and a legend of model names.
+    """
+    n_classes = len(class_names)
+    if not shares:
+        raise ValueError("shares is empty")
+    rows = {}
+    for model, s in shares.items():
+        arr = np.asarray(s, dtype=np.float64)
+        if arr.shape != (n_classes,):
+            raise ValueError(f"shares[{model!r}] must have shape ({n_classes},), got {arr.shape}")
+        rows[model] = arr
+
+    n_models = len(rows)
+    width = 0.8 / n_models
+    centres = np.arange(n_classes, dtype=np.float64)
+    fig = Figure(figsize=(max(6.0, 0.7 * n_classes + 2.0), 4.2), layout="constrained")
+    ax = fig.subplots()
+    for m, (model, arr) in enumerate(rows.items()):
+        offset = (m - (n_models - 1) / 2.0) * width
+        ax.bar(centres + offset, arr, width=width, label=model)
+    ax.set_xticks(centres, labels=[str(n) for n in class_names], rotation=35, ha="right")
+    ax.set_ylabel("share of grid cells")
+    ax.set_ylim(bottom=0.0)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- output
+
+
+def figure_png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """Render a figure to PNG in memory, then release it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; it is closed (if pyplot manages it) or cleared afterwards.
+    dpi : int, optional
+        Resolution.
+
+    Returns
+    -------
+    bytes
+        The PNG file's bytes.
+    """
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None and getattr(fig.canvas, "manager", None) is not None:
+            pyplot.close(fig)
+        else:
+            fig.clear()
+    return buf.getvalue()

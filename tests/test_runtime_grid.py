@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from toy_onnx import linear_decoder, linear_encoder, toy_pair
+
+from toolkit.errors import AtlasError
+from toolkit.grid import GridSpec, cell_pixels, decode_grid, downsample
+from toolkit.runtime import (
+    ModelPair,
+    check_used_provider,
+    load_model,
+    resolve_providers,
+)
+
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+
+
+# ---------------------------------------------------------------- providers
+def test_provider_resolution():
+    assert resolve_providers("auto", [CPU]) == [CPU]
+    assert resolve_providers("auto", [CUDA, CPU]) == [CUDA, CPU]
+    assert resolve_providers("cpu", [CUDA, CPU]) == [CPU]
+    with pytest.raises(AtlasError, match="no CUDAExecutionProvider"):
+        resolve_providers("cuda", [CPU])
+    with pytest.raises(AtlasError, match="expected auto, cuda or cpu"):
+        resolve_providers("tpu", [CPU])
+
+
+def test_fallback_reported():
+    assert check_used_provider("auto", [CPU]) == "cpu"
+    assert check_used_provider("auto", [CUDA, CPU]) == "cuda"
+    with pytest.raises(AtlasError, match="fell back to the CPU"):
+        check_used_provider("cuda", [CPU])
+
+
+def test_session_reports_provider(tmp_path):
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.1, 0.0]), 0.5))
+    assert dec.provider in ("cpu", "cuda") and dec.role == "decoder" and dec.latent_dim == 2
+
+
+# ---------------------------------------------------------------- input validation
+@pytest.fixture
+def decoder(tmp_path):
+    return load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.1, 0.0]), 0.5))
+
+
+@pytest.mark.parametrize(
+    "z, message",
+    [
+        (np.zeros((3, 2), np.float64), "dtype float64, expected float32"),
+        (np.zeros((3, 3), np.float32), r"shape \(3, 3\), expected \[N, 2\]"),
+        (np.zeros((3,), np.float32), r"expected \[N, 2\]"),
+        (np.array([[0.0, np.nan]], np.float32), "NaN or inf"),
+        (np.array([[np.inf, 0.0]], np.float32), "NaN or inf"),
+        (np.zeros((0, 2), np.float32), "empty batch"),
+    ],
+)
+def test_decoder_input_validation(decoder, z, message):
+    with pytest.raises(AtlasError, match=message):
+        decoder(z)
+
+
+def test_encoder_input_validation(tmp_path):
+    enc = load_model(linear_encoder(tmp_path / "e.onnx", np.zeros((784, 2))))
+    assert enc.role == "encoder" and enc.latent_dim == 2
+    with pytest.raises(AtlasError, match=r"expected \[N, 1, 28, 28\]"):
+        enc(np.zeros((2, 28, 28), np.float32))
+
+
+def test_pair_with_different_latent_dims_refused(tmp_path):
+    linear_encoder(tmp_path / "encoder.onnx", np.zeros((784, 3)))
+    linear_decoder(tmp_path / "decoder.onnx", np.array([0.1, 0.0]), 0.5)
+    with pytest.raises(AtlasError, match="3-d codes but the decoder takes 2-d"):
+        ModelPair.from_dir(tmp_path)
+
+
+def test_pair_with_wrong_image_shape_metadata_refused(tmp_path):
+    toy_pair(tmp_path)
+    m = onnx.load(tmp_path / "decoder.onnx")
+    m.metadata_props.add(key="image_shape", value="3,32,32")
+    onnx.save(m, tmp_path / "decoder.onnx")
+    with pytest.raises(AtlasError, match="image_shape 3,32,32, expected 1,28,28"):
+        ModelPair.from_dir(tmp_path)
+
+
+def test_manifest_hash_mismatch_refused(tmp_path):
+    from export.onnx_export import write_manifest
+
+    toy_pair(tmp_path / "m")
+    write_manifest(tmp_path)
+    assert ModelPair.from_dir(tmp_path / "m").decoder.sha256
+    linear_decoder(tmp_path / "m" / "decoder.onnx", np.array([0.2, 0.0]), 0.5)
+    with pytest.raises(AtlasError, match="differs from the manifest"):
+        ModelPair.from_dir(tmp_path / "m")
+
+
+# ---------------------------------------------------------------- grid spec
+def test_default_spec_is_the_seeds_grid():
+    x, y = GridSpec().coordinates()
+    np.testing.assert_allclose(x, np.linspace(-4, 4, 21))
+    np.testing.assert_allclose(y, np.linspace(-4, 4, 21))
+    assert GridSpec().n_cells == 441
+
+
+def test_icdf_points():
+    x, y = GridSpec(steps=(5, 3), mode="icdf", quantile=0.05).coordinates()
+    assert len(x) == 5 and len(y) == 3 and np.isfinite(x).all()
+    assert x[2] == pytest.approx(0) and x[-1] == pytest.approx(1.6448536, abs=1e-6)
+    np.testing.assert_allclose(x, -x[::-1], atol=1e-12)
+
+
+def test_auto_range_from_embeddings():
+    emb = np.stack([np.linspace(0, 100, 101), np.linspace(-10, 10, 101)], axis=1)
+    x, y = GridSpec(steps=(3, 3), mode="auto").coordinates(emb)
+    np.testing.assert_allclose(x, [1, 50, 99])
+    np.testing.assert_allclose(y, [-9.8, 0, 9.8])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(steps=(0, 21)), "expected an integer >= 2"),
+        (dict(steps=(-3, 21)), "expected an integer >= 2"),
+        (dict(x_range=(4.0, -4.0)), "expected low < high"),
+        (dict(y_range=(1.0, 1.0)), "expected low < high"),
+        (dict(x_range=(float("nan"), 4.0)), "expected finite"),
+        (dict(y_range=(-float("inf"), 4.0)), "expected finite"),
+        (dict(mode="spiral"), "expected one of"),
+        (dict(mode="icdf", quantile=0.0), "0 < q < 0.5"),
+        (dict(axes=(1, 1)), "two different dimensions"),
+    ],
+)
+def test_impossible_grids_refused(kwargs, message):
+    with pytest.raises(AtlasError, match=message):
+        GridSpec(**kwargs)
+
+
+def test_higher_dim_points():
+    spec = GridSpec(steps=(2, 3), axes=(2, 0), fixed=(9.0, 7.0, 5.0))
+    x, y = np.array([10.0, 20.0]), np.array([-1.0, 0.0, 1.0])
+    z = spec.points(x, y, 3, 0, 6)
+    # columns sweep dim 2 (z3), rows sweep dim 0 (z1); dim 1 stays fixed
+    np.testing.assert_array_equal(z[:, 2], [10, 20, 10, 20, 10, 20])
+    np.testing.assert_array_equal(z[:, 0], [-1, -1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(z[:, 1], [7] * 6)
+    with pytest.raises(AtlasError, match="only 2 latent dims"):
+        spec.points(x, y, 2, 0, 6)
+
+
+# ---------------------------------------------------------------- decoding
+def test_brightness_is_known_function_of_z(tmp_path):
+    # brightness = 0.05·z1 + 0.1·z2 + 0.5: rows follow y (z2), columns follow x (z1)
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.1]), 0.5))
+    grid = decode_grid(dec, GridSpec(steps=(5, 3), x_range=(-2, 2), y_range=(-1, 1)))
+    expected = 0.05 * grid.x[None, :] + 0.1 * grid.y[:, None] + 0.5
+    np.testing.assert_allclose(grid.brightness, expected, atol=1e-6)
+    assert grid.cells.shape == (3, 5, 28, 28)
+    # row 0 holds the smallest z2 (drawn at the bottom of the mosaic)
+    assert grid.cells[0].mean() < grid.cells[-1].mean()
+    np.testing.assert_allclose(grid.cells[2, 4], 0.05 * 2 + 0.1 * 1 + 0.5, atol=1e-6)
+
+
+def test_streamed_equals_one_shot(tmp_path):
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.1]), 0.5))
+    spec = GridSpec(steps=(13, 11))
+    one = decode_grid(dec, spec, batch_size=10_000)
+    streamed = decode_grid(dec, spec, batch_size=7, raw_path=tmp_path / "raw.npy")
+    np.testing.assert_array_equal(one.cells, streamed.cells)
+    np.testing.assert_array_equal(one.brightness, streamed.brightness)
+    raw = np.load(tmp_path / "raw.npy")
+    assert raw.shape == (11, 13, 28, 28)
+    np.testing.assert_array_equal(raw, one.cells)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_large_grid_downsampled_and_guarded(tmp_path):
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.1]), 0.5))
+    assert cell_pixels(21) == 28 and cell_pixels(1001) == 4
+    grid = decode_grid(dec, GridSpec(steps=(301, 5)), batch_size=512)
+    assert grid.cells.shape == (5, 301, 7, 7)
+    np.testing.assert_allclose(grid.cells.mean(axis=(2, 3)), grid.brightness, atol=1e-6)
+    with pytest.raises(AtlasError, match="limit is 1000 cells"):
+        decode_grid(dec, GridSpec(steps=(40, 40)), cell_px=28, memory_cells=1000)
+
+
+def test_downsample_area_average():
+    img = np.arange(28 * 28, dtype=np.float32).reshape(1, 28, 28)
+    small = downsample(img, 14)
+    assert small[0, 0, 0] == pytest.approx((0 + 1 + 28 + 29) / 4)
+    assert downsample(img, 1)[0, 0, 0] == pytest.approx(img.mean())
+
+
+def test_grid_cli_writes_mosaic(tmp_path, capsys):
+    from toolkit.cli import main
+
+    toy_pair(tmp_path / "toy")
+    rc = main(["grid", "--model", str(tmp_path / "toy"), "--out", str(tmp_path / "g"),
+               "--steps", "5", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    png = tmp_path / "g" / "toy_linear_5x5.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert str(png) in capsys.readouterr().out
+
+
+def test_grid_cli_bad_steps_one_line(tmp_path, capsys):
+    from toolkit.cli import main
+
+    toy_pair(tmp_path / "toy")
+    rc = main(["grid", "--model", str(tmp_path / "toy"), "--out", str(tmp_path / "g"),
+               "--steps", "0"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "grid steps 0" in err
+    assert not (tmp_path / "g").exists() or not any((tmp_path / "g").iterdir())
+
+
+def test_metadata_json_is_valid(tmp_path):
+    toy_pair(tmp_path)
+    dec = ModelPair.from_dir(tmp_path).decoder
+    assert dec.metadata["role"] == "decoder"
+    assert json.dumps(dec.metadata)
