@@ -88,22 +88,24 @@ def linear_encoder(path: Path, projection: np.ndarray) -> Path:
 
 
 def prototype_classifier(path: Path, prototypes: np.ndarray, scale: float = 50.0) -> Path:
-    """logits_k = -scale · mean((x - p_k)²); features = the flattened image (784-d)."""
+    """logits_k = -scale · mean((x - p_k)²); features = a fixed random 16-d projection."""
     k = len(prototypes)
     p = prototypes.reshape(k, 784).astype(np.float32)
     # -scale/784 · (|x|² - 2 x·p + |p|²): the |x|² term is the same for every class, dropped.
     w = (2 * scale / 784) * p.T
     c = -(scale / 784) * (p**2).sum(axis=1)
     nodes = [
-        helper.make_node("Flatten", ["image"], ["features"]),
-        helper.make_node("Gemm", ["features", "W", "c"], ["logits"]),
+        helper.make_node("Flatten", ["image"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W", "c"], ["logits"]),
+        helper.make_node("MatMul", ["flat", "R"], ["features"]),
     ]
     graph = helper.make_graph(
         nodes, "prototype_classifier",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k]),
-         helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 784])],
-        [_init("W", w), _init("c", c)],
+         helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 16])],
+        [_init("W", w), _init("c", c),
+         _init("R", np.random.default_rng(1).normal(0, 0.1, (784, 16)))],
     )  # fmt: skip
     return _save(graph, path, {"role": "classifier"})
 

@@ -8,11 +8,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from toolkit.errors import AtlasError
 
 if TYPE_CHECKING:
+    from analysis.pipeline import AnalysisConfig
+    from analysis.report import ComparisonConfig
     from toolkit.grid import GridSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -219,6 +221,12 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="grids", help="output folder (default: %(default)s)")
     p.add_argument("--npy", action="store_true", help="also write the raw cells [ny, nx, 28, 28]")
+    p.add_argument(
+        "--cell-px",
+        type=int,
+        choices=[1, 2, 4, 7, 14, 28],
+        help="mosaic pixels per cell (default: 28, less for grids wider than 146)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_data_flag(p)
     _add_grid_flags(p)
@@ -243,7 +251,7 @@ def _grid(args: argparse.Namespace) -> None:
             embeddings = pair.encoder(load_fashion_mnist(_data_dir(args)).test.float_images())
         stem = f"{pair.name}_{spec.mode}_{spec.steps[0]}x{spec.steps[1]}"
         grid = decode_grid(
-            pair.decoder, spec, embeddings, args.batch_size,
+            pair.decoder, spec, embeddings, args.batch_size, cell_px=args.cell_px,
             raw_path=out / f"{stem}.npy" if args.npy else None, progress=not args.no_progress,
         )  # fmt: skip
         title = f"{pair.name.upper()} decoder, {spec.describe()} ({pair.decoder.provider})"
@@ -299,16 +307,182 @@ def _bench(args: argparse.Namespace) -> None:
         print(f"figures written to {args.json}")
 
 
+# ---------------------------------------------------------------------------- analyze / report
+def _add_pair_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vae",
+        default=str(SHIPPED / "vae"),
+        metavar="DIR",
+        help="first model folder, encoder.onnx + decoder.onnx (default: shipped VAE)",
+    )
+    p.add_argument(
+        "--ae",
+        default=str(SHIPPED / "ae"),
+        metavar="DIR",
+        help="second model folder (default: shipped AE)",
+    )
+    p.add_argument(
+        "--classifier",
+        default=str(SHIPPED / "classifier" / "classifier.onnx"),
+        metavar="FILE",
+        help="classifier.onnx (default: the shipped one)",
+    )
+    p.add_argument("--name", default="vae-vs-ae", help="comparison name (default: %(default)s)")
+    p.add_argument(
+        "--labels",
+        nargs=2,
+        default=["VAE", "AE"],
+        metavar=("A", "B"),
+        help="display names of the two models (default: VAE AE)",
+    )
+    p.add_argument(
+        "--gradient-threshold",
+        type=float,
+        default=0.25,
+        help="|∇ brightness| per latent unit counted as a stark transition",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_data_flag(p)
+    _add_grid_flags(p)
+    _add_runtime_flags(p)
+
+
+def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
+    from analysis.pipeline import AnalysisConfig
+    from toolkit.grid import GridSpec
+
+    spec = _grid_spec(args)
+    # The seed's grid (as given by the flags) beside an auto-range grid of the same size.
+    grids = (spec,) if spec.mode == "auto" else (spec, GridSpec(steps=spec.steps, mode="auto"))
+    if not args.gradient_threshold > 0:
+        raise AtlasError(f"--gradient-threshold: {args.gradient_threshold}, expected > 0")
+    return AnalysisConfig(
+        grids=grids, gradient_threshold=args.gradient_threshold, batch_size=args.batch_size,
+        provider=args.provider, threads=args.threads,
+    )  # fmt: skip
+
+
+def _comparison(args: argparse.Namespace) -> ComparisonConfig:
+    from analysis.report import ComparisonConfig
+
+    if args.labels[0] == args.labels[1]:
+        raise AtlasError(f"--labels: both are {args.labels[0]!r}; expected two different names")
+    return ComparisonConfig(
+        name=args.name, model_a=Path(args.vae), model_b=Path(args.ae),
+        classifier=Path(args.classifier), data=_data_dir(args),
+        label_a=args.labels[0], label_b=args.labels[1], analysis=_analysis_config(args),
+    )  # fmt: skip
+
+
+def _stage_bar(total: int, disable: bool) -> tuple[Any, Callable[[str], None]]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="stages", disable=disable)
+
+    def stage(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update()
+
+    return bar, stage
+
+
+def _analyze_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="measure two latent spaces: metrics.json + figures",
+        description="Analyse two encoder/decoder pairs (default: the shipped VAE and AE) with "
+        "the shipped classifier: brightness and its gradients, class maps, embeddings, "
+        "smoothness, reconstruction and sample quality, on the seed's 21×21 grid over [-4,4]² "
+        "and on an auto-range grid. Writes metrics.json and the figures to OUT.",
+    )
+    p.add_argument("--out", default="analysis-out", help="output folder (default: %(default)s)")
+    _add_pair_flags(p)
+    p.set_defaults(func=_analyze)
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    from analysis.report import make_figures, run_analyses
+    from toolkit.atomic import atomic_dir, write_bytes, write_json
+
+    cfg = _comparison(args)
+    bar, stage = _stage_bar(4 + 2 * len(cfg.analysis.grids), args.no_progress)
+    a, b, metrics, data = run_analyses(cfg, stage=stage)
+    stage("plot")
+    figures = make_figures(a, b, data.class_names, data.test.labels)
+    with atomic_dir(Path(args.out)) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+        for f in figures:
+            write_bytes(tmp / "figures" / f.file, f.png)
+    bar.close()
+    print(f"metrics and {len(figures)} figures written to {args.out}/")
+    for f in metrics["findings"]:
+        print(f"- {f['verdict']}: {f['claim']}")
+
+
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="comparison reports (HTML, Markdown, JSON), one or a batch",
+        description="Write a comparison report folder: report.html (self-contained, opens "
+        "offline), report.md (figures beside it), metrics.json (every number, with versions, "
+        "providers and artifact hashes) and timings.json. Default: the shipped VAE vs AE on "
+        "Fashion-MNIST. With --batch FILE, run every [[comparison]] of a TOML file and write "
+        "an index.html ranking the models.",
+    )
+    p.add_argument("--out", default="reports", help="parent folder of the report folders "
+                   "(default: %(default)s)")  # fmt: skip
+    p.add_argument("--batch", metavar="TOML", help="batch file of comparisons (see README)")
+    p.add_argument("--jobs", type=int, default=1, help="comparisons run in parallel processes")
+    _add_pair_flags(p)
+    p.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analysis.report import read_batch, run_batch
+
+    if args.jobs < 1:
+        raise AtlasError(f"--jobs: {args.jobs}, expected >= 1")
+    if args.batch:
+        base = _analysis_config(args)
+        out, comps = read_batch(Path(args.batch), base, SHIPPED / "classifier" / "classifier.onnx")
+        if args.out != "reports":
+            out = Path(args.out)
+    else:
+        comps = [_comparison(args)]
+        out = Path(args.out)
+    done, failed = run_batch(
+        comps, out, args.jobs, progress=not args.no_progress, index=bool(args.batch)
+    )
+    for r in done:
+        print(f"{r['name']}: {r['folder']}/report.html")
+    if args.batch:
+        print(f"index: {out / 'index.html'}")
+    if failed:
+        for name, error in failed:
+            print(f"latent-atlas report: error: {name}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _train_parser,
     _export_parser,
     _grid_parser,
     _bench_parser,
+    _analyze_parser,
+    _report_parser,
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="latent-atlas",
         description="See and measure what an autoencoder's latent space has learned.",
     )
@@ -319,16 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return int(exc.code or 0)
+    try:
+        code = args.func(args)
     except AtlasError as exc:
         print(f"latent-atlas {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"latent-atlas {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return int(code or 0)
 
 
 if __name__ == "__main__":

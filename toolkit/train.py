@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         with open(path, "rb") as fh:
             buf = io.BytesIO(fh.read())
-        return torch.load(buf, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            return torch.load(buf, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise AtlasError(f"checkpoint {path}: not found; run `latent-atlas train` first") from None
     except Exception as exc:  # torch raises UnpicklingError / RuntimeError for unsafe or bad files

@@ -1,0 +1,59 @@
+"""Open a generated report in real headless Chromium (Debian's package, driven by Playwright)
+and check that every figure loaded and the metrics table is there."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SHIPPED
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOT = REPO / "build" / "screenshots" / "report.png"
+
+
+@pytest.fixture(scope="module")
+def real_report(tmp_path_factory, real_data):
+    from analysis.report import ComparisonConfig, run_comparison
+
+    out = tmp_path_factory.mktemp("report") / "vae-vs-ae"
+    cfg = ComparisonConfig("vae-vs-ae", SHIPPED / "vae", SHIPPED / "ae",
+                           SHIPPED / "classifier" / "classifier.onnx")  # fmt: skip
+    run_comparison(cfg, out, data=real_data)
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.real_data
+def test_report_renders_in_chromium(real_report):
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium missing: `make test` installs the Debian package chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        failed_requests: list[str] = []
+        page.on("requestfailed", lambda r: failed_requests.append(r.url))
+        page.goto((real_report / "report.html").as_uri(), wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])"
+        )
+        rows = page.eval_on_selector_all("#metrics-table tbody tr", "els => els.length")
+        findings = page.inner_text("#findings-table")
+        page.screenshot(
+            path=str(SCREENSHOT.parent.mkdir(parents=True, exist_ok=True) or SCREENSHOT)
+        )
+        browser.close()
+    assert len(images) >= 20
+    assert all(done and width > 0 and alt for done, width, alt in images), images
+    assert rows > 50
+    assert "shoes" in findings and any(v in findings.upper() for v in ("CONFIRMED", "REFUTED"))
+    assert failed_requests == []
+    assert SCREENSHOT.stat().st_size > 10_000
+    shutil.copy(SCREENSHOT, real_report / "screenshot.png")

@@ -1,0 +1,214 @@
+"""Known-answer tests of the whole analysis through tiny ONNX models, and the report writer."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, region_decoder
+
+from analysis.compare import flatten
+from analysis.pipeline import AnalysisConfig, Cache, analyze_model
+from analysis.report import ComparisonConfig, fmt, read_batch, run_batch
+from toolkit.data import CLASS_NAMES, FashionMNIST, Split
+from toolkit.errors import AtlasError
+from toolkit.grid import GridSpec
+
+SEED_GRID = GridSpec()
+FAST = AnalysisConfig(grids=(SEED_GRID,), n_samples=300, trust_sample=100, silhouette_sample=200)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """Ten random prototypes (one per class), test images = prototypes + noise, a prototype
+    classifier, and model folders whose decoders are known functions of z."""
+    root = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    protos = rng.random((10, 28, 28)).astype(np.float32)
+    labels = np.repeat(np.arange(10), 20).astype(np.uint8)
+    noisy = np.clip(protos[labels] + rng.normal(0, 0.05, (200, 28, 28)), 0, 1)
+    test = Split((noisy * 255).round().astype(np.uint8), labels)
+    data = FashionMNIST(test, test, CLASS_NAMES, "0" * 64, str(root))
+    prototype_classifier(root / "classifier.onnx", protos)
+    projection = rng.normal(0, 0.1, (784, 2))
+    folders = {}
+    for name, make in {
+        "linear": lambda p: linear_decoder(p, np.array([0.05, 0.0]), 0.5),
+        "regions": lambda p: region_decoder(p, protos[0], protos[1], split=0.0),
+        "constant": lambda p: linear_decoder(p, np.array([0.0, 0.0]), 0.3),
+    }.items():
+        folder = root / name
+        linear_encoder(folder / "encoder.onnx", projection)
+        make(folder / "decoder.onnx")
+        folders[name] = folder
+    return {"root": root, "data": data, "protos": protos, **folders}
+
+
+def _analyze(toy, name, cfg=FAST):
+    return analyze_model(toy[name], toy["root"] / "classifier.onnx", toy["data"], cfg, Cache())
+
+
+def test_linear_decoder_gradient_equals_slope(toy):
+    g = _analyze(toy, "linear").grids[0]
+    np.testing.assert_allclose(g.d_dz1, 0.05, atol=1e-6)  # brightness = 0.05·z1 + 0.5
+    np.testing.assert_allclose(g.gradient, 0.05, atol=1e-6)
+    assert g.metrics["brightness"]["gradient"]["mean"] == pytest.approx(0.05, abs=1e-6)
+    assert g.metrics["brightness"]["gradient"]["stark_share"] == 0.0  # 0.05 < 0.25
+    # every pixel is 0.05·z1 + 0.5, so the pixel sensitivity is 0.05 per latent unit too
+    assert g.metrics["smoothness"]["mean"] == pytest.approx(0.05, abs=1e-6)
+    assert g.metrics["brightness"]["seed_top_rows"]["mean_abs_d_dz1"] == pytest.approx(0.05)
+
+
+def test_region_decoder_class_shares_equal_areas(toy):
+    g = _analyze(toy, "regions").grids[0]
+    # x = linspace(-4, 4, 21): 10 columns have z1 < 0 (class 0), 11 have z1 >= 0 (class 1)
+    shares = g.metrics["classes"]["shares"]
+    assert shares[CLASS_NAMES[0]] == pytest.approx(10 / 21)
+    assert shares[CLASS_NAMES[1]] == pytest.approx(11 / 21)
+    assert g.metrics["classes"]["classes_present"] == 2
+    assert g.metrics["classes"]["ambiguous_share"] == 0.0
+    assert (g.labels[:, :10] == 0).all() and (g.labels[:, 10:] == 1).all()
+    # brightness jumps only between the two middle columns
+    assert g.gradient[:, :9].max() == pytest.approx(0, abs=1e-6)
+    assert g.gradient[:, 9:11].min() > 0
+
+
+def test_constant_decoder_zero_gradient_one_class(toy):
+    m = _analyze(toy, "constant")
+    g = m.grids[0]
+    assert g.gradient.max() == pytest.approx(0, abs=1e-7)
+    assert g.metrics["smoothness"]["max"] == pytest.approx(0, abs=1e-7)
+    assert g.metrics["classes"]["classes_present"] == 1
+    assert max(g.metrics["classes"]["shares"].values()) == 1.0
+    assert g.metrics["brightness"]["mean"] == pytest.approx(0.3, abs=1e-6)
+
+
+def test_model_level_metrics_are_plain_json(toy):
+    m = _analyze(toy, "linear")
+    text = json.dumps(m.metrics, allow_nan=False)
+    assert json.loads(text) == m.metrics
+    assert 0 <= m.metrics["embedding"]["knn_accuracy"] <= 1
+    assert m.metrics["grids"]["linear_21x21"]["embeddings_inside_share"] == 1.0  # tiny codes
+
+
+def test_auto_grid_spans_embedding_percentiles(toy):
+    cfg = replace(FAST, grids=(GridSpec(steps=(5, 5), mode="auto"),))
+    m = _analyze(toy, "linear", cfg)
+    lo, hi = np.percentile(m.embeddings[:, 0], [1, 99])
+    assert m.grids[0].grid.x[0] == pytest.approx(lo) and m.grids[0].grid.x[-1] == pytest.approx(hi)
+    assert m.grids[0].metrics["embeddings_inside_share"] == pytest.approx(0.96, abs=0.03)
+
+
+# ---------------------------------------------------------------- reports
+def _batch_file(toy, tmp_path: Path, names=("good", "broken")) -> Path:
+    broken = tmp_path / "broken-model"
+    broken.mkdir(exist_ok=True)
+    (broken / "encoder.onnx").write_bytes(b"not onnx at all")
+    (broken / "decoder.onnx").write_bytes(b"")
+    text = f'out = "{tmp_path / "reports"}"\nclassifier = "{toy["root"] / "classifier.onnx"}"\n'
+    for name in names:
+        b = broken if name == "broken" else toy["regions"]
+        text += (
+            f'[[comparison]]\nname = "{name}"\nmodel_a = "{toy["linear"]}"\n'
+            f'model_b = "{b}"\n[[comparison.grid]]\nsteps = 5\n'
+        )
+    path = tmp_path / "batch.toml"
+    path.write_text(text)
+    return path
+
+
+def _run(toy, path, jobs=1):
+    out, comps = read_batch(path, FAST, toy["root"] / "classifier.onnx")
+    data = toy["data"]
+    # the toy dataset is not on disk: hand it to each comparison through the cache-free path
+    import analysis.report as rep
+
+    real = rep.load_fashion_mnist
+    rep.load_fashion_mnist = lambda folder=None: data
+    try:
+        return out, run_batch(comps, out, jobs=jobs, progress=False)
+    finally:
+        rep.load_fashion_mnist = real
+
+
+def test_batch_continues_past_a_broken_entry(toy, tmp_path):
+    out, (done, failed) = _run(toy, _batch_file(toy, tmp_path))
+    assert [r["name"] for r in done] == ["good"]
+    assert failed[0][0] == "broken" and "not a valid ONNX file" in failed[0][1]
+    report = out / "good"
+    assert {p.name for p in report.iterdir()} >= {"report.html", "report.md", "metrics.json"}
+    index = (out / "index.html").read_text()
+    assert 'href="good/report.html"' in index and "broken" in index
+    assert not (out / "broken").exists()
+
+
+def test_cli_batch_exit_code_and_error_line(toy, tmp_path, capsys, monkeypatch):
+    import analysis.report as rep
+    from toolkit.cli import main
+
+    monkeypatch.setattr(rep, "load_fashion_mnist", lambda folder=None: toy["data"])
+    rc = main(["report", "--batch", str(_batch_file(toy, tmp_path)), "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert "error: broken:" in captured.err and "not a valid ONNX file" in captured.err
+    assert "good/report.html" in captured.out
+
+
+def test_script_in_name_is_escaped(toy, tmp_path):
+    evil = "<script>alert(1)</script>"
+    cfg = ComparisonConfig(
+        name="evil", model_a=toy["linear"], model_b=toy["regions"],
+        classifier=toy["root"] / "classifier.onnx", label_a=evil, label_b="B",
+        analysis=replace(FAST, grids=(GridSpec(steps=(5, 5)),)),
+    )  # fmt: skip
+    import analysis.report as rep
+
+    real = rep.load_fashion_mnist
+    rep.load_fashion_mnist = lambda folder=None: toy["data"]
+    try:
+        rep.run_batch([cfg], tmp_path, progress=False)
+    finally:
+        rep.load_fashion_mnist = real
+    html = (tmp_path / "evil" / "report.html").read_text()
+    assert evil not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_metrics_round_trip_and_html_numbers_come_from_it(toy, tmp_path):
+    out, (done, _) = _run(toy, _batch_file(toy, tmp_path, names=("good",)))
+    folder = out / "good"
+    text = (folder / "metrics.json").read_text()
+    metrics = json.loads(text)
+    assert json.dumps(metrics, indent=2, sort_keys=True) + "\n" == text
+    assert metrics == json.loads(json.dumps(done[0]["metrics"]))
+    known = {fmt(v) for v in flatten(metrics).values() if isinstance(v, int | float)}
+    for block in metrics["table"]:
+        known |= {fmt(v) for v in (block["a"], block["b"], block["diff"]) if v is not None}
+    html = (folder / "report.html").read_text()
+    cells = re.findall(r"<td>([-+0-9.e]+)</td>", html)
+    assert len(cells) > 50
+    missing = [c for c in cells if c not in known]
+    assert missing == []
+
+
+def test_batch_file_errors(tmp_path):
+    def check(text, message):
+        path = tmp_path / "b.toml"
+        path.write_text(text)
+        with pytest.raises(AtlasError, match=message):
+            read_batch(path, FAST, tmp_path / "c.onnx")
+
+    entry = '[[comparison]]\nname = "x"\nmodel_a = "a"\nmodel_b = "b"\n'
+    check("colour = 1\n" + entry, r"unknown key\(s\) \['colour'\]")
+    check('[[comparison]]\nname = "x"\nmodel_a = "a"\n', r"missing \['model_b'\]")
+    check(entry + entry, "duplicate name 'x'")
+    check(entry + "speed = 3\n", r"unknown key\(s\) \['speed'\]")
+    check("out = [\n", "not valid TOML")
+    check("", "no \\[\\[comparison\\]\\] entries")
+    check(entry + "[[comparison.grid]]\nsteps = 0\n", "grid steps 0")
+    with pytest.raises(AtlasError, match="not found"):
+        read_batch(tmp_path / "nope.toml", FAST, tmp_path / "c.onnx")
