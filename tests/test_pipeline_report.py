@@ -9,43 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, region_decoder
 
 from analysis.compare import flatten
 from analysis.pipeline import AnalysisConfig, Cache, analyze_model
 from analysis.report import ComparisonConfig, fmt, read_batch, run_batch
-from toolkit.data import CLASS_NAMES, FashionMNIST, Split
+from toolkit.data import CLASS_NAMES
 from toolkit.errors import AtlasError
 from toolkit.grid import GridSpec
 
 SEED_GRID = GridSpec()
 FAST = AnalysisConfig(grids=(SEED_GRID,), n_samples=300, trust_sample=100, silhouette_sample=200)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """Ten random prototypes (one per class), test images = prototypes + noise, a prototype
-    classifier, and model folders whose decoders are known functions of z."""
-    root = tmp_path_factory.mktemp("toy")
-    rng = np.random.default_rng(0)
-    protos = rng.random((10, 28, 28)).astype(np.float32)
-    labels = np.repeat(np.arange(10), 20).astype(np.uint8)
-    noisy = np.clip(protos[labels] + rng.normal(0, 0.05, (200, 28, 28)), 0, 1)
-    test = Split((noisy * 255).round().astype(np.uint8), labels)
-    data = FashionMNIST(test, test, CLASS_NAMES, "0" * 64, str(root))
-    prototype_classifier(root / "classifier.onnx", protos)
-    projection = rng.normal(0, 0.1, (784, 2))
-    folders = {}
-    for name, make in {
-        "linear": lambda p: linear_decoder(p, np.array([0.05, 0.0]), 0.5),
-        "regions": lambda p: region_decoder(p, protos[0], protos[1], split=0.0),
-        "constant": lambda p: linear_decoder(p, np.array([0.0, 0.0]), 0.3),
-    }.items():
-        folder = root / name
-        linear_encoder(folder / "encoder.onnx", projection)
-        make(folder / "decoder.onnx")
-        folders[name] = folder
-    return {"root": root, "data": data, "protos": protos, **folders}
 
 
 def _analyze(toy, name, cfg=FAST):

@@ -24,13 +24,16 @@ def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(array, np.float32), name)
 
 
-def linear_decoder(path: Path, weights: np.ndarray, bias: float, latent_dim: int = 2) -> Path:
-    """Every pixel = weights · z + bias, so brightness = weights · z + bias.
-    Output ``[N, 1, 28, 28]``."""
+def linear_decoder(
+    path: Path, weights: np.ndarray, bias: float, latent_dim: int = 2, sigmoid: bool = False
+) -> Path:
+    """Every pixel = weights · z + bias (through a sigmoid if asked), so brightness is that
+    same function of z. Output ``[N, 1, 28, 28]``."""
     w = np.repeat(np.asarray(weights, np.float32).reshape(latent_dim, 1), 784, axis=1)
     nodes = [
         helper.make_node("MatMul", ["z", "W"], ["h"]),
-        helper.make_node("Add", ["h", "b"], ["flat"]),
+        helper.make_node("Add", ["h", "b"], ["pre"]),
+        helper.make_node("Sigmoid" if sigmoid else "Identity", ["pre"], ["flat"]),
         helper.make_node("Reshape", ["flat", "shape"], ["image"]),
     ]
     graph = helper.make_graph(

@@ -1,0 +1,105 @@
+"""Nothing half-written, and the same inputs give the same numbers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import analysis.report as rep
+from analysis.pipeline import AnalysisConfig
+from analysis.report import ComparisonConfig, run_comparison
+from toolkit.atomic import atomic_open, write_text
+from toolkit.grid import GridSpec
+
+FAST = AnalysisConfig(grids=(GridSpec(steps=(5, 5)),), n_samples=300, trust_sample=100,
+                      silhouette_sample=200)  # fmt: skip
+
+
+def _cfg(toy, name="cmp"):
+    return ComparisonConfig(name, toy["linear"], toy["regions"], toy["root"] / "classifier.onnx",
+                            analysis=FAST)  # fmt: skip
+
+
+def _tree(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_inputs_byte_identical_metrics(toy, tmp_path):
+    run_comparison(_cfg(toy), tmp_path / "one", data=toy["data"])
+    run_comparison(_cfg(toy), tmp_path / "two", data=toy["data"])
+    one = (tmp_path / "one" / "metrics.json").read_bytes()
+    assert one == (tmp_path / "two" / "metrics.json").read_bytes()
+    assert b"seconds" not in one and b"finished" not in one  # timings live in timings.json
+    assert b"seconds" in (tmp_path / "one" / "timings.json").read_bytes()
+
+
+@pytest.mark.parametrize("fail_at", ["plot", "write"])
+def test_injected_failure_keeps_previous_report(toy, tmp_path, monkeypatch, fail_at):
+    out = tmp_path / "cmp"
+    run_comparison(_cfg(toy), out, data=toy["data"])
+    before = _tree(out)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt  # what Ctrl-C looks like mid-way
+
+    monkeypatch.setattr(rep, "make_figures" if fail_at == "plot" else "render", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(_cfg(toy), out, data=toy["data"])
+    assert _tree(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["cmp"]  # no temp folders left behind
+
+
+def test_injected_failure_without_previous_leaves_nothing(toy, tmp_path, monkeypatch):
+    monkeypatch.setattr(rep, "render", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError):
+        run_comparison(_cfg(toy), tmp_path / "cmp", data=toy["data"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_file_write(tmp_path):
+    path = write_text(tmp_path / "a.txt", "complete")
+    with pytest.raises(OSError), atomic_open(path, "wb") as fh:
+        fh.write(b"half")
+        raise OSError("disk full")
+    assert path.read_text() == "complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+SIGINT_SCRIPT = """
+import sys, time
+import analysis.report as rep
+real = rep.make_figures
+def slow(*a, **k):
+    figs = real(*a, **k)
+    print("plotted", flush=True)
+    time.sleep(60)
+    return figs
+rep.make_figures = slow
+from toolkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.real_data
+def test_sigint_mid_report_leaves_no_partial_output(toy, tmp_path, real_data):
+    """A real Ctrl-C (SIGINT) to a real `latent-atlas report` process (on the real test set,
+    toy models), after its figures are drawn and before anything is written."""
+    env = dict(os.environ)
+    args = [sys.executable, "-c", SIGINT_SCRIPT, "report", "--vae", str(toy["linear"]),
+            "--ae", str(toy["regions"]), "--classifier", str(toy["root"] / "classifier.onnx"),
+            "--out", str(tmp_path / "out"), "--steps", "5", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert line.strip() == "plotted", err
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    out = tmp_path / "out"
+    assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []
