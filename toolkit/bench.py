@@ -39,11 +39,18 @@ class BenchConfig:
     measure_memory: bool = True
 
 
-def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Best-of-``repeats`` float32 ``n×n @ n×n`` rate through torch (same BLAS as the baseline)."""
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    torch.mm(a, b)
-    best = _best(repeats, torch.mm, a, b)
+def gemm_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Best-of-``repeats`` float32 ``n×n @ n×n`` rate through torch (same BLAS as the
+    baseline), on the device the decode runs on."""
+    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+
+    def mm() -> None:
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    mm()
+    best = _best(repeats, mm)
     return 2 * n**3 / best / 1e9
 
 
@@ -79,7 +86,7 @@ def _grid_points(n: int) -> np.ndarray:
     return spec.points(x, y, 2, 0, n * n)
 
 
-def seed_loop(decoder: torch.nn.Module, n: int) -> None:
+def seed_loop(decoder: torch.nn.Module, n: int, device: str = "cpu") -> None:
     """The seed study's loop (with its assignment moved inside the inner loop)."""
     xs = np.linspace(-4, 4, n)
     xx, yy = np.meshgrid(xs, xs)
@@ -89,7 +96,7 @@ def seed_loop(decoder: torch.nn.Module, n: int) -> None:
             for i in range(n):
                 z = torch.tensor([xx[j, i], yy[j, i]], dtype=torch.float32).view(1, 2)
                 image[j * 28 : (j + 1) * 28, i * 28 : (i + 1) * 28] = (
-                    decoder(z).view(28, 28).numpy()
+                    decoder(z.to(device)).view(28, 28).cpu().numpy()
                 )
 
 
@@ -146,16 +153,16 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
         device = "cuda"
     torch_decoder = torch_decoder.to(device)
     flops = decoder_flops(cfg.decoder)
-    gemm = gemm_gflops()
+    gemm = gemm_gflops(4096 if device == "cuda" else 2048, device=device)
     rows = []
     for n in cfg.sizes:
         cells = n * n
         timings: dict[str, float | None] = {}
         # warm-ups, then best of `repeats` (each decode is long enough at the large sizes)
         reps = cfg.repeats if cells <= 50_000 else 1
-        if cells <= SEED_LOOP_MAX_CELLS and device == "cpu":
-            seed_loop(torch_decoder, 3)
-            timings["seed_loop"] = _best(reps, seed_loop, torch_decoder, n)
+        if cells <= SEED_LOOP_MAX_CELLS:
+            seed_loop(torch_decoder, 3, device)
+            timings["seed_loop"] = _best(reps, seed_loop, torch_decoder, n, device)
         else:
             timings["seed_loop"] = None
         torch_batched(torch_decoder, 5, cfg.batch_size, device)
@@ -180,6 +187,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
     result = {
         "decoder": str(cfg.decoder),
         "provider": ort_decoder.provider,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "threads": cfg.threads or torch.get_num_threads(),
         "batch_size": cfg.batch_size,
         "gemm_gflops": gemm,
@@ -205,7 +213,8 @@ def format_table(result: dict) -> str:
     lines = [
         f"decoder: {result['decoder']}  provider: {result['provider']}  "
         f"threads: {result['threads']}  batch: {result['batch_size']}",
-        f"GEMM calibration (float32 2048³, torch): {result['gemm_gflops']:.1f} GFLOP/s; "
+        f"GEMM calibration (float32, torch, {result['device']}): "
+        f"{result['gemm_gflops']:.1f} GFLOP/s; "
         f"decoder: {s(result['decoder_mflop_per_cell'])} MFLOP/cell",
         "",
         f"{'grid':>10} {'seed loop s':>12} {'torch s':>10} {'onnx s':>10} "

@@ -7,6 +7,7 @@ provider was actually used, and validates every input before onnxruntime sees it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -214,6 +215,11 @@ def load_model(
         opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
     wanted = resolve_providers(provider, ort.get_available_providers())
+    if wanted[0] == PROVIDERS["cuda"] and hasattr(ort, "preload_dlls"):
+        # onnxruntime-gpu finds CUDA/cuDNN from the nvidia-* pip packages (torch's) this way;
+        # if that fails, the session falls back and check_used_provider says so.
+        with contextlib.suppress(Exception):
+            ort.preload_dlls()
     try:
         session = ort.InferenceSession(model.SerializeToString(), opts, providers=wanted)
     except Exception as exc:
