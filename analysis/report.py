@@ -86,7 +86,7 @@ def make_figures(
     out: list[FigureFile] = []
 
     def add(file: str, title: str, alt: str, fig: Any) -> None:
-        out.append(FigureFile(file, title, alt, plots.figure_png_bytes(fig, dpi=80)))
+        out.append(FigureFile(file, title, alt, plots.figure_png_bytes(fig, dpi=100)))
 
     for m in (a, b):
         first = m.grids[0].grid

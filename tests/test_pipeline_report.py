@@ -185,3 +185,12 @@ def test_batch_file_errors(tmp_path):
     check(entry + "[[comparison.grid]]\nsteps = 0\n", "grid steps 0")
     with pytest.raises(AtlasError, match="not found"):
         read_batch(tmp_path / "nope.toml", FAST, tmp_path / "c.onnx")
+
+
+def test_parallel_jobs_match_serial(toy, tmp_path):
+    path = _batch_file(toy, tmp_path, names=("one", "broken", "two"))
+    out, (done, failed) = _run(toy, path, jobs=2)  # forked workers inherit the toy dataset
+    assert [r["name"] for r in done] == ["one", "two"] and [f[0] for f in failed] == ["broken"]
+    assert (out / "one" / "metrics.json").read_bytes() == (
+        out / "two" / "metrics.json"
+    ).read_bytes().replace(b'"comparison": "two"', b'"comparison": "one"')

@@ -255,9 +255,11 @@ def _grid(args: argparse.Namespace) -> None:
             raw_path=out / f"{stem}.npy" if args.npy else None, progress=not args.no_progress,
         )  # fmt: skip
         title = f"{pair.name.upper()} decoder, {spec.describe()} ({pair.decoder.provider})"
-        png = write_bytes(
-            out / f"{stem}.png", figure_png_bytes(mosaic_figure(grid.cells, grid.x, grid.y, title))
-        )
+        # dpi so that the mosaic (about 4.8 in wide on the figure) keeps one pixel per pixel
+        mosaic_px = grid.cells.shape[1] * grid.cells.shape[3]
+        dpi = int(min(1000, max(100, mosaic_px / 4.8)))
+        fig = mosaic_figure(grid.cells, grid.x, grid.y, title)
+        png = write_bytes(out / f"{stem}.png", figure_png_bytes(fig, dpi=dpi))
         print(f"{pair.name}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
 
 
