@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -41,11 +42,10 @@ def write_idx_folder(folder: Path, n_train: int = 12, n_test: int = 6, gz: bool 
 def real_data():
     from toolkit.data import load_fashion_mnist
 
-    if not (DEFAULT_DATA_DIR / "t10k-labels-idx1-ubyte.gz").exists():
-        pytest.fail(
-            "real Fashion-MNIST missing: run `make test` (it installs dataset-fashion-mnist)"
-        )
-    return load_fashion_mnist()
+    folder = Path(os.environ.get("LATENT_ATLAS_DATA", DEFAULT_DATA_DIR))
+    if not folder.is_dir():
+        pytest.fail(f"real Fashion-MNIST missing in {folder}: run `make test` (it installs it)")
+    return load_fashion_mnist(folder)
 
 
 @pytest.fixture(scope="session")

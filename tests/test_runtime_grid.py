@@ -169,11 +169,12 @@ def test_streamed_equals_one_shot(tmp_path):
     spec = GridSpec(steps=(13, 11))
     one = decode_grid(dec, spec, batch_size=10_000)
     streamed = decode_grid(dec, spec, batch_size=7, raw_path=tmp_path / "raw.npy")
-    np.testing.assert_array_equal(one.cells, streamed.cells)
-    np.testing.assert_array_equal(one.brightness, streamed.brightness)
+    # bit-equal on the CPU; on CUDA another batch size may pick another kernel (last-bit noise)
+    np.testing.assert_allclose(one.cells, streamed.cells, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(one.brightness, streamed.brightness, rtol=0, atol=1e-6)
     raw = np.load(tmp_path / "raw.npy")
     assert raw.shape == (11, 13, 28, 28)
-    np.testing.assert_array_equal(raw, one.cells)
+    np.testing.assert_array_equal(raw, streamed.cells)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -51,6 +51,12 @@ def resolve_providers(requested: str, available: list[str]) -> list[str]:
     return [PROVIDERS["cpu"]]
 
 
+def _with_options(provider: str) -> str | tuple[str, dict[str, str]]:
+    # TF32 (onnxruntime's CUDA default on Ampere and newer) keeps 10 mantissa bits: errors of
+    # ~1e-3 relative, far above CPU float32. A measuring tool wants float32 on both.
+    return (provider, {"use_tf32": "0"}) if provider == PROVIDERS["cuda"] else provider
+
+
 def check_used_provider(requested: str, used: list[str]) -> str:
     """Name the provider a session really runs on; CUDA demanded but fallen back is an error."""
     actual = "cuda" if used and used[0] == PROVIDERS["cuda"] else "cpu"
@@ -221,7 +227,9 @@ def load_model(
         with contextlib.suppress(Exception):
             ort.preload_dlls()
     try:
-        session = ort.InferenceSession(model.SerializeToString(), opts, providers=wanted)
+        session = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=[_with_options(p) for p in wanted]
+        )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise AtlasError(f"model {path}: onnxruntime refused it ({first})") from None
