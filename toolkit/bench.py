@@ -121,7 +121,13 @@ from toolkit.grid import GridSpec, decode_grid
 from toolkit.runtime import load_model
 dec = load_model(sys.argv[1], "decoder", sys.argv[2], int(sys.argv[3]))
 grid = decode_grid(dec, GridSpec(steps=(1001, 1001)), batch_size=int(sys.argv[4]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM is this process's own peak; ru_maxrss would also count the parent's pages that
+# the fork copied before exec (the bench parent holds torch: hundreds of MB).
+try:
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    print(int(status.split()[0]))
+except (OSError, IndexError):
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 

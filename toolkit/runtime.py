@@ -155,7 +155,7 @@ class OnnxModel:
             outs = self.session.run(None, {self.input_name: x[start : start + batch_size]})
             for acc, out in zip(parts, outs, strict=True):
                 acc.append(out)
-        return [np.concatenate(p) for p in parts]
+        return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
 
     def __call__(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """First output; decoders' images come back as ``[N, 28, 28]``."""
