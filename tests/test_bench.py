@@ -26,9 +26,7 @@ def test_small_bench_runs_and_reports(tmp_path, capsys):
     assert [r["cells"] for r in result["rows"]] == [9, 25]
     row = result["rows"][0]
     assert set(row["seconds"]) == {"seed_loop", "torch_batched", "onnx_batched"}
-    assert row["onnx_gflops"] == pytest.approx(
-        9 * 1_065_984 / row["seconds"]["onnx_batched"] / 1e9
-    )
+    assert row["onnx_gflops"] == pytest.approx(9 * 1_065_984 / row["seconds"]["onnx_batched"] / 1e9)
     assert "21x21" not in format_table(result) and "5x5" in format_table(result)
     rc = main(["bench", "--sizes", "3", "--repeats", "1", "--no-memory",
                "--json", str(tmp_path / "b.json")])  # fmt: skip
