@@ -20,6 +20,7 @@ from analysis import classes as cl
 from analysis import embeddings as em
 from analysis import samples as sa
 from toolkit.data import FashionMNIST
+from toolkit.errors import AtlasError
 from toolkit.grid import DecodedGrid, GridSpec, decode_grid
 from toolkit.runtime import ModelPair, OnnxModel, load_classifier
 
@@ -180,15 +181,13 @@ def analyze_model(
     names = data.class_names
     rng = np.random.default_rng(cfg.seed)
 
+    if pair.encoder.latent_dim < 2:
+        raise AtlasError(f"model {folder}: latent_dim {pair.encoder.latent_dim}, expected >= 2")
     stage(f"{pair.name}: embed")
     emb_key = f"{pair.encoder.sha256}:{data.sha256}"
     if emb_key not in cache.embeddings:
         cache.embeddings[emb_key] = pair.encoder(x_test, cfg.batch_size)
     emb = cache.embeddings[emb_key]
-    if pair.encoder.latent_dim < 2:
-        from toolkit.errors import AtlasError
-
-        raise AtlasError(f"model {folder}: latent_dim {pair.encoder.latent_dim}, expected >= 2")
     mean, cov = em.gaussian_fit(emb)
     centroids, spreads = em.class_centroids(emb, labels, len(names))
     sub = rng.choice(len(emb), min(cfg.trust_sample, len(emb)), replace=False)
@@ -210,7 +209,7 @@ def analyze_model(
     stage(f"{pair.name}: reconstruct")
     x_hat = pair.decoder(emb, cfg.batch_size)[:, None]
     rec = sa.reconstruction_errors(x_test, x_hat)
-    rec_logits = clf(x_hat.astype(np.float32), cfg.batch_size)
+    rec_logits, rec_feats = clf.run(x_hat.astype(np.float32), cfg.batch_size)
     reconstruction = {
         "mse": _r(rec["mse"]),
         "bce": _r(rec["bce"]),
@@ -236,9 +235,7 @@ def analyze_model(
         feats = clf.run(images, cfg.batch_size)[1]
         samples[f"frechet_{src}"] = _r(sa.frechet_from_features(feats, real_feats))
     # Reference point: the Fréchet distance of the model's own reconstructions.
-    samples["frechet_reconstructions"] = _r(
-        sa.frechet_from_features(clf.run(x_hat.astype(np.float32), cfg.batch_size)[1], real_feats)
-    )
+    samples["frechet_reconstructions"] = _r(sa.frechet_from_features(rec_feats, real_feats))
 
     grids = []
     for spec in cfg.grids:

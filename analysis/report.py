@@ -24,7 +24,7 @@ import tomllib
 from tqdm.auto import tqdm
 
 from analysis import plots
-from analysis.compare import Finding, as_dicts, comparison_table, findings, flatten
+from analysis.compare import Finding, Row, as_dicts, comparison_table, findings, flatten
 from analysis.pipeline import FOOTWEAR, AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from toolkit.atomic import atomic_dir, ensure_writable_dir, write_bytes, write_json, write_text
 from toolkit.data import FashionMNIST, load_fashion_mnist
@@ -230,7 +230,7 @@ def run_comparison(
     t0 = time.perf_counter()
     a, b, metrics, data = run_analyses(cfg, cache, data, stage, times)
     names = data.class_names
-    table = comparison_table(a.metrics, b.metrics)
+    table = [Row(**r) for r in metrics["table"]]
     found = [Finding(**f) for f in metrics["findings"]]
     stage(f"{cfg.name}: plot")
     t = time.perf_counter()
