@@ -16,6 +16,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# onnxruntime and onnxruntime-gpu share the module `onnxruntime`: switching extras
+	@# removes both before installing the one asked for.
+	@other=$(if $(findstring gpu,$(EXTRAS)),onnxruntime,onnxruntime-gpu); \
+	if $(BIN)/pip show -q $$other 2>/dev/null; then $(BIN)/pip uninstall -y -q onnxruntime onnxruntime-gpu; fi
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
