@@ -46,14 +46,21 @@ def test_report_renders_in_chromium(real_report):
         )
         rows = page.eval_on_selector_all("#metrics-table tbody tr", "els => els.length")
         findings = page.inner_text("#findings-table")
-        page.screenshot(
-            path=str(SCREENSHOT.parent.mkdir(parents=True, exist_ok=True) or SCREENSHOT)
-        )
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+        light = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        dark_page = browser.new_page(color_scheme="dark")
+        dark_page.goto((real_report / "report.html").as_uri(), wait_until="load")
+        dark = dark_page.evaluate("getComputedStyle(document.body).backgroundColor")
+        dark_text = dark_page.evaluate("getComputedStyle(document.body).color")
+        dark_page.screenshot(path=str(SCREENSHOT.with_name("report-dark.png")))
         browser.close()
     assert len(images) >= 20
     assert all(done and width > 0 and alt for done, width, alt in images), images
     assert rows > 50
     assert "shoes" in findings and any(v in findings.upper() for v in ("CONFIRMED", "REFUTED"))
     assert failed_requests == []
+    assert light == "rgb(255, 255, 255)"
+    assert dark == "rgb(21, 22, 26)" and dark_text == "rgb(232, 232, 238)"  # readable in dark
     assert SCREENSHOT.stat().st_size > 10_000
     shutil.copy(SCREENSHOT, real_report / "screenshot.png")

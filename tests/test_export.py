@@ -104,3 +104,20 @@ def test_shipped_artifacts_reproduce_their_cards(real_data):
     accuracy = float((logits.argmax(1) == real_data.test.labels).mean())
     assert accuracy == pytest.approx(card["test_metrics_onnx"]["accuracy"], abs=5e-4)
     assert accuracy >= 0.92
+
+
+def test_conv_autoencoder_exports_and_rebuilds(tmp_path):
+    from export.onnx_export import torch_decoder_from_onnx
+
+    torch.manual_seed(0)
+    model = Autoencoder(AutoencoderConfig(kind="ae", arch="conv", hidden=32)).eval()
+    z = np.random.default_rng(0).normal(size=(max(PARITY_BATCHES), 2)).astype(np.float32)
+    meta = {"role": "decoder", "kind": "ae", "latent_dim": "2", "architecture": "conv"}
+    export_one(model.decoder, z, "z", ["image"], meta, tmp_path / "decoder.onnx")
+    decoder = load_model(tmp_path / "decoder.onnx")
+    assert decoder(z[:5]).shape == (5, 28, 28)
+    rebuilt = torch_decoder_from_onnx(tmp_path / "decoder.onnx")
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            rebuilt(torch.from_numpy(z[:5])).numpy()[:, 0], decoder(z[:5]), atol=1e-5
+        )
