@@ -149,10 +149,21 @@ def make_figures(
 
 
 # ---------------------------------------------------------------------------- rendering
-def _env() -> jinja2.Environment:
+def md_escape(value: Any) -> str:
+    """Markdown output: text from files (names, paths) can neither become HTML, which many
+    Markdown renderers pass through, nor break a table row."""
+    text = str(value)
+    for raw, safe in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+        text = text.replace(raw, safe)
+    return text
+
+
+def _env(markdown: bool) -> jinja2.Environment:
+    """HTML templates autoescape; Markdown templates pass every value through md_escape."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("analysis", "templates"),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        autoescape=not markdown,
+        finalize=md_escape if markdown else None,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -169,7 +180,7 @@ def fmt(v: Any) -> str:
 
 
 def render(template: str, **context: Any) -> str:
-    env = _env()
+    env = _env(markdown=template.endswith(".md.j2"))
     env.filters["fmt"] = fmt
     return env.get_template(template).render(**context)
 

@@ -149,6 +149,8 @@ def test_script_in_name_is_escaped(toy, tmp_path):
     html = (tmp_path / "evil" / "report.html").read_text()
     assert evil not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md = (tmp_path / "evil" / "report.md").read_text()
+    assert evil not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
 
 
 def test_metrics_round_trip_and_html_numbers_come_from_it(toy, tmp_path):
@@ -194,3 +196,9 @@ def test_parallel_jobs_match_serial(toy, tmp_path):
     assert (out / "one" / "metrics.json").read_bytes() == (
         out / "two" / "metrics.json"
     ).read_bytes().replace(b'"comparison": "two"', b'"comparison": "one"')
+
+
+def test_markdown_escaping():
+    from analysis.report import md_escape
+
+    assert md_escape("<script>a|b</script> & 'q'") == "&lt;script&gt;a\\|b&lt;/script&gt; &amp; 'q'"
