@@ -274,7 +274,7 @@ def run_comparison(
 
 
 # ---------------------------------------------------------------------------- batch
-BATCH_KEYS = {"out", "data", "classifier", "comparison", "defaults"}
+BATCH_KEYS = {"out", "data", "classifier", "comparison"}
 ENTRY_KEYS = {"name", "model_a", "model_b", "classifier", "data", "label_a", "label_b", "grid"}
 GRID_KEYS = {"steps", "range", "mode", "quantile", "percentiles", "axes", "fixed"}
 

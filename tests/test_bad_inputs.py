@@ -197,7 +197,7 @@ ROWS = [
     Row("batch duplicate names", lambda t: _batch(t, ENTRY + ENTRY), "duplicate name 'x'"),
     Row("batch not TOML", lambda t: _batch(t, "[[comparison\n"), "not valid TOML"),
     Row("output folder not writable", _unwritable, "output folder .*file/out: cannot create it"),
-    Row("pickle checkpoint", _pickle_checkpoint, r"weights.pt: refused .*expected a weights-only state dict"),
+    Row("pickle checkpoint", _pickle_checkpoint, r"weights.pt: refused by torch.load\(weights_only=True\).*expected a weights-only state dict"),
     Row("train epochs zero", lambda t: ["train", "--epochs", "0", "--out", str(t / "out")], "--epochs: 0, expected >= 1"),
     Row("bench size one", lambda t: ["bench", "--sizes", "1", "--decoder", str(t / "d.onnx")], "--sizes: 1, expected N >= 2"),
     Row("report jobs zero", lambda t: ["report", "--jobs", "0", "--out", str(t / "out")], "--jobs: 0, expected >= 1"),

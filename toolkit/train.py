@@ -200,9 +200,11 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise AtlasError(f"checkpoint {path}: not found; run `latent-atlas train` first") from None
     except Exception as exc:  # torch raises UnpicklingError / RuntimeError for unsafe or bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's own message suggests weights_only=False: advice we must not pass on.
         raise AtlasError(
-            f"checkpoint {path}: refused ({first}); expected a weights-only state dict"
+            f"checkpoint {path}: refused by torch.load(weights_only=True) "
+            f"({type(exc).__name__}: it holds more than tensors, or is no checkpoint); "
+            "expected a weights-only state dict"
         ) from None
 
 
