@@ -132,7 +132,7 @@ except (OSError, IndexError):
 
 
 def peak_rss_streamed(cfg: BenchConfig) -> float:
-    """Peak RSS (MiB) of a child process decoding 1001×1001 with a 4-px-per-cell mosaic."""
+    """Peak RSS (MiB) of a child process decoding 1001×1001 with a 2-px-per-cell mosaic."""
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, str(cfg.decoder), cfg.provider,
          str(cfg.threads), str(cfg.batch_size)],

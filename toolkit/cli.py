@@ -225,7 +225,7 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
         "--cell-px",
         type=int,
         choices=[1, 2, 4, 7, 14, 28],
-        help="mosaic pixels per cell (default: 28, less for grids wider than 146)",
+        help="mosaic pixels per cell (default: 28, less for grids wider than 73 cells)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_data_flag(p)

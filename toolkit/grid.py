@@ -122,7 +122,7 @@ class GridSpec:
         return z
 
 
-def cell_pixels(n_cols: int, max_pixels: int = 4096) -> int:
+def cell_pixels(n_cols: int, max_pixels: int = 2048) -> int:
     """Largest divisor of 28 so that a mosaic row of ``n_cols`` cells fits ``max_pixels``."""
     for px in (28, 14, 7, 4, 2, 1):
         if n_cols * px <= max_pixels:
@@ -182,7 +182,7 @@ def decode_grid(
 ) -> DecodedGrid:
     """Decode ``spec`` through ``decoder`` in batches, in bounded memory.
 
-    Large grids keep cells downsampled to ``cell_px`` (default: what fits a 4096-px mosaic);
+    Large grids keep cells downsampled to ``cell_px`` (default: what fits a 2048-px mosaic);
     the full-resolution cells go to ``raw_path`` (``.npy``, ``[ny, nx, 28, 28]`` float32,
     written through a memory map and moved into place at the end) when asked.
     """
