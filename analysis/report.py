@@ -9,18 +9,18 @@ sessions and encodings, and writes an index.html ranking the models.
 from __future__ import annotations
 
 import base64
-import json
 import platform
 import time
+import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import numpy as np
-import tomllib
 from tqdm.auto import tqdm
 
 from analysis import plots
@@ -31,7 +31,6 @@ from toolkit.data import FashionMNIST, load_fashion_mnist
 from toolkit.errors import AtlasError
 from toolkit.grid import GridSpec
 
-VERSION = "0.1.0"
 KEY_METRICS = (  # (label, flattened metric, higher is better)
     ("k-NN accuracy", "embedding.knn_accuracy", True),
     ("silhouette", "embedding.silhouette", True),
@@ -64,7 +63,8 @@ def _env_versions() -> dict[str, str]:
     import sklearn
 
     return {
-        "latent-atlas": VERSION, "python": platform.python_version(), "numpy": np.__version__,
+        "latent-atlas": version("latent-atlas"), "python": platform.python_version(),
+        "numpy": np.__version__,
         "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
         "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__,
     }  # fmt: skip
@@ -423,7 +423,3 @@ def ranking(results: list[dict]) -> list[dict]:
 def write_index(out: Path, results: list[dict], failed: list[tuple[str, str]]) -> Path:
     html = render("index.html.j2", rows=ranking(results), key_metrics=KEY_METRICS, failed=failed)
     return write_text(out / "index.html", html)
-
-
-def metrics_json_text(metrics: dict) -> str:
-    return json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
