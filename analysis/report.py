@@ -186,27 +186,40 @@ def render(template: str, **context: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- one comparison
+class StageTimer:
+    """A stage callback that also times the stages: each call ends the previous stage."""
+
+    def __init__(self, forward: Callable[[str], None]) -> None:
+        self.forward = forward
+        self.seconds: dict[str, float] = {}
+        self._name = ""
+        self._start = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        self.end()
+        self._name, self._start = name, time.perf_counter()
+        self.forward(name)
+
+    def end(self) -> None:
+        if self._name:
+            self.seconds[self._name] = round(time.perf_counter() - self._start, 3)
+            self._name = ""
+
+
 def run_analyses(
     cfg: ComparisonConfig,
     cache: Cache | None = None,
     data: FashionMNIST | None = None,
     stage: Callable[[str], None] = lambda s: None,
-    times: dict[str, float] | None = None,
 ) -> tuple[ModelAnalysis, ModelAnalysis, dict, FashionMNIST]:
     """Analyse both models and compare them: (a, b, metrics dict, dataset)."""
     cache = cache or Cache()
-    times = {} if times is None else times
-    t = time.perf_counter()
+    stage("load data")
     data = data or load_fashion_mnist(cfg.data)
-    times["load data"] = time.perf_counter() - t
-    analyses = []
-    for folder, label in ((cfg.model_a, cfg.label_a), (cfg.model_b, cfg.label_b)):
-        t = time.perf_counter()
-        analyses.append(
-            analyze_model(folder, cfg.classifier, data, cfg.analysis, cache, label, stage)
-        )
-        times[f"analyse {label}"] = time.perf_counter() - t
-    a, b = analyses
+    a, b = (
+        analyze_model(folder, cfg.classifier, data, cfg.analysis, cache, label, stage)
+        for folder, label in ((cfg.model_a, cfg.label_a), (cfg.model_b, cfg.label_b))
+    )
     names = data.class_names
     data_footwear = float(np.isin(data.test.labels, [names.index(c) for c in FOOTWEAR]).mean())
     found = findings(a.metrics, b.metrics, a.grids[0].key, data_footwear,
@@ -237,19 +250,16 @@ def run_comparison(
     if cfg.label_a == cfg.label_b:
         raise AtlasError(f"comparison {cfg.name}: both models are labelled {cfg.label_a!r}")
     ensure_writable_dir(out.parent)
-    times: dict[str, float] = {}
     t0 = time.perf_counter()
-    a, b, metrics, data = run_analyses(cfg, cache, data, stage, times)
+    timer = StageTimer(stage)
+    a, b, metrics, data = run_analyses(cfg, cache, data, timer)
     names = data.class_names
     table = [Row(**r) for r in metrics["table"]]
     found = [Finding(**f) for f in metrics["findings"]]
-    stage(f"{cfg.name}: plot")
-    t = time.perf_counter()
+    timer(f"{cfg.name}: plot")
     figures = make_figures(a, b, names, data.test.labels)
-    times["plot"] = time.perf_counter() - t
 
-    stage(f"{cfg.name}: write")
-    t = time.perf_counter()
+    timer(f"{cfg.name}: write")
     context = dict(
         name=cfg.name, a=a, b=b, table=table, findings=found, metrics=metrics,
         figures=figures, grids=list(zip(a.grids, b.grids, strict=True)), key_metrics=KEY_METRICS,
@@ -265,12 +275,12 @@ def run_comparison(
         write_json(tmp / "metrics.json", metrics)
         write_text(tmp / "report.html", render("report.html.j2", src=html_figs, **context))
         write_text(tmp / "report.md", render("report.md.j2", src=md_figs, **context))
-        times["write"] = time.perf_counter() - t
-        times["total"] = time.perf_counter() - t0
-        seconds = {k: round(v, 2) for k, v in times.items()}
+        timer.end()
+        total = round(time.perf_counter() - t0, 3)
         finished = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json(tmp / "timings.json", {"seconds": seconds, "finished": finished})
-    return {"name": cfg.name, "folder": str(out), "metrics": metrics, "seconds": times}
+        timings = {"stages_seconds": timer.seconds, "total_seconds": total, "finished": finished}
+        write_json(tmp / "timings.json", timings)
+    return {"name": cfg.name, "folder": str(out), "metrics": metrics, "seconds": timer.seconds}
 
 
 # ---------------------------------------------------------------------------- batch

@@ -407,8 +407,8 @@ def _analyze(args: argparse.Namespace) -> None:
     from toolkit.atomic import atomic_dir, write_bytes, write_json
 
     cfg = _comparison(args)
-    # per model: embed, reconstruct, samples, one per grid; then plot
-    bar, stage = _stage_bar(2 * (3 + len(cfg.analysis.grids)) + 1, args.no_progress)
+    # load data; per model: embed, reconstruct, samples, one per grid; then plot
+    bar, stage = _stage_bar(2 * (3 + len(cfg.analysis.grids)) + 2, args.no_progress)
     a, b, metrics, data = run_analyses(cfg, stage=stage)
     stage("plot")
     figures = make_figures(a, b, data.class_names, data.test.labels)
