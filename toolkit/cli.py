@@ -432,8 +432,8 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
         "Fashion-MNIST. With --batch FILE, run every [[comparison]] of a TOML file and write "
         "an index.html ranking the models.",
     )
-    p.add_argument("--out", default="reports", help="parent folder of the report folders "
-                   "(default: %(default)s)")  # fmt: skip
+    p.add_argument("--out", help="parent folder of the report folders (default: reports, or "
+                   "the batch file's `out`)")  # fmt: skip
     p.add_argument("--batch", metavar="TOML", help="batch file of comparisons (see README)")
     p.add_argument("--jobs", type=int, default=1, help="comparisons run in parallel processes")
     _add_pair_flags(p)
@@ -448,11 +448,10 @@ def _report(args: argparse.Namespace) -> int:
     if args.batch:
         base = _analysis_config(args)
         out, comps = read_batch(Path(args.batch), base, SHIPPED / "classifier" / "classifier.onnx")
-        if args.out != "reports":
-            out = Path(args.out)
+        out = Path(args.out) if args.out else out
     else:
         comps = [_comparison(args)]
-        out = Path(args.out)
+        out = Path(args.out or "reports")
     done, failed = run_batch(
         comps, out, args.jobs, progress=not args.no_progress, index=bool(args.batch)
     )
