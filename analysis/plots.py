@@ -26,6 +26,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from numpy.typing import ArrayLike, NDArray
 
+from analysis.validation import check_array, check_coords
+from toolkit.errors import AtlasError
+
 __all__ = [
     "class_color",
     "class_map_figure",
@@ -65,28 +68,20 @@ def class_color(k: int) -> tuple[float, float, float, float]:
 
 
 def _check_cells(cells: ArrayLike) -> NDArray[np.float64]:
-    arr = np.asarray(cells, dtype=np.float64)
-    if arr.ndim != 4 or 0 in arr.shape:
-        raise ValueError(f"cells must be a non-empty [ny, nx, H, W] array, got shape {arr.shape}")
-    return arr
+    return check_array(cells, "cells", shape=("ny", "nx", "H", "W"))
 
 
 def _check_coords(coords: ArrayLike, n: int, name: str) -> NDArray[np.float64]:
-    arr = np.asarray(coords, dtype=np.float64)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite")
-    if n > 1 and not np.all(np.diff(arr) > 0):
-        raise ValueError(f"{name} must be strictly increasing")
-    return arr
+    return check_coords(coords, name, n)
 
 
 def _check_map(values: ArrayLike, ny: int, nx: int, name: str) -> NDArray[np.float64]:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.shape != (ny, nx):
-        raise ValueError(f"{name} must have shape ({ny}, {nx}), got {arr.shape}")
-    return arr
+    # NaN cells are allowed in maps (left blank)
+    return check_array(values, name, shape=(ny, nx), finite=False)
+
+
+def _check_labels(labels: ArrayLike, shape: tuple[int, ...], n_classes: int) -> NDArray[np.int64]:
+    return check_array(labels, "labels", shape=shape, dtype_kind="i", bounds=(0, n_classes - 1))
 
 
 def _tick_indices(n: int, max_ticks: int = MAX_TICKS) -> NDArray[np.int_]:
@@ -229,14 +224,8 @@ def class_map_figure(
     ny, nx, h, w = arr.shape
     xs = _check_coords(x, nx, "x")
     ys = _check_coords(y, ny, "y")
-    lab = np.asarray(labels)
-    if lab.shape != (ny, nx):
-        raise ValueError(f"labels must have shape ({ny}, {nx}), got {lab.shape}")
-    if not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
     n_classes = len(class_names)
-    if lab.min() < 0 or lab.max() >= n_classes:
-        raise ValueError(f"labels must lie in [0, {n_classes}), got [{lab.min()}, {lab.max()}]")
+    lab = _check_labels(labels, (ny, nx), n_classes)
 
     fig = Figure(figsize=_mosaic_figsize(arr, width=7.5), layout="constrained")
     ax = fig.subplots()
@@ -302,13 +291,9 @@ def heatmap_figure(
     matplotlib.figure.Figure
         Two axes: the map (``fig.axes[0]``, holding one ``QuadMesh``) and its colour bar.
     """
-    xs = np.asarray(x, dtype=np.float64)
-    ys = np.asarray(y, dtype=np.float64)
-    if xs.ndim != 1 or ys.ndim != 1:
-        raise ValueError("x and y must be 1-D")
-    xs = _check_coords(xs, xs.shape[0], "x")
-    ys = _check_coords(ys, ys.shape[0], "y")
-    vals = _check_map(values, ys.shape[0], xs.shape[0], "values")
+    vals = check_array(values, "values", ndim=2, finite=False)
+    xs = _check_coords(x, vals.shape[1], "x")
+    ys = _check_coords(y, vals.shape[0], "y")
 
     fig = Figure(figsize=(6.4, 5.0), layout="constrained")
     ax = fig.subplots()
@@ -394,19 +379,9 @@ def embedding_scatter(
     """
     import seaborn as sns  # local: seaborn imports pyplot, which plain Figures do not need
 
-    emb = np.asarray(embeddings, dtype=np.float64)
-    if emb.ndim != 2 or emb.shape[1] != 2:
-        raise ValueError(f"embeddings must have shape (N, 2), got {emb.shape}")
-    lab = np.asarray(labels)
-    if lab.shape != (emb.shape[0],):
-        raise ValueError(f"labels must have shape ({emb.shape[0]},), got {lab.shape}")
-    if emb.shape[0] == 0:
-        raise ValueError("embeddings is empty")
-    if not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
+    emb = check_array(embeddings, "embeddings", shape=("N", 2))
     n_classes = len(class_names)
-    if lab.min() < 0 or lab.max() >= n_classes:
-        raise ValueError(f"labels must lie in [0, {n_classes}), got [{lab.min()}, {lab.max()}]")
+    lab = _check_labels(labels, (emb.shape[0],), n_classes)
 
     names = [str(n) for n in class_names]
     present = [names[int(k)] for k in np.unique(lab)]
@@ -439,7 +414,7 @@ def embedding_scatter(
     if extent is not None:
         xlo, xhi, ylo, yhi = (float(v) for v in extent)
         if not (xhi > xlo and yhi > ylo):
-            raise ValueError(f"extent must be (xlo, xhi, ylo, yhi) with lo < hi, got {extent}")
+            raise AtlasError(f"extent must be (xlo, xhi, ylo, yhi) with lo < hi, got {extent}")
         ax.add_patch(
             Rectangle(
                 (xlo, ylo),
@@ -481,12 +456,12 @@ def class_share_bars(
     """
     n_classes = len(class_names)
     if not shares:
-        raise ValueError("shares is empty")
+        raise AtlasError("shares is empty")
     rows = {}
     for model, s in shares.items():
         arr = np.asarray(s, dtype=np.float64)
         if arr.shape != (n_classes,):
-            raise ValueError(f"shares[{model!r}] must have shape ({n_classes},), got {arr.shape}")
+            raise AtlasError(f"shares[{model!r}] must have shape ({n_classes},), got {arr.shape}")
         rows[model] = arr
 
     n_models = len(rows)

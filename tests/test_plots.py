@@ -22,6 +22,7 @@ from analysis.plots import (
     mosaic_figure,
     mosaic_image,
 )
+from toolkit.errors import AtlasError
 
 CLASS_NAMES = [f"class{k}" for k in range(10)]
 
@@ -60,7 +61,7 @@ def test_mosaic_image_keeps_pixels_inside_a_cell():
 
 
 def test_mosaic_image_rejects_wrong_rank():
-    with pytest.raises(ValueError):
+    with pytest.raises(AtlasError):
         mosaic_image(np.zeros((3, 28, 28)))
 
 
@@ -103,9 +104,9 @@ def test_mosaic_figure_draws_smallest_z2_at_bottom():
 
 
 def test_mosaic_figure_rejects_mismatched_coords():
-    with pytest.raises(ValueError):
+    with pytest.raises(AtlasError):
         mosaic_figure(coded_cells(3, 4), np.arange(3.0), np.arange(3.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(AtlasError):
         mosaic_figure(coded_cells(3, 4), np.array([0.0, 2.0, 1.0, 3.0]), np.arange(3.0))
 
 
@@ -153,7 +154,7 @@ def test_class_map_legend_lists_present_classes():
 
 def test_class_map_rejects_out_of_range_labels():
     labels = np.full((3, 4), 10)
-    with pytest.raises(ValueError):
+    with pytest.raises(AtlasError):
         class_map_figure(coded_cells(3, 4), labels, np.arange(4.0), np.arange(3.0), CLASS_NAMES)
 
 
@@ -198,7 +199,7 @@ def test_class_share_bars_patch_count():
 
 
 def test_class_share_bars_rejects_wrong_length():
-    with pytest.raises(ValueError):
+    with pytest.raises(AtlasError):
         class_share_bars({"VAE": np.ones(3)}, CLASS_NAMES)
 
 
