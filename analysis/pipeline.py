@@ -240,7 +240,8 @@ def analyze_model(
     grids = []
     for spec in cfg.grids:
         stage(f"{pair.name}: grid {grid_key(spec)}")
-        grid = decode_grid(pair.decoder, spec, emb, cfg.batch_size)
+        # full 28×28 cells: the classifier needs them (decode_grid refuses grids too big)
+        grid = decode_grid(pair.decoder, spec, emb, cfg.batch_size, cell_px=28)
         g = analyze_grid(grid, clf, emb, labels, names, cfg)
         lo = [grid.x[0], grid.y[0]]
         hi = [grid.x[-1], grid.y[-1]]

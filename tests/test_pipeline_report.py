@@ -202,3 +202,11 @@ def test_markdown_escaping():
     from analysis.report import md_escape
 
     assert md_escape("<script>a|b</script> & 'q'") == "&lt;script&gt;a\\|b&lt;/script&gt; &amp; 'q'"
+
+
+def test_wide_grid_is_classified_at_full_resolution(toy):
+    # 80 columns would be downsampled for a mosaic; the analysis must keep 28×28 cells
+    cfg = replace(FAST, grids=(GridSpec(steps=(80, 3)),))
+    g = _analyze(toy, "regions", cfg).grids[0]
+    assert g.grid.cells.shape == (3, 80, 28, 28)
+    assert g.metrics["classes"]["shares"][CLASS_NAMES[0]] == pytest.approx(40 / 80)
