@@ -241,14 +241,15 @@ def _grid(args: argparse.Namespace) -> None:
     from toolkit.runtime import ModelPair
 
     spec = _grid_spec(args)
+    test_images = None
+    if spec.mode == "auto":  # the range comes from each encoder's test-set embeddings
+        from toolkit.data import load_fashion_mnist
+
+        test_images = load_fashion_mnist(_data_dir(args)).test.float_images()
     out = ensure_writable_dir(Path(args.out))
     for folder in args.model:
         pair = ModelPair.from_dir(folder, args.provider, args.threads)
-        embeddings = None
-        if spec.mode == "auto":
-            from toolkit.data import load_fashion_mnist
-
-            embeddings = pair.encoder(load_fashion_mnist(_data_dir(args)).test.float_images())
+        embeddings = None if test_images is None else pair.encoder(test_images)
         stem = f"{pair.name}_{spec.mode}_{spec.steps[0]}x{spec.steps[1]}"
         grid = decode_grid(
             pair.decoder, spec, embeddings, args.batch_size, cell_px=args.cell_px,
