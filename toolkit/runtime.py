@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -72,14 +71,22 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-def read_onnx(path: Path) -> onnx.ModelProto:
-    """Parse an ONNX file and refuse what must not reach onnxruntime (before it sees the file)."""
-    path = Path(path)
+def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise AtlasError(f"model {path}: not found; expected an .onnx file")
     raw = path.read_bytes()
     if not raw:
         raise AtlasError(f"model {path}: empty file; expected an ONNX model")
+    return raw
+
+
+def read_onnx(path: Path) -> onnx.ModelProto:
+    """Parse an ONNX file and refuse what must not reach onnxruntime (before it sees the file)."""
+    path = Path(path)
+    return _parse(_read_bytes(path), path)
+
+
+def _parse(raw: bytes, path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(raw)
     except Exception:  # protobuf DecodeError and friends
@@ -120,7 +127,6 @@ class OnnxModel:
     output_names: list[str]
     latent_dim: int
     sha256: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def classes(self) -> int:
@@ -183,13 +189,14 @@ def load_model(
 ) -> OnnxModel:
     """Load an ONNX model for ``role`` (inferred from its metadata or shapes when None)."""
     path = Path(path)
-    model = read_onnx(path)
-    digest = sha256_file(path)
+    raw = _read_bytes(path)  # read once: hashed, parsed and handed to onnxruntime as bytes
+    digest = hashlib.sha256(raw).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
         raise AtlasError(
             f"model {path}: sha256 {digest[:12]}… differs from the manifest's "
             f"{expected_sha256[:12]}…; the file was changed after export"
         )
+    model = _parse(raw, path)
     role = role or _infer_role(model)
     if len(model.graph.input) != 1:
         raise AtlasError(f"model {path}: {len(model.graph.input)} inputs, expected exactly one")
@@ -227,9 +234,7 @@ def load_model(
         with contextlib.suppress(Exception):
             ort.preload_dlls()
     try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=[_with_options(p) for p in wanted]
-        )
+        session = ort.InferenceSession(raw, opts, providers=[_with_options(p) for p in wanted])
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise AtlasError(f"model {path}: onnxruntime refused it ({first})") from None
