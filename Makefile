@@ -10,6 +10,7 @@ BIN    := $(VENV)/bin
 DATA   := /usr/share/datasets/fashion-mnist
 comma  := ,
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CODE   := latent_atlas toolkit export analysis
 
 .PHONY: install data browser report train test lint clean
 
@@ -45,13 +46,20 @@ report: install data
 train: install data
 	$(BIN)/latent-atlas train
 
+# mypy cannot follow setuptools' package-dir mapping: it checks a tree of links laid out as
+# the installed package (latent_atlas/{toolkit,export,analysis} -> the repository's folders).
+TYPECHECK := build/typecheck
+
 lint: install
-	$(BIN)/ruff check toolkit export analysis tests
-	$(BIN)/ruff format --check toolkit export analysis tests
-	$(BIN)/mypy toolkit export analysis
+	$(BIN)/ruff check $(CODE) tests
+	$(BIN)/ruff format --check $(CODE) tests
+	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/latent_atlas
+	@for f in latent_atlas/*.py; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/latent_atlas/; done
+	@for d in toolkit export analysis artifacts; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/latent_atlas/$$d; done
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p latent_atlas
 
 test: install data browser lint
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

@@ -9,9 +9,8 @@ Maps are ``[ny, nx]``.
 from __future__ import annotations
 
 import numpy as np
+from latent_atlas.analysis.validation import check_array, check_coords, check_float
 from numpy.typing import ArrayLike, NDArray
-
-from analysis.validation import check_array, check_coords, check_float
 
 CELLS = ("ny", "nx", "H", "W")
 MAP = ("ny", "nx")

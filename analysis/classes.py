@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from latent_atlas.analysis.validation import check_array, check_float, check_int
+from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import entr
 from sklearn.neighbors import KNeighborsClassifier
-
-from analysis.validation import check_array, check_float, check_int
-from toolkit.errors import AtlasError
 
 
 def softmax(logits: ArrayLike) -> NDArray[np.float64]:

@@ -12,6 +12,15 @@ from typing import Any
 
 CONFIRMED, REFUTED, NOT_SUPPORTED = "confirmed", "refuted", "not supported"
 
+KEY_METRICS = (  # (label, flattened metric, higher is better)
+    ("k-NN accuracy", "embedding.knn_accuracy", True),
+    ("silhouette", "embedding.silhouette", True),
+    ("trustworthiness", "embedding.trustworthiness", True),
+    ("reconstruction MSE", "reconstruction.mse", False),
+    ("Fréchet, N(0,I) samples", "samples.frechet_standard_normal", False),
+    ("Fréchet, fitted Gaussian", "samples.frechet_fitted_gaussian", False),
+)
+
 
 @dataclass(frozen=True)
 class Row:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from latent_atlas.analysis.validation import check_array, check_int
+from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from sklearn.manifold import trustworthiness
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
-
-from analysis.validation import check_array, check_int
-from toolkit.errors import AtlasError
 
 EMB = ("N", "d")
 

@@ -21,13 +21,12 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
+from latent_atlas.analysis.validation import check_array, check_coords
+from latent_atlas.toolkit.errors import AtlasError
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from numpy.typing import ArrayLike, NDArray
-
-from analysis.validation import check_array, check_coords
-from toolkit.errors import AtlasError
 
 __all__ = [
     "class_color",

@@ -5,11 +5,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from latent_atlas.analysis.validation import check_array, check_float
+from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import LinAlgWarning, sqrtm
-
-from analysis.validation import check_array, check_float
-from toolkit.errors import AtlasError
 
 BCE_CLIP = 1e-7
 

@@ -11,9 +11,8 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
+from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike
-
-from toolkit.errors import AtlasError
 
 _KINDS = {"f": ("biuf", "real numbers"), "i": ("iu", "integers")}
 

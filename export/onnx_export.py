@@ -13,13 +13,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-
-from toolkit.atomic import write_bytes, write_json
-from toolkit.data import FashionMNIST
-from toolkit.errors import AtlasError
-from toolkit.models import Autoencoder, ClassifierWithFeatures, MeanEncoder
-from toolkit.runtime import sha256_file
-from toolkit.train import load_trained
+from latent_atlas.toolkit.atomic import write_bytes, write_json
+from latent_atlas.toolkit.data import FashionMNIST
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.models import Autoencoder, ClassifierWithFeatures, MeanEncoder
+from latent_atlas.toolkit.runtime import sha256_file
+from latent_atlas.toolkit.train import TrainRecord, load_trained
 
 PARITY_BATCHES = (1, 7, 513)
 
@@ -128,13 +127,13 @@ def export_one(
     return {"file": path.name, "sha256": sha256_file(path), "parity_max_abs_diff": parity}
 
 
-def _base_meta(record: dict, data: FashionMNIST, kind: str) -> dict[str, str]:
+def _base_meta(record: TrainRecord, data: FashionMNIST, kind: str) -> dict[str, str]:
     return {
         "kind": kind,
         "image_shape": "1,28,28",
         "class_names": json.dumps(list(data.class_names)),
-        "training_seed": str(record["seed"]),
-        "dataset_sha256": record["dataset_sha256"],
+        "training_seed": str(record.seed),
+        "dataset_sha256": record.dataset_sha256,
         "dataset": "fashion-mnist",
     }
 
@@ -177,19 +176,23 @@ def export_classifier(folder: Path, out: Path, data: FashionMNIST, cfg: ExportCo
 
 
 def write_card(
-    out: Path, record: dict, meta: dict, files: list[dict], onnx_metrics: dict | None = None
+    out: Path,
+    record: TrainRecord,
+    meta: dict,
+    files: list[dict],
+    onnx_metrics: dict | None = None,
 ) -> dict:
     card = {
         "kind": meta["kind"],
         "metadata": meta,
         "files": files,
-        "test_metrics": record["test_metrics"],
+        "test_metrics": record.test_metrics,
         "test_metrics_onnx": onnx_metrics or {},
-        "train_config": record["train_config"],
-        "model_config": record["model_config"],
-        "train_seconds": record["train_seconds"],
-        "epochs": len(record["history"]),
-        "final_train_loss": record["history"][-1]["loss"],
+        "train_config": record.train_config,
+        "model_config": record.model_config,
+        "train_seconds": record.train_seconds,
+        "epochs": len(record.history),
+        "final_train_loss": record.history[-1]["loss"],
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
     }
     write_json(out / "card.json", card)
@@ -223,8 +226,8 @@ def torch_decoder_from_onnx(path: Path) -> torch.nn.Module:
     """Rebuild the torch decoder behind one of our decoder.onnx files from its metadata and
     initializers (the exporter keeps the state-dict names), for the torch baselines of
     ``latent-atlas bench``."""
-    from toolkit.models import AutoencoderConfig
-    from toolkit.runtime import read_onnx
+    from latent_atlas.toolkit.models import AutoencoderConfig
+    from latent_atlas.toolkit.runtime import read_onnx
 
     model = read_onnx(path)
     meta = {p.key: p.value for p in model.metadata_props}

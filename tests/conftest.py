@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from latent_atlas.toolkit.data import CLASS_NAMES, DEFAULT_DATA_DIR, FashionMNIST, Split
 from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, region_decoder
 
-from toolkit.data import CLASS_NAMES, DEFAULT_DATA_DIR, FashionMNIST, Split
+from latent_atlas.shipped import shipped
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "artifacts" / "fashion-mnist"
+SHIPPED = shipped("fashion-mnist")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -40,7 +41,7 @@ def write_idx_folder(folder: Path, n_train: int = 12, n_test: int = 6, gz: bool 
 
 @pytest.fixture(scope="session")
 def real_data():
-    from toolkit.data import load_fashion_mnist
+    from latent_atlas.toolkit.data import load_fashion_mnist
 
     folder = Path(os.environ.get("LATENT_ATLAS_DATA", DEFAULT_DATA_DIR))
     if not folder.is_dir():

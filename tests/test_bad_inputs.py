@@ -13,11 +13,11 @@ import numpy as np
 import onnx
 import pytest
 from conftest import idx_bytes, write_idx_folder
+from latent_atlas.toolkit.errors import AtlasError
 from onnx import TensorProto, helper
 from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, toy_pair
 
-from toolkit.cli import main
-from toolkit.errors import AtlasError
+from latent_atlas.cli import main
 
 
 @dataclass
@@ -106,7 +106,7 @@ def _shape_mismatch(tmp: Path) -> list[str]:
 
 
 def _sha_mismatch(tmp: Path) -> list[str]:
-    from export.onnx_export import write_manifest
+    from latent_atlas.export.onnx_export import write_manifest
 
     toy_pair(tmp / "art" / "m")
     write_manifest(tmp / "art")
@@ -144,7 +144,9 @@ def _pickle_checkpoint(tmp: Path) -> list[str]:
         (tmp / "runs" / kind).mkdir(parents=True)
         (tmp / "runs" / kind / "train.json").write_text(
             '{"kind": "ae", "model_config": {"kind": "ae", "arch": "mlp", "latent_dim": 2, '
-            '"hidden": 64, "beta": 1.0}}'
+            '"hidden": 64, "beta": 1.0}, "train_config": {}, "seed": 0, "dataset_sha256": "", '
+            '"train_images": 1, "history": [], "test_metrics": {}, "train_seconds": 0, '
+            '"torch_version": ""}'
         )
         (tmp / "runs" / kind / "weights.pt").write_bytes(pickle.dumps({"w": Evil()}))
     return ["export", "--runs", str(tmp / "runs"), "--out", str(tmp / "out")]
@@ -225,9 +227,9 @@ def test_cli_refuses_cleanly(row, tmp_path, capsys):
 
 # ---------------------------------------------------------------- the same through the API
 def test_api_raises_project_error(tmp_path):
-    from toolkit.data import load_fashion_mnist
-    from toolkit.grid import GridSpec
-    from toolkit.runtime import ModelPair, load_model
+    from latent_atlas.toolkit.data import load_fashion_mnist
+    from latent_atlas.toolkit.grid import GridSpec
+    from latent_atlas.toolkit.runtime import ModelPair, load_model
 
     with pytest.raises(AtlasError, match="does not exist"):
         load_fashion_mnist(tmp_path / "nope")

@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import SHIPPED
 
-from toolkit.bench import BenchConfig, decoder_flops, format_table, run_bench
-from toolkit.cli import main
+from latent_atlas.bench import BenchConfig, decoder_flops, format_table, run_bench
+from latent_atlas.cli import main
 
 
 def test_decoder_flops_known_answer():

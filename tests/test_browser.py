@@ -19,7 +19,7 @@ SCREENSHOT = REPO / "build" / "screenshots" / "report.png"
 
 @pytest.fixture(scope="module")
 def real_report(tmp_path_factory, real_data):
-    from analysis.report import ComparisonConfig, run_comparison
+    from latent_atlas.runs import ComparisonConfig, run_comparison
 
     out = tmp_path_factory.mktemp("report") / "vae-vs-ae"
     cfg = ComparisonConfig("vae-vs-ae", SHIPPED / "vae", SHIPPED / "ae",

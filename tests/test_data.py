@@ -5,9 +5,14 @@ import gzip
 import numpy as np
 import pytest
 from conftest import idx_bytes, write_idx_folder
-
-from toolkit.data import CLASS_NAMES, IMAGES_MAGIC, LABELS_MAGIC, load_fashion_mnist, parse_idx
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.data import (
+    CLASS_NAMES,
+    IMAGES_MAGIC,
+    LABELS_MAGIC,
+    load_fashion_mnist,
+    parse_idx,
+)
+from latent_atlas.toolkit.errors import AtlasError
 
 
 def test_parse_idx_round_trip():

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import SHIPPED
 
-from toolkit.cli import main
+from latent_atlas.cli import main
 
 
 @pytest.mark.real_data

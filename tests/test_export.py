@@ -7,11 +7,10 @@ import onnx
 import pytest
 import torch
 from conftest import SHIPPED
-
-from export.onnx_export import PARITY_BATCHES, check_dynamic_batch, export_one, to_onnx
-from toolkit.errors import AtlasError
-from toolkit.models import Autoencoder, AutoencoderConfig, MeanEncoder
-from toolkit.runtime import load_model, sha256_file
+from latent_atlas.export.onnx_export import PARITY_BATCHES, check_dynamic_batch, export_one, to_onnx
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.models import Autoencoder, AutoencoderConfig, MeanEncoder
+from latent_atlas.toolkit.runtime import load_model, sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def test_parity_failure_stops_export(tiny_vae, tmp_path):
             return self.dec(x) + self.shift
 
     module = Drifting()
-    import export.onnx_export as ex
+    import latent_atlas.export.onnx_export as ex
 
     real = ex.to_onnx
 
@@ -89,7 +88,7 @@ def test_parity_failure_stops_export(tiny_vae, tmp_path):
 
 @pytest.mark.real_data
 def test_shipped_artifacts_reproduce_their_cards(real_data):
-    from toolkit.runtime import ModelPair, load_classifier
+    from latent_atlas.toolkit.runtime import ModelPair, load_classifier
 
     manifest = json.loads((SHIPPED / "manifest.json").read_text())["files"]
     for rel, digest in manifest.items():
@@ -107,7 +106,7 @@ def test_shipped_artifacts_reproduce_their_cards(real_data):
 
 
 def test_conv_autoencoder_exports_and_rebuilds(tmp_path):
-    from export.onnx_export import torch_decoder_from_onnx
+    from latent_atlas.export.onnx_export import torch_decoder_from_onnx
 
     torch.manual_seed(0)
     model = Autoencoder(AutoencoderConfig(kind="ae", arch="conv", hidden=32)).eval()

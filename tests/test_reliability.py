@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from latent_atlas.toolkit.atomic import atomic_open, write_text
+from latent_atlas.toolkit.grid import GridSpec
 
-import analysis.report as rep
-from analysis.pipeline import AnalysisConfig
-from analysis.report import ComparisonConfig, run_comparison
-from toolkit.atomic import atomic_open, write_text
-from toolkit.grid import GridSpec
+import latent_atlas.runs as rep
+from latent_atlas.pipeline import AnalysisConfig
+from latent_atlas.runs import ComparisonConfig, run_comparison
 
 FAST = AnalysisConfig(grids=(GridSpec(steps=(5, 5)),), n_samples=300, trust_sample=100,
                       silhouette_sample=200)  # fmt: skip
@@ -71,7 +71,7 @@ def test_atomic_file_write(tmp_path):
 
 SIGINT_SCRIPT = """
 import sys, time
-import analysis.report as rep
+import latent_atlas.runs as rep
 real = rep.make_figures
 def slow(*a, **k):
     figs = real(*a, **k)
@@ -79,7 +79,7 @@ def slow(*a, **k):
     time.sleep(60)
     return figs
 rep.make_figures = slow
-from toolkit.cli import main
+from latent_atlas.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

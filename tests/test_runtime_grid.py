@@ -5,16 +5,15 @@ import json
 import numpy as np
 import onnx
 import pytest
-from toy_onnx import linear_decoder, linear_encoder, toy_pair
-
-from toolkit.errors import AtlasError
-from toolkit.grid import GridSpec, cell_pixels, decode_grid, downsample
-from toolkit.runtime import (
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.grid import GridSpec, cell_pixels, decode_grid, downsample
+from latent_atlas.toolkit.runtime import (
     ModelPair,
     check_used_provider,
     load_model,
     resolve_providers,
 )
+from toy_onnx import linear_decoder, linear_encoder, toy_pair
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
@@ -88,7 +87,7 @@ def test_pair_with_wrong_image_shape_metadata_refused(tmp_path):
 
 
 def test_manifest_hash_mismatch_refused(tmp_path):
-    from export.onnx_export import write_manifest
+    from latent_atlas.export.onnx_export import write_manifest
 
     toy_pair(tmp_path / "m")
     write_manifest(tmp_path)
@@ -196,7 +195,7 @@ def test_downsample_area_average():
 
 
 def test_grid_cli_writes_mosaic(tmp_path, capsys):
-    from toolkit.cli import main
+    from latent_atlas.cli import main
 
     toy_pair(tmp_path / "toy")
     rc = main(["grid", "--model", str(tmp_path / "toy"), "--out", str(tmp_path / "g"),
@@ -208,7 +207,7 @@ def test_grid_cli_writes_mosaic(tmp_path, capsys):
 
 
 def test_grid_cli_bad_steps_one_line(tmp_path, capsys):
-    from toolkit.cli import main
+    from latent_atlas.cli import main
 
     toy_pair(tmp_path / "toy")
     rc = main(["grid", "--model", str(tmp_path / "toy"), "--out", str(tmp_path / "g"),

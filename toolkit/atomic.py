@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError
 
 
 def ensure_writable_dir(path: Path) -> Path:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV_VAR = "LATENT_ATLAS_DATA"

@@ -14,10 +14,9 @@ from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.runtime import OnnxModel
 from tqdm.auto import tqdm
-
-from toolkit.errors import AtlasError
-from toolkit.runtime import OnnxModel
 
 MODES = ("linear", "icdf", "auto")
 # Cells held in memory at once, at full 28×28 float32 resolution: about 400 MB.
@@ -201,7 +200,7 @@ def decode_grid(
     brightness = np.empty(ny * nx, np.float32)
     raw = tmp = None
     if raw_path is not None:
-        from toolkit.atomic import ensure_writable_dir
+        from latent_atlas.toolkit.atomic import ensure_writable_dir
 
         raw_path = Path(raw_path)
         ensure_writable_dir(raw_path.parent)

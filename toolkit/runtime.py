@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-
-from toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 STANDARD_DOMAINS = {"", "ai.onnx"}
@@ -282,6 +281,22 @@ class ModelPair:
     folder: Path
     encoder: OnnxModel
     decoder: OnnxModel
+
+    @property
+    def latent_dim(self) -> int:
+        return self.decoder.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return IMAGE_SHAPE
+
+    def encode(self, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Codes ``[N, latent_dim]`` of float32 images ``[N, 1, 28, 28]`` in [0, 1]."""
+        return self.encoder(images, batch_size)
+
+    def decode(self, z: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Images ``[N, 28, 28]`` in [0, 1] of float32 codes ``[N, latent_dim]``."""
+        return self.decoder(z, batch_size)
 
     @classmethod
     def from_dir(

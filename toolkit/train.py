@@ -18,12 +18,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from latent_atlas.toolkit.atomic import write_json, write_with
+from latent_atlas.toolkit.data import FashionMNIST
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.models import (
+    Autoencoder,
+    AutoencoderConfig,
+    Classifier,
+    kl,
+    reconstruction,
+)
 from tqdm.auto import tqdm
-
-from toolkit.atomic import write_json, write_with
-from toolkit.data import FashionMNIST
-from toolkit.errors import AtlasError
-from toolkit.models import Autoencoder, AutoencoderConfig, Classifier, kl, reconstruction
 
 MODEL_KINDS = ("vae", "ae", "classifier")
 
@@ -144,8 +149,41 @@ def fit(
     return history
 
 
-def train_model(kind: str, data: FashionMNIST, cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
-    """Train one model; return it and its JSON-ready record."""
+@dataclass(frozen=True)
+class TrainRecord:
+    """What training leaves beside the weights (``train.json``): the one way ``export`` and
+    the cards learn how a model was trained."""
+
+    kind: str  # "vae" | "ae" | "classifier"
+    model_config: dict[str, Any]  # AutoencoderConfig fields, or {"classes": K}
+    train_config: dict[str, Any]  # TrainConfig fields (without progress)
+    seed: int
+    dataset_sha256: str
+    train_images: int
+    history: list[dict[str, float]]  # per epoch: epoch, loss and its parts
+    test_metrics: dict[str, float]
+    train_seconds: float
+    torch_version: str
+
+    def save(self, path: Path) -> None:
+        write_json(path, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> TrainRecord:
+        try:
+            raw = json.loads(Path(path).read_text())
+            return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AtlasError(
+                f"{path}: cannot be read as a training record ({type(exc).__name__}: {exc}); "
+                "expected the train.json that `latent-atlas train` writes"
+            ) from None
+
+
+def train_model(
+    kind: str, data: FashionMNIST, cfg: TrainConfig
+) -> tuple[torch.nn.Module, TrainRecord]:
+    """Train one model; return it and its record."""
     set_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -169,24 +207,24 @@ def train_model(kind: str, data: FashionMNIST, cfg: TrainConfig) -> tuple[torch.
         history = fit(ae, lambda xb, _yb: autoencoder_loss(ae, xb), x, y, cfg.epochs, cfg, kind)
         metrics = evaluate_autoencoder(ae, x_test)
         model_cfg = dataclasses.asdict(ae_cfg)
-    record = {
-        "kind": kind,
-        "model_config": model_cfg,
-        "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"},
-        "seed": cfg.seed,
-        "dataset_sha256": data.sha256,
-        "train_images": len(x),
-        "history": history,
-        "test_metrics": metrics,
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "torch_version": torch.__version__,
-    }
+    record = TrainRecord(
+        kind=kind,
+        model_config=model_cfg,
+        train_config={k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"},
+        seed=cfg.seed,
+        dataset_sha256=data.sha256,
+        train_images=len(x),
+        history=history,
+        test_metrics=metrics,
+        train_seconds=round(time.perf_counter() - start, 1),
+        torch_version=torch.__version__,
+    )
     return model, record
 
 
-def save_model(model: torch.nn.Module, record: dict, folder: Path) -> None:
+def save_model(model: torch.nn.Module, record: TrainRecord, folder: Path) -> None:
     write_with(folder / "weights.pt", lambda fh: torch.save(model.state_dict(), fh))
-    write_json(folder / "train.json", record)
+    record.save(folder / "train.json")
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -208,23 +246,20 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def load_trained(folder: Path) -> tuple[torch.nn.Module, dict]:
+def load_trained(folder: Path) -> tuple[torch.nn.Module, TrainRecord]:
     """Rebuild a model from ``folder/train.json`` and ``folder/weights.pt``."""
-    try:
-        record = json.loads((Path(folder) / "train.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AtlasError(f"{folder}/train.json: cannot be read ({exc})") from None
+    record = TrainRecord.load(Path(folder) / "train.json")
     model: torch.nn.Module
-    if record["kind"] == "classifier":
-        model = Classifier(record["model_config"]["classes"])
+    if record.kind == "classifier":
+        model = Classifier(record.model_config["classes"])
     else:
-        model = Autoencoder(AutoencoderConfig(**record["model_config"]))
+        model = Autoencoder(AutoencoderConfig(**record.model_config))
     model.load_state_dict(load_weights(Path(folder) / "weights.pt"))
     model.eval()
     return model, record
 
 
-def train_all(data: FashionMNIST, cfg: TrainConfig, out: Path) -> dict[str, dict]:
+def train_all(data: FashionMNIST, cfg: TrainConfig, out: Path) -> dict[str, TrainRecord]:
     """Train every model in ``cfg.models`` and save each under ``out/<kind>/``."""
     records = {}
     for kind in cfg.models:
@@ -233,6 +268,6 @@ def train_all(data: FashionMNIST, cfg: TrainConfig, out: Path) -> dict[str, dict
         model, record = train_model(kind, data, cfg)
         save_model(model, record, Path(out) / kind)
         records[kind] = record
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in record["test_metrics"].items())
-        print(f"{kind}: test {summary} ({record['train_seconds']} s) -> {Path(out) / kind}")
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in record.test_metrics.items())
+        print(f"{kind}: test {summary} ({record.train_seconds} s) -> {Path(out) / kind}")
     return records

@@ -22,8 +22,8 @@ import numpy as np
 import onnx
 import torch
 
-from toolkit.grid import GridSpec, iter_decode
-from toolkit.runtime import OnnxModel, load_model
+from latent_atlas.toolkit.grid import GridSpec, iter_decode
+from latent_atlas.toolkit.runtime import OnnxModel, load_model
 
 SEED_LOOP_MAX_CELLS = 50_000  # the seed loop at 1001×1001 would take tens of minutes
 
@@ -117,8 +117,8 @@ def onnx_batched(decoder: OnnxModel, n: int, batch: int) -> None:
 
 MEMORY_PROBE = """
 import resource, sys
-from toolkit.grid import GridSpec, decode_grid
-from toolkit.runtime import load_model
+from latent_atlas.toolkit.grid import GridSpec, decode_grid
+from latent_atlas.toolkit.runtime import load_model
 dec = load_model(sys.argv[1], "decoder", sys.argv[2], int(sys.argv[3]))
 grid = decode_grid(dec, GridSpec(steps=(1001, 1001)), batch_size=int(sys.argv[4]))
 # VmHWM is this process's own peak; ru_maxrss would also count the parent's pages that
@@ -148,7 +148,7 @@ def ort_version() -> str:
 
 
 def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
-    from export.onnx_export import torch_decoder_from_onnx
+    from latent_atlas.export.onnx_export import torch_decoder_from_onnx
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -244,6 +244,6 @@ def format_table(result: dict) -> str:
 
 
 def write_result(result: dict, path: Path) -> None:
-    from toolkit.atomic import write_text
+    from latent_atlas.toolkit.atomic import write_text
 
     write_text(path, json.dumps(result, indent=2) + "\n")

@@ -10,15 +10,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from toolkit.errors import AtlasError
+from latent_atlas.shipped import shipped
+from latent_atlas.toolkit.errors import AtlasError
 
 if TYPE_CHECKING:
-    from analysis.pipeline import AnalysisConfig
-    from analysis.report import ComparisonConfig
-    from toolkit.grid import GridSpec
+    from latent_atlas.pipeline import AnalysisConfig
+    from latent_atlas.runs import ComparisonConfig
+    from latent_atlas.toolkit.grid import GridSpec
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = REPO_ROOT / "artifacts" / "fashion-mnist"
+SHIPPED = shipped("fashion-mnist")
 
 
 def _data_dir(args: argparse.Namespace) -> Path | None:
@@ -79,8 +79,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from toolkit.data import load_fashion_mnist
-    from toolkit.train import TrainConfig, train_all
+    from latent_atlas.toolkit.data import load_fashion_mnist
+    from latent_atlas.toolkit.train import TrainConfig, train_all
 
     for flag in ("latent_dim", "hidden", "epochs", "classifier_epochs", "batch_size"):
         if getattr(args, flag) < 1:
@@ -113,7 +113,7 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
         "--runs", default="runs/fashion-mnist", help="trained models (default: %(default)s)"
     )
     p.add_argument(
-        "--out", default=str(SHIPPED), help="artifact folder (default: artifacts/fashion-mnist)"
+        "--out", default="artifacts/fashion-mnist", help="artifact folder (default: %(default)s)"
     )
     p.add_argument(
         "--atol", type=float, default=1e-5, help="parity tolerance, absolute (default: 1e-5)"
@@ -125,8 +125,8 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from export.onnx_export import ExportConfig, export_all
-    from toolkit.data import load_fashion_mnist
+    from latent_atlas.export.onnx_export import ExportConfig, export_all
+    from latent_atlas.toolkit.data import load_fashion_mnist
 
     data = load_fashion_mnist(_data_dir(args))
     export_all(data, ExportConfig(Path(args.runs), Path(args.out), args.atol, args.rtol))
@@ -180,7 +180,7 @@ def _add_grid_flags(p: argparse.ArgumentParser, steps: int = 21) -> None:
 
 
 def _grid_spec(args: argparse.Namespace) -> GridSpec:
-    from toolkit.grid import GridSpec
+    from latent_atlas.toolkit.grid import GridSpec
 
     steps = args.steps * 2 if len(args.steps) == 1 else args.steps
     if len(steps) != 2:
@@ -235,15 +235,15 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _grid(args: argparse.Namespace) -> None:
-    from analysis.plots import figure_png_bytes, mosaic_figure
-    from toolkit.atomic import ensure_writable_dir, write_bytes
-    from toolkit.grid import decode_grid
-    from toolkit.runtime import ModelPair
+    from latent_atlas.analysis.plots import figure_png_bytes, mosaic_figure
+    from latent_atlas.toolkit.atomic import ensure_writable_dir, write_bytes
+    from latent_atlas.toolkit.grid import decode_grid
+    from latent_atlas.toolkit.runtime import ModelPair
 
     spec = _grid_spec(args)
     test_images = None
     if spec.mode == "auto":  # the range comes from each encoder's test-set embeddings
-        from toolkit.data import load_fashion_mnist
+        from latent_atlas.toolkit.data import load_fashion_mnist
 
         test_images = load_fashion_mnist(_data_dir(args)).test.float_images()
     out = ensure_writable_dir(Path(args.out))
@@ -295,7 +295,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from toolkit.bench import BenchConfig, format_table, run_bench, write_result
+    from latent_atlas.bench import BenchConfig, format_table, run_bench, write_result
 
     if min(args.sizes) < 2:
         raise AtlasError(f"--sizes: {min(args.sizes)}, expected N >= 2")
@@ -351,8 +351,8 @@ def _add_pair_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
-    from analysis.pipeline import AnalysisConfig
-    from toolkit.grid import GridSpec
+    from latent_atlas.pipeline import AnalysisConfig
+    from latent_atlas.toolkit.grid import GridSpec
 
     spec = _grid_spec(args)
     # The seed's grid (as given by the flags) beside an auto-range grid of the same size.
@@ -366,7 +366,7 @@ def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
 
 
 def _comparison(args: argparse.Namespace) -> ComparisonConfig:
-    from analysis.report import ComparisonConfig
+    from latent_atlas.runs import ComparisonConfig
 
     if args.labels[0] == args.labels[1]:
         raise AtlasError(f"--labels: both are {args.labels[0]!r}; expected two different names")
@@ -404,8 +404,9 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> None:
-    from analysis.report import make_figures, run_analyses
-    from toolkit.atomic import atomic_dir, write_bytes, write_json
+    from latent_atlas.figures import make_figures
+    from latent_atlas.runs import run_analyses
+    from latent_atlas.toolkit.atomic import atomic_dir, write_bytes, write_json
 
     cfg = _comparison(args)
     # load data; per model: embed, reconstruct, samples, one per grid; then plot
@@ -442,7 +443,8 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from analysis.report import read_batch, run_batch
+    from latent_atlas.batchfile import read_batch
+    from latent_atlas.runs import run_batch
 
     if args.jobs < 1:
         raise AtlasError(f"--jobs: {args.jobs}, expected >= 1")

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import brightness as br
-from analysis import classes as cl
-from analysis import embeddings as em
-from analysis import samples as sa
-from toolkit.data import FashionMNIST
-from toolkit.errors import AtlasError
-from toolkit.grid import DecodedGrid, GridSpec, decode_grid
-from toolkit.runtime import ModelPair, OnnxModel, load_classifier
+from latent_atlas.analysis import brightness as br
+from latent_atlas.analysis import classes as cl
+from latent_atlas.analysis import embeddings as em
+from latent_atlas.analysis import samples as sa
+from latent_atlas.toolkit.data import FashionMNIST
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.grid import DecodedGrid, GridSpec, decode_grid
+from latent_atlas.toolkit.runtime import ModelPair, OnnxModel, load_classifier
 
 FOOTWEAR = ("Sandal", "Sneaker", "Ankle boot")
 
