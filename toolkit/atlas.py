@@ -1,0 +1,564 @@
+"""A dense atlas of a latent plane: class, confidence and brightness at every grid point.
+
+A class map needs, per latent point, three numbers — not the decoded image. So the decoder and
+the classifier are composed into **one ONNX graph** (:func:`fuse_graphs`):
+
+    z ─► decoder ─► image ─┬─► mean over pixels and channels ────► brightness [N]
+                           ├─► min, max over the batch ──────────► pixel_min, pixel_max
+                           └─► (layout glue) ─► classifier ─► logits ─┬─► argmax ─► labels [N]
+                                                                      └─► max softmax ─► confidence
+
+and onnxruntime streams the grid through it in batches, writing those outputs straight into
+the result arrays (IO binding): images live only inside onnxruntime, one batch at a time.
+Memory is bounded by the batch (sized from the graph's activations), not by the grid.
+
+The composed graph is checked like any model file (``onnx.checker`` and the runtime's own
+parse-time refusals) before onnxruntime sees it. Where the two files cannot be composed (an
+operator the opset converter cannot lift, a checker failure), :func:`compute_atlas` decodes
+and classifies separately and says so in :attr:`Atlas.method`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from latent_atlas.toolkit import runtime
+from latent_atlas.toolkit.binding import BoundRunner
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.grid import GridSpec
+from latent_atlas.toolkit.runtime import OnnxModel
+from onnx import TensorProto, helper, numpy_helper
+from tqdm.auto import tqdm
+
+LAYOUTS = ("NCHW", "NHWC", "NHW", "flat")
+INPUT = "z"  # the composed graph's one input: latent codes [N, d]
+OUTPUTS = ("labels", "confidence", "brightness", "pixel_min", "pixel_max")
+DEFAULT_STEPS = 256  # per axis: 65 536 points
+MAX_STEPS = 1001  # per axis: 1 002 001 points, ~16 MB of results
+# Activations onnxruntime may hold for one batch (an upper bound: the sum of every
+# intermediate tensor of the composed graph, before its memory planner reuses any).
+ACTIVATION_BUDGET = 192 * 2**20
+MIN_BATCH, MAX_BATCH = 64, 4096
+FALLBACK_BATCH = 512  # when shape inference cannot size the activations
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+Shape = tuple[int, int, int]
+
+
+# ---------------------------------------------------------------------------- result
+@dataclass
+class Atlas:
+    """One model's dense maps over a plane (``[ny, nx]``, row ``i`` at ``y[i]``, column ``j``
+    at ``x[j]``, both increasing, like every grid of the toolkit).
+
+    ``method`` is ``"fused"`` (one composed graph) or ``"separate"`` (decoded to images and
+    classified in two runs); ``note`` says why a fused atlas was not possible.
+    """
+
+    x: np.ndarray  # [nx] first plane coordinate, increasing
+    y: np.ndarray  # [ny] second plane coordinate, increasing
+    labels: np.ndarray  # int64 [ny, nx]: the classifier's argmax
+    confidence: np.ndarray  # float32 [ny, nx]: max softmax probability, in [1/K, 1]
+    brightness: np.ndarray  # float32 [ny, nx]: mean over pixels and channels, in [0, 1]
+    spec: GridSpec
+    method: str = "fused"
+    batch_size: int = 0
+    note: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.y), len(self.x))
+
+
+# ---------------------------------------------------------------------------- graph edit
+def _default_opset(model: onnx.ModelProto) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
+    if not versions:
+        raise AtlasError(f"model {model.graph.name!r}: no default-domain opset import")
+    return max(versions)
+
+
+def _at_opset(model: onnx.ModelProto, target: int, what: str) -> onnx.ModelProto:
+    if _default_opset(model) == target:
+        return model
+    try:
+        from onnx import version_converter
+
+        return version_converter.convert_version(model, target)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise AtlasError(
+            f"{what}: cannot lift opset {_default_opset(model)} to {target} to compose it with "
+            f"the other model ({first})"
+        ) from None
+
+
+def _reshape_dims(layout: str, shape: Shape) -> list[int]:
+    c, h, w = shape
+    return {
+        "NCHW": [-1, c, h, w],
+        "NHWC": [-1, h, w, c],
+        "NHW": [-1, h, w],
+        "flat": [-1, c * h * w],
+    }[layout]
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value.type.tensor_type.shape.dim]  # fmt: skip
+
+
+def _memory_order(layout: str, channels: int) -> str:
+    # NCHW, [N, H, W] and flat (read as C·H·W, the runtime's convention) share one order of
+    # values in memory; NHWC differs only when there is more than one channel.
+    return "HWC" if layout == "NHWC" and channels > 1 else "CHW"
+
+
+class _Builder:
+    """Nodes and constants of the glue between and after the two models (names under
+    ``atlas/``, which neither prefixed model can use)."""
+
+    def __init__(self, opset: int) -> None:
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def name(self, stem: str) -> str:
+        return f"atlas/{stem}"
+
+    def const(self, stem: str, values: list[int]) -> str:
+        name = self.name(stem)
+        self.inits.append(numpy_helper.from_array(np.asarray(values, np.int64), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], out: str, **attrs: Any) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def reshape(self, x: str, dims: list[int], stem: str) -> str:
+        return self.node("Reshape", [x, self.const(f"{stem}_dims", dims)], self.name(stem))
+
+    def reduce(self, op: str, x: str, out: str, axes: list[int] | None) -> str:
+        """``op`` over ``axes`` (all axes when None), dims dropped; axes became an input in
+        opset 18 (ReduceMean/Max/Min)."""
+        if axes is None:
+            return self.node(op, [x], out, keepdims=0)
+        if self.opset >= 18:
+            return self.node(op, [x, self.const(f"{out}_axes", axes)], out, keepdims=0)
+        return self.node(op, [x], out, axes=axes, keepdims=0)
+
+    def convert_layout(self, x: str, src: str, dst: str, shape: Shape) -> str:
+        """The decoder's image tensor ``x`` (layout ``src``) as the classifier's input."""
+        if src == dst:
+            return x
+        channels = shape[0]
+        if _memory_order(src, channels) == _memory_order(dst, channels):
+            return self.reshape(x, _reshape_dims(dst, shape), "classifier_input")
+        # HWC ↔ CHW: a transpose of the 4-D image, then whatever shape the classifier wants
+        if src == "NHWC":
+            x4 = x
+            perm = [0, 3, 1, 2]
+            out_layout = "NCHW"
+        else:
+            x4 = x if src == "NCHW" else self.reshape(x, _reshape_dims("NCHW", shape), "nchw")
+            perm = [0, 2, 3, 1]
+            out_layout = "NHWC"
+        moved = self.node("Transpose", [x4], self.name("transposed"), perm=perm)
+        if out_layout == dst:
+            return moved
+        return self.reshape(moved, _reshape_dims(dst, shape), "classifier_input")
+
+
+def _prune(graph: onnx.GraphProto, keep_outputs: list[str]) -> list[onnx.NodeProto]:
+    """The nodes the outputs ``keep_outputs`` depend on (the graph is topologically sorted;
+    names a subgraph reads from the outer scope count as inputs of its node)."""
+    needed = set(keep_outputs)
+    kept = []
+    for node in reversed(graph.node):
+        if not any(o in needed for o in node.output):
+            continue
+        kept.append(node)
+        needed.update(node.input)
+        needed.update(_subgraph_reads(node))
+    return kept[::-1]
+
+
+def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
+    names: set[str] = set()
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for n in g.node:
+                names.update(n.input)
+                names.update(_subgraph_reads(n))
+    return names
+
+
+def fuse_graphs(
+    decoder: onnx.ModelProto,
+    classifier: onnx.ModelProto,
+    *,
+    image_shape: Shape,
+    decoder_output: str,
+    decoder_layout: str,
+    classifier_input: str,
+    classifier_layout: str,
+    logits_output: str,
+    probabilities: bool = False,
+) -> onnx.ModelProto:
+    """Compose ``decoder`` → ``classifier`` into one graph with one input, ``z`` (the codes
+    ``[N, d]``), whose outputs are, per latent row,
+    ``labels`` (int64 [N], argmax of the logits), ``confidence`` (float32 [N], the largest
+    softmax probability; the output itself when ``probabilities``) and ``brightness``
+    (float32 [N], mean over pixels and channels), plus ``pixel_min`` and ``pixel_max``
+    (float32 scalars over the batch: a decoder must stay in [0, 1]).
+
+    Names are prefixed (``decoder/``, ``classifier/``) so the two files cannot clash; the file
+    with the lower default opset is lifted to the other's (``onnx.version_converter``) and the
+    IR version is the higher one; the image goes from the decoder's layout to the classifier's
+    (``NCHW``, ``NHWC``, ``NHW`` or ``flat``, flat read as C·H·W) with a reshape, and a
+    transpose only where the order of values differs. Everything the outputs do not need (a
+    feature output, a decoder's extra outputs) is dropped.
+    """
+    for layout in (decoder_layout, classifier_layout):
+        if layout not in LAYOUTS:
+            raise AtlasError(f"image layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    for what, m, name in (("decoder", decoder, None), ("classifier", classifier, classifier_input)):
+        inits = {t.name for t in m.graph.initializer}
+        real = [i.name for i in m.graph.input if i.name not in inits]
+        if len(real) != 1 or (name is not None and real[0] != name):
+            raise AtlasError(f"{what}: inputs {real}; expected exactly one ({name or 'codes'})")
+    opset = max(_default_opset(decoder), _default_opset(classifier))
+    dec = _at_opset(decoder, opset, "decoder")
+    clf = _at_opset(classifier, opset, "classifier")
+    dec = onnx.compose.add_prefix(dec, "decoder/")
+    clf = onnx.compose.add_prefix(clf, "classifier/")
+    image = f"decoder/{decoder_output}"
+    clf_in = f"classifier/{classifier_input}"
+    logits = f"classifier/{logits_output}"
+
+    b = _Builder(opset)
+    dec_inits = {t.name for t in dec.graph.initializer}
+    (dec_in,) = [i for i in dec.graph.input if i.name not in dec_inits]
+    codes = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", _dims(dec_in)[1]])
+    b.node("Identity", [INPUT], dec_in.name)
+    fed = b.convert_layout(image, decoder_layout, classifier_layout, image_shape)
+    flat = b.reshape(image, [-1, int(np.prod(image_shape))], "flat_image")
+    b.reduce("ReduceMean", flat, "brightness", [1])
+    b.reduce("ReduceMin", flat, "pixel_min", None)
+    b.reduce("ReduceMax", flat, "pixel_max", None)
+    # the classifier reads the glue's tensor under its own input name (subgraphs included)
+    b.node("Identity", [fed], clf_in)
+    before = len(b.nodes)
+    b.node("ArgMax", [logits], "labels", axis=1, keepdims=0)
+    probs = logits if probabilities else b.node("Softmax", [logits], b.name("probs"), axis=1)
+    b.reduce("ReduceMax", probs, "confidence", [1])
+
+    graph = helper.make_graph(
+        b.nodes[:1]
+        + list(dec.graph.node)
+        + b.nodes[1:before]
+        + list(clf.graph.node)
+        + b.nodes[before:],
+        "atlas",
+        [codes],
+        [
+            helper.make_tensor_value_info("labels", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("confidence", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("brightness", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("pixel_min", TensorProto.FLOAT, []),
+            helper.make_tensor_value_info("pixel_max", TensorProto.FLOAT, []),
+        ],
+        list(dec.graph.initializer) + list(clf.graph.initializer) + b.inits,
+        sparse_initializer=list(dec.graph.sparse_initializer) + list(clf.graph.sparse_initializer),
+    )
+    kept = _prune(graph, list(OUTPUTS))
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {i for n in kept for i in n.input} | {i for n in kept for i in _subgraph_reads(n)}
+    kept_inits = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits)
+    others: dict[str, int] = {}
+    for m in (dec, clf):
+        for o in m.opset_import:
+            if o.domain not in DEFAULT_DOMAINS:
+                if others.get(o.domain, o.version) != o.version:
+                    raise AtlasError(
+                        f"opset domain {o.domain!r}: versions {others[o.domain]} and {o.version}"
+                    )
+                others[o.domain] = o.version
+    opsets = [helper.make_opsetid("", opset)]
+    opsets += [helper.make_opsetid(d, v) for d, v in sorted(others.items())]
+    fused = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="latent-atlas",
+    )
+    fused.ir_version = max(
+        decoder.ir_version, classifier.ir_version, helper.find_min_ir_version_for([opsets[0]])
+    )
+    fused.functions.extend(list(dec.functions) + list(clf.functions))
+    fused.metadata_props.add(key="role", value="atlas")
+    return fused
+
+
+# ---------------------------------------------------------------------------- models → graph
+def _file_model(model: OnnxModel) -> onnx.ModelProto:
+    """The model's file again, refused like any model file, and only if unchanged since it
+    was loaded (same sha256)."""
+    raw = Path(model.path).read_bytes()
+    if model.sha256 and hashlib.sha256(raw).hexdigest() != model.sha256:
+        raise AtlasError(f"model {model.path}: changed on disk since it was loaded; reload it")
+    return runtime._parse(raw, Path(model.path))
+
+
+def _layout(model: OnnxModel) -> str:
+    layout = getattr(model, "layout", None)
+    if layout in LAYOUTS:
+        return str(layout)
+    # a runtime without layouts: its files are [N, 1, 28, 28] or flat [N, 784]
+    dims = getattr(model, "input_dims", None) or []
+    if model.role == "decoder":
+        out = model.session.get_outputs()[0].shape
+        return "flat" if len(out) == 2 else "NCHW"
+    return "flat" if len(dims) == 2 else "NCHW"
+
+
+def _image_shape(model: OnnxModel) -> Shape:
+    shape = getattr(model, "image_shape", None)
+    return (int(shape[0]), int(shape[1]), int(shape[2])) if shape else (1, 28, 28)
+
+
+def _output_name(model: OnnxModel) -> str:
+    return model.output_names[int(getattr(model, "logits_index", 0))]
+
+
+def fused_model(decoder: OnnxModel, classifier: OnnxModel) -> onnx.ModelProto:
+    """The atlas graph of two loaded models (their files, checked again), validated by
+    ``onnx.checker`` (full check) and by the runtime's parse-time refusals."""
+    shape = _image_shape(decoder)
+    if _image_shape(classifier) != shape:
+        raise AtlasError(
+            f"models {decoder.path} and {classifier.path}: the decoder makes images of {shape}, "
+            f"the classifier takes {_image_shape(classifier)}"
+        )
+    fused = fuse_graphs(
+        _file_model(decoder),
+        _file_model(classifier),
+        image_shape=shape,
+        decoder_output=_output_name(decoder),
+        decoder_layout=_layout(decoder),
+        classifier_input=classifier.input_name,
+        classifier_layout=_layout(classifier),
+        logits_output=_output_name(classifier),
+        probabilities=bool(getattr(classifier, "probabilities", False)),
+    )
+    try:
+        onnx.checker.check_model(fused, full_check=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise AtlasError(f"composed atlas graph: onnx.checker refused it ({first})") from None
+    return fused
+
+
+def fused_session(
+    fused: onnx.ModelProto, provider: str = "auto", threads: int = 0
+) -> tuple[ort.InferenceSession, str]:
+    """An onnxruntime session on the composed graph, after the same refusals as any model
+    file; returns it with the provider it really runs on (``cpu`` or ``cuda``)."""
+    raw = fused.SerializeToString()
+    where = Path("<atlas graph>")
+    runtime._parse(raw, where)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    wanted = runtime.resolve_providers(provider, ort.get_available_providers())
+    try:
+        session = ort.InferenceSession(
+            raw, opts, providers=[runtime._with_options(p) for p in wanted]
+        )
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise AtlasError(f"composed atlas graph: onnxruntime refused it ({first})") from None
+    return session, runtime.check_used_provider(provider, session.get_providers())
+
+
+def _row_bytes(model: onnx.ModelProto) -> int | None:
+    """Bytes of every intermediate tensor per batch row, from shape inference; None where a
+    tensor's size is not known (a symbol other than the batch)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:
+        return None
+    total = 0
+    for v in inferred.graph.value_info:
+        dims = v.type.tensor_type.shape.dim
+        if not dims or dims[0].HasField("dim_value"):
+            continue  # constants and scalars: not per row
+        rest = [d.dim_value if d.HasField("dim_value") else 0 for d in dims[1:]]
+        if 0 in rest:
+            return None
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).itemsize
+        total += int(np.prod(rest)) * itemsize
+    return total or None
+
+
+def auto_batch(model: onnx.ModelProto, budget: int = ACTIVATION_BUDGET) -> int:
+    """Rows per onnxruntime call so that the graph's activations fit ``budget`` bytes, in
+    [MIN_BATCH, MAX_BATCH], a multiple of 64 (``FALLBACK_BATCH`` if sizes are unknown)."""
+    per_row = _row_bytes(model)
+    if per_row is None:
+        return FALLBACK_BATCH
+    rows = budget // per_row
+    return int(min(MAX_BATCH, max(MIN_BATCH, rows // 64 * 64)))
+
+
+# ---------------------------------------------------------------------------- the atlas
+def _check_spec(spec: GridSpec) -> None:
+    if max(spec.steps) > MAX_STEPS:
+        raise AtlasError(
+            f"atlas of {spec.steps[0]}×{spec.steps[1]} points: at most {MAX_STEPS} per axis"
+        )
+
+
+def _check_range(lo: float, hi: float, where: str) -> None:
+    if not (lo >= 0.0 and hi <= 1.0):
+        raise AtlasError(
+            f"decoder {where}: outputs pixel values in [{lo:.4g}, {hi:.4g}], expected [0, 1]; "
+            "end the decoder with a Sigmoid"
+        )
+
+
+def compute_atlas(
+    decoder: OnnxModel,
+    classifier: OnnxModel,
+    spec: GridSpec,
+    batch_size: int | None = None,
+    embeddings: np.ndarray | None = None,
+    progress: bool = False,
+    fused: bool | None = None,
+) -> Atlas:
+    """Class, confidence and brightness at every point of ``spec``'s grid, streamed.
+
+    ``fused``: True composes the two models into one graph (an error if they cannot be
+    composed), False decodes to images and classifies them in two runs, None (default) fuses
+    where possible and falls back to two runs, saying why in ``Atlas.note``. ``batch_size``
+    None sizes batches from the graph's activations (:func:`auto_batch`). Memory: the three
+    ``[ny, nx]`` result maps plus one batch of activations.
+    """
+    _check_spec(spec)
+    if batch_size is not None and batch_size < 1:
+        raise AtlasError(f"batch size {batch_size}: expected >= 1")
+    x, y = spec.coordinates(embeddings)
+    note = ""
+    graph = None
+    if fused is not False:
+        try:
+            graph = fused_model(decoder, classifier)
+        except AtlasError as exc:
+            if fused:
+                raise
+            note = f"not fused: {exc}"
+    if graph is not None:
+        return _fused_atlas(decoder, graph, spec, x, y, batch_size, progress)
+    batch = batch_size or FALLBACK_BATCH
+    atlas = _separate_atlas(decoder, classifier, spec, x, y, batch, progress)
+    atlas.note = note
+    return atlas
+
+
+def _bar(n: int, progress: bool) -> tqdm:
+    return tqdm(total=n, desc="atlas", unit="pt", disable=not progress, leave=False)
+
+
+def _fused_atlas(
+    decoder: OnnxModel,
+    graph: onnx.ModelProto,
+    spec: GridSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int | None,
+    progress: bool,
+) -> Atlas:
+    batch = batch_size or auto_batch(graph)
+    session, device = fused_session(graph, decoder.provider, _threads(decoder))
+    runner = BoundRunner(session, session.get_inputs()[0].name, device, "atlas graph")
+    n = len(x) * len(y)
+    labels = np.empty(n, np.int64)
+    confidence = np.empty(n, np.float32)
+    brightness = np.empty(n, np.float32)
+    lo, hi = np.empty((), np.float32), np.empty((), np.float32)
+    bar = _bar(n, progress)
+    for start in range(0, n, batch):
+        stop = min(n, start + batch)
+        z = spec.points(x, y, decoder.latent_dim, start, stop)
+        runner.run_into(
+            z,
+            {
+                "labels": labels[start:stop],
+                "confidence": confidence[start:stop],
+                "brightness": brightness[start:stop],
+                "pixel_min": lo,
+                "pixel_max": hi,
+            },
+        )
+        _check_range(float(lo), float(hi), str(decoder.path))
+        bar.update(stop - start)
+    bar.close()
+    shape = (len(y), len(x))
+    return Atlas(
+        x, y, labels.reshape(shape), confidence.reshape(shape), brightness.reshape(shape),
+        spec, "fused", batch,
+    )  # fmt: skip
+
+
+def _threads(model: OnnxModel) -> int:
+    opts = model.session.get_session_options()
+    return int(opts.intra_op_num_threads)
+
+
+def _separate_atlas(
+    decoder: OnnxModel,
+    classifier: OnnxModel,
+    spec: GridSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch: int,
+    progress: bool,
+) -> Atlas:
+    """The same maps the unfused way: decode a batch to images, classify them, reduce."""
+    n = len(x) * len(y)
+    labels = np.empty(n, np.int64)
+    confidence = np.empty(n, np.float32)
+    brightness = np.empty(n, np.float32)
+    probabilities = bool(getattr(classifier, "probabilities", False))
+    bar = _bar(n, progress)
+    for start in range(0, n, batch):
+        stop = min(n, start + batch)
+        images = decoder(spec.points(x, y, decoder.latent_dim, start, stop), batch)
+        images = images.reshape(len(images), *_image_shape(decoder))
+        flat = images.reshape(len(images), -1)
+        _check_range(float(flat.min()), float(flat.max()), str(decoder.path))
+        brightness[start:stop] = flat.mean(axis=1)
+        logits = classifier(images, batch).astype(np.float32)
+        labels[start:stop] = logits.argmax(axis=1)
+        if probabilities:
+            confidence[start:stop] = logits.max(axis=1)
+        else:  # max softmax = 1 / Σ exp(l - max l)
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            confidence[start:stop] = 1.0 / np.exp(shifted).sum(axis=1)
+        bar.update(stop - start)
+    bar.close()
+    shape = (len(y), len(x))
+    return Atlas(
+        x, y, labels.reshape(shape), confidence.reshape(shape), brightness.reshape(shape),
+        spec, "separate", batch,
+    )  # fmt: skip
