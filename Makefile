@@ -12,7 +12,7 @@ comma  := ,
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CODE   := latent_atlas toolkit export analysis
 
-.PHONY: install data browser report train test lint clean
+.PHONY: install data browser report train test lint clean vendor-ortweb
 
 $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,17 @@ lint: install
 
 test: install data browser lint
 	$(BIN)/pytest -q
+
+# Maintainers only (needs npm): fetch the pinned onnxruntime-web from npm again, check the
+# tarball's npm integrity and every file's sha256, and refresh latent_atlas/vendor/. Nothing
+# else needs npm: the files are vendored, so tests, CI and wheel builds run offline.
+ORTWEB_VERSION := $(shell sed -n 's/^VERSION = "\(.*\)"/\1/p' latent_atlas/ortweb.py)
+vendor-ortweb: install
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent onnxruntime-web@$(ORTWEB_VERSION) >/dev/null) && \
+	$(BIN)/python -c "import sys; from latent_atlas import ortweb; ortweb.vendor(sys.argv[1])" \
+		"$$tmp/onnxruntime-web-$(ORTWEB_VERSION).tgz" && \
+	echo "onnxruntime-web $(ORTWEB_VERSION): vendored files match their pinned sha256"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

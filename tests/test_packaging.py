@@ -61,6 +61,9 @@ def test_wheel_has_one_top_level_name(wheel):
     # the shipped models travel as package data
     assert "latent_atlas/artifacts/fashion-mnist/vae/decoder.onnx" in names
     assert "latent_atlas/analysis/templates/report.html.j2" in names
+    # the explorer's runtime, with its licence
+    for f in ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm.gz", "LICENSE"):
+        assert f"latent_atlas/vendor/onnxruntime-web/{f}" in names
 
 
 def _dummy_dist(root: Path, name: str) -> Path:
@@ -118,6 +121,10 @@ def test_wheel_is_a_working_install(wheel, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     r = _run([str(python), "-c", "import latent_atlas; print(latent_atlas.shipped())"], cwd=work)
     shipped = Path(r.stdout.strip())
+    # the explorer's runtime came with the wheel and passes its sha256 checks there
+    probe = "from latent_atlas import ortweb; print(ortweb.VENDOR, len(ortweb.runtime_files()))"
+    r = _run([str(python), "-c", probe], cwd=work)
+    assert r.returncode == 0 and str(tmp_path / "venv") in r.stdout, r.stdout + r.stderr
     assert shipped.is_relative_to(tmp_path / "venv"), r.stdout + r.stderr
     r = _run([*cli, "grid", "--model", str(shipped / "vae"), "--steps", "5", "--no-progress"],
              cwd=work, env=env)  # fmt: skip

@@ -1,0 +1,358 @@
+"""The explorer page in real headless Chromium (Debian's package, driven by Playwright), opened
+from disk: onnxruntime-web decodes in the page what Python's onnxruntime decodes, pixel for
+pixel (within 2/255 after 8-bit rendering), and the class shown is Python's classifier's.
+
+The toy test covers what the shipped models cannot: RGB images, non-square and non-28×28
+shapes, NHWC and flat layouts, a 3-D latent space cut by a plane, a classifier whose logits are
+not its first output, and a page without a classifier. The real test (shipped Fashion-MNIST
+models) also measures the decode + draw time per pointer move."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import REPO, SHIPPED
+from onnx import TensorProto, helper, numpy_helper
+from test_browser import CHROMIUM, FLAGS
+
+from latent_atlas.explorer import (
+    AxesPlane,
+    ClassMap,
+    ExplorerModel,
+    OnnxFile,
+    explorer_model,
+    plane_points,
+    write_explorer,
+)
+
+pytestmark = pytest.mark.browser
+OUT = REPO / "build" / "explorer"
+# Where on each plane the tests put the cursor: fractions of the panel (x right, y down).
+SPOTS = ((0.5, 0.5), (0.8, 0.3), (0.15, 0.9))
+
+
+# ---------------------------------------------------------------------------- Python's side
+class Reference:
+    """What Python's onnxruntime decodes (and classifies) at a latent point, 8-bit rendered."""
+
+    def __init__(self, decoder: OnnxFile, classifier: OnnxFile | None = None) -> None:
+        self.decoder = decoder
+        self.dec = ort.InferenceSession(str(decoder.path), providers=["CPUExecutionProvider"])
+        self.classifier = classifier
+        self.clf = classifier and ort.InferenceSession(
+            str(classifier.path), providers=["CPUExecutionProvider"]
+        )
+
+    def image(self, z: np.ndarray) -> np.ndarray:
+        """Float images ``[N, C, H, W]``."""
+        c, h, w = self.decoder.image_shape
+        out = self.dec.run([self.decoder.output_name], {self.decoder.input_name: z})[0]
+        if self.decoder.layout == "NHWC":
+            return out.reshape(len(z), h, w, c).transpose(0, 3, 1, 2)
+        return out.reshape(len(z), c, h, w)
+
+    def classes(self, images: np.ndarray) -> np.ndarray:
+        assert self.clf is not None and self.classifier is not None
+        feed = images.transpose(0, 2, 3, 1) if self.classifier.layout == "NHWC" else images
+        shape = (len(images), *self.clf.get_inputs()[0].shape[1:])
+        logits = self.clf.run([self.classifier.output_name],
+                              {self.classifier.input_name: feed.reshape(shape)})[0]  # fmt: skip
+        return logits.argmax(axis=1)
+
+
+def rgba_8bit(images: np.ndarray) -> np.ndarray:
+    """``[N, C, H, W]`` in [0, 1] → ``[N, H, W, 3]`` uint8 as the page draws it (grey → R=G=B)."""
+    v = np.clip(np.round(images.astype(np.float64) * 255), 0, 255).astype(np.uint8)
+    v = np.repeat(v, 3, axis=1) if v.shape[1] == 1 else v
+    return v.transpose(0, 2, 3, 1)
+
+
+# ---------------------------------------------------------------------------- the page's side
+def open_page(browser, page_path: Path, scheme: str = "light"):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000}, color_scheme=scheme)
+    page.requests, page.failed, page.errors = [], [], []
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.on("requestfailed", lambda r: page.failed.append(f"{r.url} {r.failure}"))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(page_path.as_uri(), wait_until="load")
+    page.wait_for_function("document.body.dataset.state !== 'loading'", timeout=60_000)
+    assert page.evaluate("latentExplorer.error") is None
+    assert page.evaluate("document.body.dataset.state") == "ready"
+    return page
+
+
+def canvas_rgb(page, selector: str, index: int = 0) -> np.ndarray:
+    """The canvas's own pixels ``[H, W, 3]`` (not the scaled picture on screen)."""
+    w, h, flat = page.evaluate(
+        """([sel, i]) => { const c = document.querySelectorAll(sel)[i];
+           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+           return [c.width, c.height, Array.from(d)]; }""",
+        [selector, index],
+    )
+    return np.array(flat, np.uint8).reshape(h, w, 4)[..., :3]
+
+
+def move_to(page, panel: int, u: float, v: float) -> dict:
+    """Put the pointer on plane point (u, v) of a panel and wait for the page's update."""
+    before = page.evaluate("latentExplorer.updates")
+    pt = page.evaluate("([i, u, v]) => latentExplorer.clientPoint(i, u, v)", [panel, u, v])
+    page.mouse.move(pt["x"], pt["y"])
+    page.wait_for_function(f"latentExplorer.updates > {before} && !latentExplorer.busy")
+    page.wait_for_function("latentExplorer.state().panels.every(p => p.z)")
+    return page.evaluate("latentExplorer.state()")
+
+
+def spot(model: ExplorerModel, fx: float, fy: float) -> tuple[float, float]:
+    (x0, x1), (y0, y1) = model.x_range, model.y_range
+    return x0 + fx * (x1 - x0), y1 - fy * (y1 - y0)
+
+
+def check_decodes(page, models, refs, class_names) -> int:
+    """At three spots of every panel: each panel's picture equals Python's decode at the
+    latent point the page used, within 2/255, and its class is Python's. Returns the checks."""
+    checks = 0
+    for i, m in enumerate(models):
+        for fx, fy in SPOTS:
+            u, v = spot(m, fx, fy)
+            state = move_to(page, i, u, v)
+            cursor = state["cursor"]
+            # the pointer landed within a pixel of the point asked for
+            px = (m.x_range[1] - m.x_range[0]) / page.evaluate(
+                "i => document.querySelectorAll('.plane')[i].clientWidth", i
+            )
+            assert abs(cursor["u"] - u) <= px and abs(cursor["v"] - v) <= px
+            for j, (other, ref) in enumerate(zip(models, refs, strict=True)):
+                shown = state["panels"][j]
+                z = np.array([shown["z"]], np.float32)
+                expected_z = plane_points(other.plane, [cursor["u"]], [cursor["v"]])
+                np.testing.assert_array_equal(z, expected_z)
+                images = ref.image(z)
+                got = canvas_rgb(page, ".decoded", j)
+                diff = np.abs(got.astype(int) - rgba_8bit(images)[0].astype(int))
+                assert diff.max() <= 2, (other.name, (u, v), diff.max())
+                if ref.clf is not None:
+                    k = int(ref.classes(images)[0])
+                    assert shown["label"] == k and shown["className"] == class_names[k]
+                checks += 1
+    return checks
+
+
+# ---------------------------------------------------------------------------- toy models
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save_model(model, path)
+    return path
+
+
+def image_decoder(path: Path, d: int, shape: tuple[int, int, int], layout: str, seed: int) -> Path:
+    """sigmoid(z W + b) reshaped to the file's layout: a smooth, non-trivial image per z."""
+    c, h, w = shape
+    rng = np.random.default_rng(seed)
+    out_dims = {"NCHW": [c, h, w], "NHWC": [h, w, c], "flat": [c * h * w]}[layout]
+    nodes = [
+        helper.make_node("MatMul", ["z", "W"], ["a"]),
+        helper.make_node("Add", ["a", "b"], ["pre"]),
+        helper.make_node("Sigmoid", ["pre"], ["flat"]),
+        helper.make_node("Reshape", ["flat", "shape"], ["image"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "image_decoder",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", d])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", *out_dims])],
+        [numpy_helper.from_array(rng.normal(0, 1.5, (d, c * h * w)).astype(np.float32), "W"),
+         numpy_helper.from_array(rng.normal(0, 1, c * h * w).astype(np.float32), "b"),
+         numpy_helper.from_array(np.array([-1, *out_dims], np.int64), "shape")],
+    )  # fmt: skip
+    return _save(graph, path)
+
+
+def nhwc_classifier(path: Path, shape: tuple[int, int, int], k: int) -> Path:
+    """Linear classifier over NHWC images; its first output is a feature vector, the logits
+    come second (the page must read the output it is told to)."""
+    c, h, w = shape
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("Flatten", ["image"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "R"], ["features"]),
+        helper.make_node("Gemm", ["flat", "W", "c"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "nhwc_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", h, w, c])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 5]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k])],
+        [numpy_helper.from_array(rng.normal(0, 0.1, (c * h * w, 5)).astype(np.float32), "R"),
+         numpy_helper.from_array(rng.normal(0, 0.2, (c * h * w, k)).astype(np.float32), "W"),
+         numpy_helper.from_array(rng.normal(0, 0.1, k).astype(np.float32), "c")],
+    )  # fmt: skip
+    return _save(graph, path)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium missing: `make test` installs the Debian package chromium")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_toy_models_rgb_nhwc_planes_and_no_classifier(browser, tmp_path):
+    rgb = (3, 20, 32)  # RGB, not square, not 28×28
+    names = ("red", "green", "blue", "grey")
+    clf = OnnxFile(nhwc_classifier(tmp_path / "clf.onnx", rgb, 4), "image", "logits", "NHWC", rgb)
+    rng = np.random.default_rng(0)
+    models = []
+    for name, layout, seed in (("nhwc", "NHWC", 1), ("nchw", "NCHW", 2)):
+        dec = OnnxFile(image_decoder(tmp_path / f"{name}.onnx", 3, rgb, layout, seed), "z",
+                       "image", layout, rgb)  # fmt: skip
+        # a 3-D latent space: the plane of z₁ and z₃, z₂ fixed at 0.7
+        models.append(ExplorerModel(
+            name, dec, 3, AxesPlane.of(3, (0, 2), (0.0, 0.7, 0.0)), (-2.0, 3.0), (-1.0, 1.0),
+            ClassMap((-2.0, 3.0), (-1.0, 1.0), rng.integers(0, 4, (9, 11))),
+            rng.normal(size=(50, 2)), rng.integers(0, 4, 50), 50,
+        ))  # fmt: skip
+    write_explorer(tmp_path / "rgb", models, names, clf, report=None)
+    gray = (1, 8, 8)  # the shape of sklearn's digits, flat output, no classifier
+    dec = OnnxFile(image_decoder(tmp_path / "gray.onnx", 2, gray, "flat", 3), "z", "image",
+                   "flat", gray)  # fmt: skip
+    lone = ExplorerModel("digits", dec, 2, AxesPlane.of(2), (-4.0, 4.0), (-4.0, 4.0))
+    write_explorer(tmp_path / "gray", [lone], [], None, report=None)
+
+    page = open_page(browser, tmp_path / "rgb" / "explore.html")
+    refs = [Reference(m.decoder, clf) for m in models]
+    assert check_decodes(page, models, refs, names) == 3 * 2 * 2
+    assert page.evaluate("latentExplorer.state().panels[0].z[1]") == pytest.approx(0.7, abs=1e-6)
+    assert page.evaluate("document.querySelector('.decoded').width") == 32
+    assert page.errors == [] and page.failed == []
+
+    page = open_page(browser, tmp_path / "gray" / "explore.html")
+    assert check_decodes(page, [lone], [Reference(dec)], []) == 3
+    assert page.inner_text(".class-name") == "no classifier"
+    assert page.is_disabled("#show-embeddings")
+    assert page.errors == [] and page.failed == []
+
+
+def test_a_page_without_its_runtime_says_so(browser, tmp_path):
+    dec = OnnxFile(image_decoder(tmp_path / "d.onnx", 2, (1, 4, 4), "NCHW", 0), "z", "image",
+                   "NCHW", (1, 4, 4))  # fmt: skip
+    m = ExplorerModel("m", dec, 2, AxesPlane.of(2), (-1.0, 1.0), (-1.0, 1.0))
+    write_explorer(tmp_path, [m], [], runtime="elsewhere", report=None)
+    page = browser.new_page()
+    page.goto((tmp_path / "explore.html").as_uri())
+    page.wait_for_function("document.body.dataset.state === 'error'")
+    assert "onnxruntime-web scripts were not found" in page.inner_text("#status")
+    assert page.get_attribute("#status", "role") == "alert"
+
+
+# ---------------------------------------------------------------------------- shipped models
+@pytest.fixture(scope="module")
+def shipped_explorer(tmp_path_factory, real_data):
+    from latent_atlas.toolkit.runtime import ModelPair, load_classifier
+
+    out = tmp_path_factory.mktemp("explore")
+    clf = load_classifier(SHIPPED / "classifier" / "classifier.onnx", 10)
+    models = []
+    for name in ("vae", "ae"):
+        pair = ModelPair.from_dir(SHIPPED / name, name=name.upper())
+        emb = pair.encoder(real_data.test.float_images())
+        models.append(explorer_model(pair.name, pair.decoder, clf, AxesPlane.of(2), (-4.0, 4.0),
+                                     (-4.0, 4.0), emb, real_data.test.labels))  # fmt: skip
+    clf_file = OnnxFile.of(clf)
+    write_explorer(out, models, real_data.class_names, clf_file, title="VAE vs AE")
+    return out, models, clf_file, real_data.class_names
+
+
+@pytest.mark.real_data
+def test_shipped_models_decode_live_like_python(browser, shipped_explorer):
+    folder, models, clf, names = shipped_explorer
+    page = open_page(browser, folder / "explore.html")
+    refs = [Reference(m.decoder, clf) for m in models]
+    assert check_decodes(page, models, refs, names) == 3 * 2 * 2
+
+    # decode + classify + draw per pointer move, both models, measured in the page
+    m = models[0]
+    start = page.evaluate("latentExplorer.timings.length")
+    for k in range(60):
+        t = k / 59
+        move_to(page, 0, *spot(m, 0.1 + 0.8 * t, 0.5 + 0.35 * np.sin(6 * t)))
+    moves = page.evaluate(f"latentExplorer.timings.slice({start})")
+    per_model = page.evaluate(f"latentExplorer.modelTimings.map(t => t.slice(-{len(moves)}))")
+    assert len(moves) >= 50
+    timing = {
+        "moves": len(moves),
+        "median_ms_per_move_all_models": statistics.median(moves),
+        "p90_ms_per_move": float(np.percentile(moves, 90)),
+        "median_ms_per_model": {mm.name: statistics.median(t)
+                                for mm, t in zip(models, per_model, strict=True)},
+        "load_ms": page.evaluate("latentExplorer.loadMs"),
+        "note": "performance.now() in a file:// page is coarsened to 0.1 ms",
+    }  # fmt: skip
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+    print(f"\nexplorer timing (Chromium {page.context.browser.version}): {json.dumps(timing)}")
+    assert timing["median_ms_per_move_all_models"] <= 10.0
+
+    # keyboard: focus the plane, arrow keys move the cursor and change the picture
+    page.focus(".plane")
+    before, cursor = canvas_rgb(page, ".decoded"), page.evaluate("latentExplorer.state().cursor")
+    n = page.evaluate("latentExplorer.updates")
+    for key in ("ArrowRight", "ArrowRight", "Shift+ArrowUp"):
+        page.keyboard.press(key)
+    page.wait_for_function(f"latentExplorer.updates > {n} && !latentExplorer.busy")
+    page.wait_for_timeout(100)
+    after = page.evaluate("latentExplorer.state()")
+    step = (m.x_range[1] - m.x_range[0]) / 64
+    assert after["cursor"]["u"] == pytest.approx(cursor["u"] + 2 * step, abs=1e-9)
+    assert after["cursor"]["v"] == pytest.approx(cursor["v"] + 8 * step, abs=1e-9)
+    assert not np.array_equal(canvas_rgb(page, ".decoded"), before)
+    assert page.get_attribute(".plane", "aria-label").startswith("VAE: latent plane")
+    assert "the classifier reads" in page.get_attribute(".decoded", "aria-label")
+
+    # interpolation: two clicks draw a strip whose ends are the decodes at the two points
+    a, b = spot(m, 0.2, 0.2), spot(m, 0.75, 0.8)
+    for u, v in (a, b):
+        pt = page.evaluate("([u, v]) => latentExplorer.clientPoint(0, u, v)", [u, v])
+        page.mouse.click(pt["x"], pt["y"])
+    page.wait_for_function("latentExplorer.strips >= 1")
+    ends = page.evaluate("latentExplorer.state().ends")
+    for j, ref in enumerate(refs):
+        strip = canvas_rgb(page, ".strip-images", j)
+        assert strip.shape == (28, 280, 3) and page.is_visible(f".model >> nth={j} >> .strip")
+        z = plane_points(models[j].plane, [e["u"] for e in ends], [e["v"] for e in ends])
+        expected = rgba_8bit(ref.image(z))
+        assert np.abs(strip[:, :28].astype(int) - expected[0]).max() <= 2
+        assert np.abs(strip[:, -28:].astype(int) - expected[1]).max() <= 2
+        assert page.locator(".strip-classes").nth(j).locator("li").count() == 10
+
+    page.check("#show-embeddings")  # the embeddings layer draws over the class map
+    shot = OUT / "explore.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    # nothing but the page's own files (and the blob: of the runtime's glue) was requested
+    assert page.failed == [] and page.errors == []
+    assert all(u.startswith(("file://", "blob:", "data:")) for u in page.requests), page.requests
+    assert sum(u.startswith("file://") for u in page.requests) == 3  # page + two scripts
+
+    dark = open_page(browser, folder / "explore.html", scheme="dark")
+    bg = dark.evaluate("getComputedStyle(document.body).backgroundColor")
+    fg = dark.evaluate("getComputedStyle(document.body).color")
+    lum = [sum(int(c) for c in s[s.index("(") + 1 : -1].split(",")[:3]) for s in (bg, fg)]
+    assert lum[0] < 150 < lum[1]  # dark background, light text
+    state = move_to(dark, 1, *spot(models[1], 0.3, 0.6))
+    z = np.array([state["panels"][1]["z"]], np.float32)
+    assert np.abs(canvas_rgb(dark, ".decoded", 1).astype(int)
+                  - rgba_8bit(refs[1].image(z))[0]).max() <= 2  # fmt: skip
+    dark.screenshot(path=str(OUT / "explore-dark.png"), full_page=True)
+    assert dark.failed == [] and dark.errors == []
