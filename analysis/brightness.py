@@ -1,6 +1,7 @@
 """Brightness and smoothness of a decoded latent grid.
 
-Grid convention: ``cells`` is ``[ny, nx, H, W]`` with pixel values in [0, 1]; ``x`` holds
+Grid convention: ``cells`` is ``[ny, nx, H, W]`` (or ``[ny, nx, C, H, W]``: brightness is the
+mean over pixels and channels) with pixel values in [0, 1]; ``x`` holds
 the ``nx`` z1 coordinates and ``y`` the ``ny`` z2 coordinates (both strictly increasing,
 spacing may be non-uniform); ``cells[i, j]`` is the image decoded at ``(z1=x[j], z2=y[i])``.
 Maps are ``[ny, nx]``.
@@ -17,7 +18,12 @@ MAP = ("ny", "nx")
 
 
 def _check_cells(cells: ArrayLike) -> NDArray[np.float64]:
-    return check_array(cells, "cells", shape=CELLS, bounds=(0.0, 1.0))
+    """``[ny, nx, H, W]`` as given; ``[ny, nx, C, H, W]`` with its channels stacked as rows
+    (``[ny, nx, C·H, W]``): every measure here averages over all of a cell's values."""
+    arr = np.asarray(cells)
+    if arr.ndim == 5:
+        arr = arr.reshape(arr.shape[0], arr.shape[1], -1, arr.shape[4])
+    return check_array(arr, "cells", shape=CELLS, bounds=(0.0, 1.0))
 
 
 def brightness_map(cells: ArrayLike) -> NDArray[np.float64]:
@@ -25,13 +31,13 @@ def brightness_map(cells: ArrayLike) -> NDArray[np.float64]:
 
     Parameters
     ----------
-    cells : array_like, shape [ny, nx, H, W]
+    cells : array_like, shape [ny, nx, H, W] or [ny, nx, C, H, W]
         Decoded images, pixel values in [0, 1].
 
     Returns
     -------
     numpy.ndarray, shape [ny, nx], float64
-        Mean brightness per cell, in [0, 1].
+        Mean brightness per cell (over pixels and channels), in [0, 1].
     """
     arr = _check_cells(cells)
     return arr.mean(axis=(2, 3))

@@ -67,7 +67,17 @@ def class_color(k: int) -> tuple[float, float, float, float]:
 
 
 def _check_cells(cells: ArrayLike) -> NDArray[np.float64]:
-    return check_array(cells, "cells", shape=("ny", "nx", "H", "W"))
+    """Cells as ``[ny, nx, H, W]`` (grayscale) or ``[ny, nx, H, W, 3]`` (RGB, channels last
+    for matplotlib), from ``[ny, nx, H, W]`` or ``[ny, nx, C, H, W]`` with C in (1, 3)."""
+    arr = np.asarray(cells)
+    if arr.ndim == 5:
+        arr = check_array(arr, "cells", shape=("ny", "nx", "C", "H", "W"))
+        if arr.shape[2] == 1:
+            return arr[:, :, 0]
+        if arr.shape[2] == 3:
+            return arr.transpose(0, 1, 3, 4, 2)
+        raise AtlasError(f"cells: {arr.shape[2]} channels, expected 1 (grayscale) or 3 (RGB)")
+    return check_array(arr, "cells", shape=("ny", "nx", "H", "W"))
 
 
 def _check_coords(coords: ArrayLike, n: int, name: str) -> NDArray[np.float64]:
@@ -101,16 +111,20 @@ def _cell_edges(centres: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _draw_mosaic(
-    ax: Axes, cells: NDArray[np.float64], x: NDArray[np.float64], y: NDArray[np.float64]
+    ax: Axes,
+    cells: NDArray[np.float64],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    labels: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
 ) -> None:
     """Draw the mosaic in pixel coordinates with latent-coordinate tick labels.
 
     The axes' data coordinates are pixels: ``[0, nx*W]`` across and ``[0, ny*H]`` upward, so
     cell ``(i, j)`` occupies ``[j*W, (j+1)*W] x [i*H, (i+1)*H]`` and z2 increases upward.
     """
-    ny, nx, h, w = cells.shape
+    ny, nx, h, w = cells.shape[:4]
     ax.imshow(
-        mosaic_image(cells),
+        _assemble(cells),
         cmap="gray",
         vmin=0.0,
         vmax=1.0,
@@ -122,12 +136,22 @@ def _draw_mosaic(
     iy = _tick_indices(ny)
     ax.set_xticks(jx * w + w / 2.0, labels=[f"{v:.2g}" for v in x[jx]])
     ax.set_yticks(iy * h + h / 2.0, labels=[f"{v:.2g}" for v in y[iy]])
-    ax.set_xlabel(Z1_LABEL)
-    ax.set_ylabel(Z2_LABEL)
+    _axis_labels(ax, labels)
+
+
+def _axis_labels(ax: Axes, labels: tuple[str, str]) -> None:
+    ax.set_xlabel(plain(labels[0]))
+    ax.set_ylabel(plain(labels[1]))
+
+
+def plain(text: str) -> str:
+    """User text shown as itself: matplotlib would read ``$…$`` as mathtext (and fail on
+    ``$\\foo$``); an escaped dollar is drawn as a dollar."""
+    return str(text).replace("$", r"\$")
 
 
 def _mosaic_figsize(cells: NDArray[np.float64], width: float = 6.0) -> tuple[float, float]:
-    ny, nx, h, w = cells.shape
+    ny, nx, h, w = cells.shape[:4]
     ratio = (ny * h) / (nx * w)
     return (width, float(np.clip(width * ratio, 2.5, 12.0)) + 0.6)
 
@@ -140,35 +164,48 @@ def mosaic_image(cells: ArrayLike) -> NDArray[np.float64]:
 
     Parameters
     ----------
-    cells : array_like, shape (ny, nx, H, W)
+    cells : array_like, shape (ny, nx, H, W) or (ny, nx, C, H, W), C in (1, 3)
         ``cells[i, j]`` is the image decoded at ``(z1=x[j], z2=y[i])``.
 
     Returns
     -------
-    numpy.ndarray, shape (ny * H, nx * W)
+    numpy.ndarray, shape (ny * H, nx * W), or (ny * H, nx * W, 3) for RGB cells
         Image rows are counted from the top as usual, so ``cells[ny - 1, j]`` fills the top
         block row and ``cells[0, j]`` the bottom one: the block at image rows
         ``[(ny - 1 - i) * H, (ny - i) * H)`` and columns ``[j * W, (j + 1) * W)`` is
         ``cells[i, j]``.
     """
-    arr = _check_cells(cells)
-    ny, nx, h, w = arr.shape
+    return _assemble(_check_cells(cells))
+
+
+def _assemble(arr: NDArray[np.float64]) -> NDArray[np.float64]:
+    ny, nx, h, w = arr.shape[:4]
+    if arr.ndim == 5:  # RGB, channels last
+        return arr[::-1].transpose(0, 2, 1, 3, 4).reshape(ny * h, nx * w, arr.shape[4])
     return arr[::-1].transpose(0, 2, 1, 3).reshape(ny * h, nx * w)
 
 
-def mosaic_figure(cells: ArrayLike, x: ArrayLike, y: ArrayLike, title: str = "") -> Figure:
+def mosaic_figure(
+    cells: ArrayLike,
+    x: ArrayLike,
+    y: ArrayLike,
+    title: str = "",
+    labels: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
+) -> Figure:
     """Gray mosaic of a decoded grid, axes labelled in latent coordinates.
 
     Parameters
     ----------
-    cells : array_like, shape (ny, nx, H, W)
+    cells : array_like, shape (ny, nx, H, W) or (ny, nx, C, H, W), C in (1, 3)
         Decoded images in [0, 1].
     x : array_like, shape (nx,)
         Increasing z1 coordinates of the columns.
     y : array_like, shape (ny,)
         Increasing z2 coordinates of the rows; ``y[0]`` is drawn at the bottom.
     title : str, optional
-        Axes title.
+        Axes title (plain text).
+    labels : (str, str), optional
+        Axis labels: what the plane's coordinates are (``z₁``, ``z₂``; ``PC1``, ``PC2``).
 
     Returns
     -------
@@ -182,9 +219,9 @@ def mosaic_figure(cells: ArrayLike, x: ArrayLike, y: ArrayLike, title: str = "")
     ys = _check_coords(y, ny, "y")
     fig = Figure(figsize=_mosaic_figsize(arr), layout="constrained")
     ax = fig.subplots()
-    _draw_mosaic(ax, arr, xs, ys)
+    _draw_mosaic(ax, arr, xs, ys, labels)
     if title:
-        ax.set_title(title)
+        ax.set_title(plain(title))
     return fig
 
 
@@ -195,8 +232,9 @@ def class_map_figure(
     y: ArrayLike,
     class_names: Sequence[str],
     title: str = "",
+    labels_xy: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
 ) -> Figure:
-    """Gray mosaic with a semi-transparent class colour over every cell.
+    """Gray (or RGB) mosaic with a semi-transparent class colour over every cell.
 
     Parameters
     ----------
@@ -220,7 +258,7 @@ def class_map_figure(
         index order, with their tab10 colours.
     """
     arr = _check_cells(cells)
-    ny, nx, h, w = arr.shape
+    ny, nx, h, w = arr.shape[:4]
     xs = _check_coords(x, nx, "x")
     ys = _check_coords(y, ny, "y")
     n_classes = len(class_names)
@@ -228,7 +266,7 @@ def class_map_figure(
 
     fig = Figure(figsize=_mosaic_figsize(arr, width=7.5), layout="constrained")
     ax = fig.subplots()
-    _draw_mosaic(ax, arr, xs, ys)
+    _draw_mosaic(ax, arr, xs, ys, labels_xy)
 
     palette = np.array([class_color(k) for k in range(n_classes)], dtype=np.float64)
     overlay = palette[lab]  # [ny, nx, 4]
@@ -241,12 +279,12 @@ def class_map_figure(
     )
     present = np.unique(lab)
     handles = [
-        Patch(facecolor=class_color(int(k)), alpha=0.8, label=str(class_names[int(k)]))
+        Patch(facecolor=class_color(int(k)), alpha=0.8, label=plain(class_names[int(k)]))
         for k in present
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(plain(title))
     return fig
 
 
@@ -262,6 +300,7 @@ def heatmap_figure(
     cmap: str = "viridis",
     vmin: float | None = None,
     vmax: float | None = None,
+    labels: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
 ) -> Figure:
     """Heat map of a per-cell quantity over the latent grid, in latent coordinates.
 
@@ -305,16 +344,21 @@ def heatmap_figure(
         vmax=vmax,
         shading="flat",
     )
-    fig.colorbar(mesh, ax=ax, label=colorbar_label)
-    ax.set_xlabel(Z1_LABEL)
-    ax.set_ylabel(Z2_LABEL)
+    fig.colorbar(mesh, ax=ax, label=plain(colorbar_label))
+    _axis_labels(ax, labels)
     ax.set_aspect("equal", adjustable="box")
     if title:
-        ax.set_title(title)
+        ax.set_title(plain(title))
     return fig
 
 
-def confidence_figure(confidence: ArrayLike, x: ArrayLike, y: ArrayLike, title: str = "") -> Figure:
+def confidence_figure(
+    confidence: ArrayLike,
+    x: ArrayLike,
+    y: ArrayLike,
+    title: str = "",
+    labels: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
+) -> Figure:
     """Heat map of per-cell classifier confidence on a fixed [0, 1] colour scale.
 
     Parameters
@@ -342,6 +386,7 @@ def confidence_figure(confidence: ArrayLike, x: ArrayLike, y: ArrayLike, title: 
         cmap="viridis",
         vmin=0.0,
         vmax=1.0,
+        labels=labels,
     )
 
 
@@ -354,6 +399,7 @@ def embedding_scatter(
     class_names: Sequence[str],
     extent: tuple[float, float, float, float] | None = None,
     title: str = "",
+    axis_labels: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
 ) -> Figure:
     """Scatter of 2-D latent embeddings coloured by class, with the grid's extent outlined.
 
@@ -382,7 +428,7 @@ def embedding_scatter(
     n_classes = len(class_names)
     lab = _check_labels(labels, (emb.shape[0],), n_classes)
 
-    names = [str(n) for n in class_names]
+    names = [plain(n) for n in class_names]
     present = [names[int(k)] for k in np.unique(lab)]
     palette = {names[k]: class_color(k) for k in range(n_classes)}
     hue = np.asarray(names, dtype=object)[lab]
@@ -426,11 +472,10 @@ def embedding_scatter(
                 gid="grid-extent",
             )
         )
-    ax.set_xlabel(Z1_LABEL)
-    ax.set_ylabel(Z2_LABEL)
+    _axis_labels(ax, axis_labels)
     ax.set_aspect("equal", adjustable="datalim")
     if title:
-        ax.set_title(title)
+        ax.set_title(plain(title))
     return fig
 
 
@@ -470,13 +515,13 @@ def class_share_bars(
     ax = fig.subplots()
     for m, (model, arr) in enumerate(rows.items()):
         offset = (m - (n_models - 1) / 2.0) * width
-        ax.bar(centres + offset, arr, width=width, label=model)
-    ax.set_xticks(centres, labels=[str(n) for n in class_names], rotation=35, ha="right")
+        ax.bar(centres + offset, arr, width=width, label=plain(model))
+    ax.set_xticks(centres, labels=[plain(n) for n in class_names], rotation=35, ha="right")
     ax.set_ylabel("share of grid cells")
     ax.set_ylim(bottom=0.0)
     ax.legend(frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(plain(title))
     return fig
 
 

@@ -1,11 +1,27 @@
 """Batch files: a TOML of comparisons, mapped onto ``ComparisonConfig`` values (which check
-themselves); paths are relative to the file."""
+themselves); paths are relative to the file.
+
+    out = "reports"                 # optional
+    data = "sklearn:digits"         # optional, default: Fashion-MNIST
+    classifier = "path/c.onnx"      # optional: a file, "auto" (default) or "none"
+
+    [[comparison]]
+    name = "beta-sweep"
+    models = ["ae", "vae-b0.5", "vae-b1", "vae-b4"]     # or model_a = …, model_b = …
+    labels = ["AE", "β=0.5", "β=1", "β=4"]            # optional (or label_a, label_b)
+    study = "seed"                                     # optional
+      [[comparison.grid]]                              # optional, repeatable
+      steps = 31
+      mode = "icdf"                                    # linear | icdf | auto
+      plane = "pca"                                    # axes (with axes = [I, J]) | pca
+"""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from latent_atlas.pipeline import AnalysisConfig
 from latent_atlas.runs import ComparisonConfig
@@ -13,39 +29,76 @@ from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
 
 BATCH_KEYS = {"out", "data", "classifier", "comparison"}
-ENTRY_KEYS = {"name", "model_a", "model_b", "classifier", "data", "label_a", "label_b", "grid"}
-GRID_KEYS = {"steps", "range", "mode", "quantile", "percentiles", "axes", "fixed"}
+ENTRY_KEYS = {"name", "models", "labels", "model_a", "model_b", "label_a", "label_b",
+              "classifier", "data", "grid", "study"}  # fmt: skip
+GRID_KEYS = {"steps", "range", "mode", "quantile", "percentiles", "plane", "axes", "fixed"}
 
 
-def _grid_from_toml(table: dict, where: str) -> GridSpec:
+def _typed(value: Any, kind: type | tuple[type, ...], where: str, expected: str) -> Any:
+    if (
+        not isinstance(value, kind)
+        or isinstance(value, bool)
+        and bool not in (kind if isinstance(kind, tuple) else (kind,))
+    ):
+        raise AtlasError(f"{where}: {value!r} ({type(value).__name__}), expected {expected}")
+    return value
+
+
+def _numbers(value: Any, n: int, where: str, what: str) -> list[float]:
+    ok = isinstance(value, list) and len(value) == n
+    if not ok or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value):
+        raise AtlasError(f"{where}: {what} = {value!r}, expected {n} numbers")
+    return [float(v) for v in value]
+
+
+def _grid_from_toml(table: Any, where: str) -> GridSpec:
+    _typed(table, dict, where, "a [[comparison.grid]] table")
     unknown = set(table) - GRID_KEYS
     if unknown:
         raise AtlasError(f"{where}: unknown key(s) {sorted(unknown)}; expected {sorted(GRID_KEYS)}")
+    steps = table.get("steps", 21)
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        nx = ny = steps
+    else:
+        nx, ny = (int(v) for v in _numbers(steps, 2, where, "steps"))
+    lo, hi = _numbers(table.get("range", [-4.0, 4.0]), 2, where, "range")
+    p_lo, p_hi = _numbers(table.get("percentiles", [1.0, 99.0]), 2, where, "percentiles")
+    ax0, ax1 = (int(v) for v in _numbers(table.get("axes", [0, 1]), 2, where, "axes"))
+    fixed = table.get("fixed", "mean")
+    if not isinstance(fixed, str):
+        fixed = tuple(_numbers(fixed, len(fixed) if isinstance(fixed, list) else -1, where,
+                               "fixed"))  # fmt: skip
     try:
-        steps = table.get("steps", 21)
-        nx, ny = (steps, steps) if isinstance(steps, int) else steps
-        lo, hi = (float(v) for v in table.get("range", (-4.0, 4.0)))
-        p_lo, p_hi = (float(v) for v in table.get("percentiles", (1.0, 99.0)))
-        ax0, ax1 = (int(v) for v in table.get("axes", (0, 1)))
         return GridSpec(
             steps=(nx, ny), x_range=(lo, hi), y_range=(lo, hi),
-            mode=str(table.get("mode", "linear")), quantile=float(table.get("quantile", 0.05)),
-            percentiles=(p_lo, p_hi), axes=(ax0, ax1),
-            fixed=tuple(float(v) for v in table.get("fixed", ())),
+            mode=str(_typed(table.get("mode", "linear"), str, where, "a mode name")),
+            quantile=float(_typed(table.get("quantile", 0.05), (int, float), where, "a number")),
+            percentiles=(p_lo, p_hi),
+            plane=str(_typed(table.get("plane", "axes"), str, where, "axes or pca")),
+            axes=(ax0, ax1), fixed=fixed,
         )  # fmt: skip
-    except (TypeError, ValueError) as exc:
-        raise AtlasError(
-            f"{where}: {exc}; expected steps = N or [NX, NY], range = [LO, HI]"
-        ) from None
     except AtlasError as exc:
         raise AtlasError(f"{where}: {exc}") from None
 
 
-def read_batch(
-    path: Path, base: AnalysisConfig, shipped_classifier: Path
-) -> tuple[Path, list[ComparisonConfig]]:
-    """Parse a batch TOML: top-level ``out``, ``data``, ``classifier`` and ``[[comparison]]``
-    tables with ``name``, ``model_a``, ``model_b`` and optional ``[[comparison.grid]]``."""
+def _paths(entry: dict, where: str) -> tuple[list[str], list[str]]:
+    """The entry's models and labels, from ``models``/``labels`` or ``model_a``/``model_b``."""
+    if "models" in entry:
+        models = _typed(entry["models"], list, where, "models = [paths…]")
+        labels = _typed(entry.get("labels", []), list, where, "labels = [names…]")
+    else:
+        missing = {"model_a", "model_b"} - set(entry)
+        if missing:
+            raise AtlasError(f"{where}: missing {sorted(missing)} (or models = [...])")
+        models = [entry["model_a"], entry["model_b"]]
+        labels = [entry.get("label_a", "VAE"), entry.get("label_b", "AE")]
+    for v in [*models, *labels]:
+        _typed(v, str, where, "strings (paths and labels)")
+    return models, labels
+
+
+def read_batch(path: Path, base: AnalysisConfig) -> tuple[Path, list[ComparisonConfig]]:
+    """Parse a batch TOML (see the module docstring)."""
     try:
         doc = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -57,39 +110,58 @@ def read_batch(
         raise AtlasError(
             f"batch file {path}: unknown key(s) {sorted(unknown)}; expected {sorted(BATCH_KEYS)}"
         )
-    entries = doc.get("comparison", [])
+    entries = _typed(doc.get("comparison", []), list, f"batch file {path}: comparison",
+                     "[[comparison]] tables")  # fmt: skip
     if not entries:
         raise AtlasError(f"batch file {path}: no [[comparison]] entries")
     root = Path(path).resolve().parent
 
-    def resolve(p: str | None) -> Path | None:
-        return None if p is None else (root / p).resolve()
+    def resolve(p: Any, where: str) -> Path:
+        return (root / _typed(p, str, where, "a path (string)")).resolve()
 
-    out = resolve(doc.get("out", "reports")) or Path("reports")
+    def classifier(value: Any, where: str) -> Path | str | None:
+        _typed(value, str, where, "a path, 'auto' or 'none'")
+        return None if value == "none" else "auto" if value == "auto" else resolve(value, where)
+
+    def data(value: Any, where: str) -> str | Path | None:
+        if value is None:
+            return None
+        _typed(value, str, where, "a dataset path or sklearn:digits")
+        return value if value.startswith("sklearn:") else resolve(value, where)
+
+    out = resolve(doc.get("out", "reports"), f"batch file {path}: out")
     seen: set[str] = set()
     comps = []
     for i, e in enumerate(entries, 1):
         where = f"batch file {path}, comparison #{i}"
+        _typed(e, dict, where, "a [[comparison]] table")
         unknown = set(e) - ENTRY_KEYS
         if unknown:
             raise AtlasError(
                 f"{where}: unknown key(s) {sorted(unknown)}; expected {sorted(ENTRY_KEYS)}"
             )
-        missing = {"name", "model_a", "model_b"} - set(e)
-        if missing:
-            raise AtlasError(f"{where}: missing {sorted(missing)}")
-        name = str(e["name"])
+        if "name" not in e:
+            raise AtlasError(f"{where}: missing ['name']")
+        name = _typed(e["name"], str, where, "name = a string")
         if name in seen:
             raise AtlasError(f"{where}: duplicate name {name!r}; names must be unique")
         if not name or "/" in name or name.startswith("."):
             raise AtlasError(f"{where}: name {name!r} must be a plain folder name")
         seen.add(name)
-        grids = tuple(_grid_from_toml(g, f"{where}, grid") for g in e.get("grid", [])) or base.grids
-        classifier = resolve(e.get("classifier", doc.get("classifier"))) or shipped_classifier
-        comps.append(ComparisonConfig(
-            name=name, model_a=resolve(e["model_a"]), model_b=resolve(e["model_b"]),  # type: ignore[arg-type]
-            classifier=classifier, data=resolve(e.get("data", doc.get("data"))),
-            label_a=str(e.get("label_a", "VAE")), label_b=str(e.get("label_b", "AE")),
-            analysis=replace(base, grids=grids),
-        ))  # fmt: skip
+        models, labels = _paths(e, where)
+        grids = e.get("grid", [])
+        _typed(grids, list, where, "[[comparison.grid]] tables")
+        specs = tuple(_grid_from_toml(g, f"{where}, grid") for g in grids) or base.grids
+        study = e.get("study")
+        try:
+            comps.append(ComparisonConfig(
+                name=name, models=tuple(resolve(m, where) for m in models),
+                labels=tuple(labels),
+                classifier=classifier(e.get("classifier", doc.get("classifier", "auto")), where),
+                data=data(e.get("data", doc.get("data")), where),
+                study=None if study is None else _typed(study, str, where, "a study name"),
+                analysis=replace(base, grids=specs),
+            ))  # fmt: skip
+        except AtlasError as exc:
+            raise AtlasError(f"{where}: {exc}") from None
     return out, comps

@@ -83,7 +83,7 @@ def _best(reps: int, fn: Callable[..., object], *args: object) -> float:
 def _grid_points(n: int) -> np.ndarray:
     spec = GridSpec(steps=(n, n))
     x, y = spec.coordinates()
-    return spec.points(x, y, 2, 0, n * n)
+    return spec.points(x, y, spec.resolve_plane(2), 0, n * n)
 
 
 def seed_loop(decoder: torch.nn.Module, n: int, device: str = "cpu") -> None:
@@ -111,7 +111,7 @@ def torch_batched(decoder: torch.nn.Module, n: int, batch: int, device: str = "c
 def onnx_batched(decoder: OnnxModel, n: int, batch: int) -> None:
     spec = GridSpec(steps=(n, n))
     x, y = spec.coordinates()
-    for _ in iter_decode(decoder, spec, x, y, batch):
+    for _ in iter_decode(decoder, spec, x, y, spec.resolve_plane(2), batch):
         pass
 
 

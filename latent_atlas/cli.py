@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 SHIPPED = shipped("fashion-mnist")
 
 
-def _data_dir(args: argparse.Namespace) -> Path | None:
+def _data_source(args: argparse.Namespace) -> str | None:
+    """--data, else $LATENT_ATLAS_DATA, else None (the default dataset)."""
     if getattr(args, "data", None):
-        return Path(args.data)
-    env = os.environ.get("LATENT_ATLAS_DATA")
-    return Path(env) if env else None
+        return str(args.data)
+    return os.environ.get("LATENT_ATLAS_DATA") or None
+
+
+_data_dir = _data_source  # the train/export handlers' name for it
 
 
 def _add_data_flag(p: argparse.ArgumentParser) -> None:
@@ -149,33 +152,41 @@ def _add_grid_flags(p: argparse.ArgumentParser, steps: int = 21) -> None:
         nargs=2,
         default=[-4.0, 4.0],
         metavar=("LO", "HI"),
-        help="linear mode: range of both axes (default: -4 4, the seed's)",
+        help="linear mode: range of both plane axes (default: -4 4, the seed's)",
     )
     g.add_argument(
         "--mode",
         default="linear",
         choices=["linear", "icdf", "auto"],
         help="linear: evenly spaced over --range; icdf: Gaussian quantiles; "
-        "auto: 1st-99th percentile of the encoder's test embeddings",
+        "auto: 1st-99th percentile of the test embeddings",
     )
     g.add_argument(
         "--quantile", type=float, default=0.05, help="icdf mode: outermost quantile (default: 0.05)"
     )
     g.add_argument(
+        "--plane",
+        nargs="+",
+        default=["axes", "0", "1"],
+        metavar="KIND",
+        help="the 2-D plane swept in a latent space of more than 2 dims: 'axes I J' (dims I and "
+        "J, counted from 0) or 'pca' (the test embeddings' two principal directions through "
+        "their mean, in standard deviations) (default: axes 0 1)",
+    )
+    g.add_argument(
         "--axes",
         type=int,
         nargs=2,
-        default=[0, 1],
         metavar=("I", "J"),
-        help="latent dims swept when latent_dim > 2 (default: 0 1)",
+        help="shorthand for --plane axes I J",
     )
     g.add_argument(
         "--fixed",
-        type=float,
         nargs="+",
-        default=[],
+        default=["mean"],
         metavar="V",
-        help="values of all latent dims (swept ones are overwritten; default: 0)",
+        help="where the latent dims off the plane sit: 'mean' (the test embeddings' mean; 0 "
+        "for a decoder-only model), 'prior' (0), or one value per latent dim (default: mean)",
     )
 
 
@@ -185,9 +196,32 @@ def _grid_spec(args: argparse.Namespace) -> GridSpec:
     steps = args.steps * 2 if len(args.steps) == 1 else args.steps
     if len(steps) != 2:
         raise AtlasError(f"--steps: {len(args.steps)} values, expected 1 or 2")
+    plane, axes = args.plane[0], (0, 1)
+    if args.axes is not None:
+        plane, axes = "axes", tuple(args.axes)
+    elif plane == "axes":
+        if len(args.plane) != 3:
+            raise AtlasError(f"--plane {' '.join(args.plane)}: expected 'axes I J' or 'pca'")
+        try:
+            axes = (int(args.plane[1]), int(args.plane[2]))
+        except ValueError:
+            raise AtlasError(f"--plane {' '.join(args.plane)}: expected integer dims I J") from None
+    elif plane != "pca" or len(args.plane) != 1:
+        raise AtlasError(f"--plane {' '.join(args.plane)}: expected 'axes I J' or 'pca'")
+    fixed: str | tuple[float, ...] = args.fixed[0]
+    if args.fixed[0] not in ("mean", "prior"):
+        try:
+            fixed = tuple(float(v) for v in args.fixed)
+        except ValueError:
+            raise AtlasError(
+                f"--fixed {' '.join(args.fixed)}: expected 'mean', 'prior' or numbers"
+            ) from None
+    elif len(args.fixed) != 1:
+        raise AtlasError(f"--fixed {' '.join(args.fixed)}: expected 'mean', 'prior' or numbers")
     return GridSpec(
         steps=(steps[0], steps[1]), x_range=tuple(args.range), y_range=tuple(args.range),
-        mode=args.mode, quantile=args.quantile, axes=tuple(args.axes), fixed=tuple(args.fixed),
+        mode=args.mode, quantile=args.quantile, plane=plane, axes=axes,
+        fixed=fixed,
     )  # fmt: skip
 
 
@@ -207,25 +241,26 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "grid",
         help="decode a latent grid to a PNG mosaic",
-        description="Decode a systematic latent grid through the model's decoder.onnx "
-        "(onnxruntime, streamed in batches) and write a PNG mosaic with z2 increasing upward "
-        "and axes in latent coordinates; optionally the raw cells as .npy. "
+        description="Decode a systematic latent grid through a model's decoder "
+        "(onnxruntime, streamed in batches) and write a PNG mosaic with the second plane axis "
+        "increasing upward and axes in latent coordinates; optionally the raw cells as .npy. "
+        "A model is a folder (decoder.onnx, with encoder.onnx when there is one) or a single "
+        "decoder .onnx file; see docs/models.md. "
         "Example (the seed's figure): latent-atlas grid --model artifacts/fashion-mnist/vae",
     )
     p.add_argument(
         "--model",
         required=True,
         action="append",
-        metavar="DIR",
-        help="model folder with encoder.onnx and decoder.onnx (repeatable)",
+        metavar="PATH",
+        help="model folder or decoder .onnx file (repeatable)",
     )
     p.add_argument("--out", default="grids", help="output folder (default: %(default)s)")
-    p.add_argument("--npy", action="store_true", help="also write the raw cells [ny, nx, 28, 28]")
+    p.add_argument("--npy", action="store_true", help="also write the raw cells [ny, nx, C, H, W]")
     p.add_argument(
         "--cell-px",
         type=int,
-        choices=[1, 2, 4, 7, 14, 28],
-        help="mosaic pixels per cell (default: 28, less for grids wider than 73 cells)",
+        help="mosaic pixels per cell (default: the image width, less for wide grids)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_data_flag(p)
@@ -238,30 +273,41 @@ def _grid(args: argparse.Namespace) -> None:
     from latent_atlas.analysis.plots import figure_png_bytes, mosaic_figure
     from latent_atlas.toolkit.atomic import ensure_writable_dir, write_bytes
     from latent_atlas.toolkit.grid import decode_grid
-    from latent_atlas.toolkit.runtime import ModelPair
+    from latent_atlas.toolkit.runtime import load
 
     spec = _grid_spec(args)
+    models = [load(m, args.provider, args.threads) for m in args.model]
+    needs_data = (
+        spec.mode == "auto"
+        or spec.plane == "pca"
+        or (spec.fixed == "mean" and any(m.latent_dim > 2 for m in models))
+    )
     test_images = None
-    if spec.mode == "auto":  # the range comes from each encoder's test-set embeddings
-        from latent_atlas.toolkit.data import load_fashion_mnist
+    if needs_data and any(m.encoder is not None for m in models):
+        from latent_atlas.toolkit.data import load_dataset
 
-        test_images = load_fashion_mnist(_data_dir(args)).test.float_images()
+        test_images = load_dataset(_data_source(args), train=False).test.images
     out = ensure_writable_dir(Path(args.out))
-    for folder in args.model:
-        pair = ModelPair.from_dir(folder, args.provider, args.threads)
-        embeddings = None if test_images is None else pair.encoder(test_images)
-        stem = f"{pair.name}_{spec.mode}_{spec.steps[0]}x{spec.steps[1]}"
+    for i, model in enumerate(models):
+        embeddings = None
+        if test_images is not None and model.encoder is not None:
+            embeddings = model.encode(test_images, args.batch_size)
+        stem = f"{model.name}_{spec.key()}"
+        if [m.name for m in models].count(model.name) > 1:
+            stem = f"{model.name}-{i + 1}_{spec.key()}"  # two models from folders of one name
         grid = decode_grid(
-            pair.decoder, spec, embeddings, args.batch_size, cell_px=args.cell_px,
+            model.decoder, spec, embeddings, args.batch_size, cell_px=args.cell_px,
             raw_path=out / f"{stem}.npy" if args.npy else None, progress=not args.no_progress,
         )  # fmt: skip
-        title = f"{pair.name.upper()} decoder, {spec.describe()} ({pair.decoder.provider})"
+        plane = grid.plane.describe()
+        title = f"{model.name} decoder, {spec.describe()}" + (f", {plane}" if plane else "")
+        title += f" ({model.decoder.provider})"
         # dpi so that the mosaic (about 4.8 in wide on the figure) keeps one pixel per pixel
-        mosaic_px = grid.cells.shape[1] * grid.cells.shape[3]
+        mosaic_px = grid.cells.shape[1] * grid.cells.shape[4]
         dpi = int(min(1000, max(100, mosaic_px / 4.8)))
-        fig = mosaic_figure(grid.cells, grid.x, grid.y, title)
+        fig = mosaic_figure(grid.cells, grid.x, grid.y, title, grid.labels)
         png = write_bytes(out / f"{stem}.png", figure_png_bytes(fig, dpi=dpi))
-        print(f"{pair.name}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
+        print(f"{model.name}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
 
 
 # ---------------------------------------------------------------------------- bench
@@ -311,33 +357,39 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- analyze / report
-def _add_pair_flags(p: argparse.ArgumentParser) -> None:
+DEFAULT_MODELS = (SHIPPED / "vae", SHIPPED / "ae")
+DEFAULT_LABELS = ("VAE", "AE")
+
+
+def _add_models_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--vae",
-        default=str(SHIPPED / "vae"),
-        metavar="DIR",
-        help="first model folder, encoder.onnx + decoder.onnx (default: shipped VAE)",
+        "--model",
+        action="append",
+        metavar="PATH",
+        help="a model: folder (decoder.onnx, optionally encoder.onnx) or decoder .onnx file; "
+        "repeat for two or more (default: the shipped Fashion-MNIST VAE and AE)",
     )
     p.add_argument(
-        "--ae",
-        default=str(SHIPPED / "ae"),
-        metavar="DIR",
-        help="second model folder (default: shipped AE)",
+        "--label",
+        action="append",
+        metavar="NAME",
+        help="display name of each --model, in order (default: folder names; VAE, AE for the "
+        "shipped pair)",
     )
     p.add_argument(
         "--classifier",
-        default=str(SHIPPED / "classifier" / "classifier.onnx"),
+        default="auto",
         metavar="FILE",
-        help="classifier.onnx (default: the shipped one)",
+        help="classifier.onnx for the dataset; 'none': class maps from the nearest test "
+        "embeddings; 'auto': the shipped classifier when the dataset has one (default)",
     )
-    p.add_argument("--name", default="vae-vs-ae", help="comparison name (default: %(default)s)")
     p.add_argument(
-        "--labels",
-        nargs=2,
-        default=["VAE", "AE"],
-        metavar=("A", "B"),
-        help="display names of the two models (default: VAE AE)",
+        "--study",
+        metavar="NAME",
+        help="run a study of claims (available: seed); default: the seed study for the "
+        "shipped VAE and AE, none otherwise ('none' to skip)",
     )
+    p.add_argument("--name", default="", help="comparison name (default: vae-vs-ae, or the labels)")
     p.add_argument(
         "--gradient-threshold",
         type=float,
@@ -351,14 +403,13 @@ def _add_pair_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
+    from dataclasses import replace
+
     from latent_atlas.pipeline import AnalysisConfig
-    from latent_atlas.toolkit.grid import GridSpec
 
     spec = _grid_spec(args)
-    # The seed's grid (as given by the flags) beside an auto-range grid of the same size.
-    grids = (spec,) if spec.mode == "auto" else (spec, GridSpec(steps=spec.steps, mode="auto"))
-    if not args.gradient_threshold > 0:
-        raise AtlasError(f"--gradient-threshold: {args.gradient_threshold}, expected > 0")
+    # The grid the flags ask for, beside an auto-range grid of the same size and plane.
+    grids = (spec,) if spec.mode == "auto" else (spec, replace(spec, mode="auto"))
     return AnalysisConfig(
         grids=grids, gradient_threshold=args.gradient_threshold, batch_size=args.batch_size,
         provider=args.provider, threads=args.threads,
@@ -368,13 +419,26 @@ def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
 def _comparison(args: argparse.Namespace) -> ComparisonConfig:
     from latent_atlas.runs import ComparisonConfig
 
-    if args.labels[0] == args.labels[1]:
-        raise AtlasError(f"--labels: both are {args.labels[0]!r}; expected two different names")
-    return ComparisonConfig(
-        name=args.name, model_a=Path(args.vae), model_b=Path(args.ae),
-        classifier=Path(args.classifier), data=_data_dir(args),
-        label_a=args.labels[0], label_b=args.labels[1], analysis=_analysis_config(args),
+    defaults = not args.model
+    models = DEFAULT_MODELS if defaults else tuple(Path(m) for m in args.model)
+    labels = tuple(args.label or (DEFAULT_LABELS if defaults else ()))
+    study = args.study or ("seed" if defaults else None)
+    classifier: Path | str | None = args.classifier
+    if args.classifier == "none":
+        classifier = None
+    elif args.classifier != "auto":
+        classifier = Path(args.classifier)
+    name = args.name or ("vae-vs-ae" if defaults and not args.label else "")
+    cfg = ComparisonConfig(
+        name=name or "comparison", models=models, labels=labels, classifier=classifier,
+        data=_data_source(args), study=None if study == "none" else study,
+        study_required=bool(args.study), analysis=_analysis_config(args),
     )  # fmt: skip
+    if not name:  # named after its labels: "VAE-vs-AE-vs-β4"
+        from dataclasses import replace
+
+        cfg = replace(cfg, name="-vs-".join(cfg.display_labels()))
+    return cfg
 
 
 def _stage_bar(total: int, disable: bool) -> tuple[Any, Callable[[str], None]]:
@@ -392,36 +456,39 @@ def _stage_bar(total: int, disable: bool) -> tuple[Any, Callable[[str], None]]:
 def _analyze_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze",
-        help="measure two latent spaces: metrics.json + figures",
-        description="Analyse two encoder/decoder pairs (default: the shipped VAE and AE) with "
-        "the shipped classifier: brightness and its gradients, class maps, embeddings, "
-        "smoothness, reconstruction and sample quality, on the seed's 21×21 grid over [-4,4]² "
-        "and on an auto-range grid. Writes metrics.json and the figures to OUT.",
+        help="measure latent spaces: metrics.json + figures",
+        description="Analyse two or more models (default: the shipped VAE and AE) with a "
+        "classifier: brightness and its gradients, class maps, embeddings, smoothness, "
+        "reconstruction and sample quality, on the seed's 21×21 grid over [-4,4]² and on an "
+        "auto-range grid. Writes metrics.json and the figures to OUT.",
     )
     p.add_argument("--out", default="analysis-out", help="output folder (default: %(default)s)")
-    _add_pair_flags(p)
+    _add_models_flags(p)
     p.set_defaults(func=_analyze)
 
 
 def _analyze(args: argparse.Namespace) -> None:
-    from latent_atlas.figures import make_figures
+    from latent_atlas.analysis.render import figures_of
     from latent_atlas.runs import run_analyses
+    from latent_atlas.sections import build_sections
     from latent_atlas.toolkit.atomic import atomic_dir, write_bytes, write_json
 
     cfg = _comparison(args)
     # load data; per model: embed, reconstruct, samples, one per grid; then plot
-    bar, stage = _stage_bar(2 * (3 + len(cfg.analysis.grids)) + 2, args.no_progress)
-    a, b, metrics, data = run_analyses(cfg, stage=stage)
+    n = len(cfg.models)
+    bar, stage = _stage_bar(1 + n * (3 + len(cfg.analysis.grids)) + 1, args.no_progress)
+    comp = run_analyses(cfg, stage=stage)
     stage("plot")
-    figures = make_figures(a, b, data.class_names, data.test.labels)
+    figures = figures_of(build_sections(comp.models, comp.data.class_names,
+                                        comp.data.test.labels, comp.findings))  # fmt: skip
     with atomic_dir(Path(args.out)) as tmp:
-        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "metrics.json", comp.metrics)
         for f in figures:
             write_bytes(tmp / "figures" / f.file, f.png)
     bar.close()
     print(f"metrics and {len(figures)} figures written to {args.out}/")
-    for f in metrics["findings"]:
-        print(f"- {f['verdict']}: {f['claim']}")
+    for finding in comp.findings:
+        print(f"- {finding.verdict}: {finding.claim}")
 
 
 def _report_parser(sub: argparse._SubParsersAction) -> None:
@@ -431,14 +498,14 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
         description="Write a comparison report folder: report.html (self-contained, opens "
         "offline), report.md (figures beside it), metrics.json (every number, with versions, "
         "providers and artifact hashes) and timings.json. Default: the shipped VAE vs AE on "
-        "Fashion-MNIST. With --batch FILE, run every [[comparison]] of a TOML file and write "
-        "an index.html ranking the models.",
+        "Fashion-MNIST, with the seed study's claims judged. With --batch FILE, run every "
+        "[[comparison]] of a TOML file and write an index.html ranking the models.",
     )
     p.add_argument("--out", help="parent folder of the report folders (default: reports, or "
                    "the batch file's `out`)")  # fmt: skip
     p.add_argument("--batch", metavar="TOML", help="batch file of comparisons (see README)")
     p.add_argument("--jobs", type=int, default=1, help="comparisons run in parallel processes")
-    _add_pair_flags(p)
+    _add_models_flags(p)
     p.set_defaults(func=_report)
 
 
@@ -450,7 +517,7 @@ def _report(args: argparse.Namespace) -> int:
         raise AtlasError(f"--jobs: {args.jobs}, expected >= 1")
     if args.batch:
         base = _analysis_config(args)
-        out, comps = read_batch(Path(args.batch), base, SHIPPED / "classifier" / "classifier.onnx")
+        out, comps = read_batch(Path(args.batch), base)
         out = Path(args.out) if args.out else out
     else:
         comps = [_comparison(args)]

@@ -1,9 +1,11 @@
-"""From ONNX models to numbers: run one encoder/decoder pair (plus the shared classifier)
-through every metric of ``analysis``. Model I/O happens here; the metrics stay pure.
+"""From ONNX models to numbers: run one model (plus the classifier, when there is one) through
+every metric of ``latent_atlas.analysis``. Model I/O happens here; the metrics stay pure.
 
-``analyze_model`` returns a :class:`ModelAnalysis`: ``metrics`` (a JSON-ready dict of plain
-numbers) and the arrays the plots need. A :class:`Cache` lets a batch of comparisons reuse
-sessions and test-set encodings.
+``analyze_model`` returns a :class:`ModelAnalysis`: typed ``metrics`` (``analysis.results``)
+and the arrays the figures need. What a model cannot give (no encoder: no embeddings,
+reconstructions or auto grids; no classifier: class maps from the nearest test embeddings, no
+confidence or Fréchet distances) is listed in ``metrics.not_available``, never a failure.
+A :class:`Cache` lets a batch of comparisons reuse sessions and test-set encodings.
 """
 
 from __future__ import annotations
@@ -19,12 +21,26 @@ from latent_atlas.analysis import brightness as br
 from latent_atlas.analysis import classes as cl
 from latent_atlas.analysis import embeddings as em
 from latent_atlas.analysis import samples as sa
-from latent_atlas.toolkit.data import FashionMNIST
+from latent_atlas.analysis.results import (
+    BrightnessMetrics,
+    ClassMetrics,
+    EmbeddingMetrics,
+    GradientSummary,
+    GridMetrics,
+    ModelMetrics,
+    Provenance,
+    ReconstructionMetrics,
+    SampleMetrics,
+    SeedTopRows,
+    SmoothnessMetrics,
+)
+from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import DecodedGrid, GridSpec, decode_grid
-from latent_atlas.toolkit.runtime import ModelPair, OnnxModel, load_classifier
+from latent_atlas.toolkit.runtime import Model, OnnxModel, load, load_classifier
 
-FOOTWEAR = ("Sandal", "Sneaker", "Ankle boot")
+# The seed study's figure: 21 rows of 28 px; its "top rows (0–200 px)" are 200/28 ≈ 7 rows.
+SEED_FIGURE_ROW_PX, SEED_FIGURE_ROWS, SEED_TOP_PX = 28, 21, 200
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,31 @@ class AnalysisConfig:
     provider: str = "auto"
     threads: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.grids:
+            raise AtlasError("analysis grids: none given; expected at least one grid")
+        checks = {
+            "gradient threshold": (self.gradient_threshold, 0.0, math.inf, False),
+            "ambiguity threshold": (self.ambiguity_threshold, 0.0, 1.0, True),
+            "min class share": (self.min_class_share, 0.0, 1.0, True),
+        }
+        for name, (v, lo, hi, closed) in checks.items():
+            if not (isinstance(v, int | float) and math.isfinite(v) and lo <= v <= hi) or (
+                not closed and v <= lo
+            ):
+                raise AtlasError(f"{name}: {v}, expected a number in ({lo:g}, {hi:g}]")
+        ints = {
+            "--batch-size": (self.batch_size, 1), "k-NN k": (self.knn_k, 1),
+            "folds": (self.folds, 2), "silhouette sample": (self.silhouette_sample, 2),
+            "trustworthiness sample": (self.trust_sample, 2 * self.knn_k + 2),
+            "samples": (self.n_samples, 2), "seed": (self.seed, 0), "--threads": (self.threads, 0),
+        }  # fmt: skip
+        for name, (v, lo) in ints.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise AtlasError(f"{name}: {v!r}, expected an integer >= {lo}")
+        if self.provider not in ("auto", "cuda", "cpu"):
+            raise AtlasError(f"--provider: {self.provider!r}, expected auto, cuda or cpu")
+
 
 @dataclass
 class GridAnalysis:
@@ -55,58 +96,62 @@ class GridAnalysis:
     d_dz1: np.ndarray
     gradient: np.ndarray
     sensitivity: np.ndarray
-    labels: np.ndarray
-    confidence: np.ndarray
-    entropy: np.ndarray
-    knn_labels: np.ndarray
-    metrics: dict
+    labels: np.ndarray | None  # class per cell (classifier, else nearest embeddings)
+    confidence: np.ndarray | None  # classifier only
+    entropy: np.ndarray | None
+    knn_labels: np.ndarray | None
+    metrics: GridMetrics
 
 
 @dataclass
 class ModelAnalysis:
     name: str
-    embeddings: np.ndarray
+    model: Model
+    embeddings: np.ndarray | None
     grids: list[GridAnalysis]
-    metrics: dict
-    provenance: dict
+    metrics: ModelMetrics
+    provenance: Provenance
 
 
 @dataclass
 class Cache:
     """Sessions and encodings already computed, keyed by file path / model hash."""
 
-    pairs: dict[str, ModelPair] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
     classifiers: dict[str, OnnxModel] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     real_features: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
-    def pair(self, folder: Path, cfg: AnalysisConfig, name: str = "") -> ModelPair:
-        key = str(Path(folder).resolve())
-        if key not in self.pairs:
-            self.pairs[key] = ModelPair.from_dir(folder, cfg.provider, cfg.threads, name)
-        return self.pairs[key]
+    def model(self, source: Path, cfg: AnalysisConfig, image_shape: tuple | None = None) -> Model:
+        """The model at ``source`` (loaded once; its display name is set by the caller)."""
+        key = str(Path(source).resolve())
+        if key not in self.models:
+            self.models[key] = load(source, cfg.provider, cfg.threads, image_shape=image_shape)
+        return self.models[key]
 
-    def classifier(self, path: Path, classes: int, cfg: AnalysisConfig) -> OnnxModel:
+    def classifier(self, path: Path, data: ImageDataset, cfg: AnalysisConfig) -> OnnxModel:
         key = str(Path(path).resolve())
         if key not in self.classifiers:
-            self.classifiers[key] = load_classifier(path, classes, cfg.provider, cfg.threads)
+            self.classifiers[key] = load_classifier(
+                path, len(data.class_names), cfg.provider, cfg.threads, data.image_shape
+            )
         return self.classifiers[key]
 
 
 def grid_key(spec: GridSpec) -> str:
-    return f"{spec.mode}_{spec.steps[0]}x{spec.steps[1]}"
+    return spec.key()
 
 
-def _r(v: float) -> float | None:
-    """Round for the JSON (12 significant digits: stable across reruns, exact enough);
-    a non-finite value (an empty class's spread) becomes None (JSON null)."""
-    return float(f"{float(v):.12g}") if math.isfinite(v) else None
+def seed_top_rows(ny: int) -> int:
+    """How many of a grid's lowest rows the seed study's "top rows (0–200 px)" cover:
+    200 px of a 21-row figure of 28-px rows, scaled to ``ny`` rows (7 rows at ny = 21)."""
+    return max(1, round(ny * SEED_TOP_PX / (SEED_FIGURE_ROWS * SEED_FIGURE_ROW_PX)))
 
 
 def analyze_grid(
     grid: DecodedGrid,
-    classifier: OnnxModel,
-    embeddings: np.ndarray,
+    classifier: OnnxModel | None,
+    embeddings: np.ndarray | None,
     labels: np.ndarray,
     class_names: tuple[str, ...],
     cfg: AnalysisConfig,
@@ -117,150 +162,196 @@ def analyze_grid(
     d1, d2 = br.brightness_gradient(bmap, x, y)
     mag = br.gradient_magnitude(d1, d2)
     sens = br.pixel_sensitivity(cells, x, y)
-    flat = cells.reshape(ny * nx, 1, 28, 28).astype(np.float32)
-    probs = cl.softmax(classifier(flat, cfg.batch_size))
-    lab, conf, ent = cl.class_maps(probs.reshape(ny, nx, -1))
-    points = np.stack(np.meshgrid(x, y), axis=-1).reshape(-1, 2)
-    knn = cl.nearest_embedding_classes(
-        points, embeddings[:, list(grid.spec.axes)], labels, k=cfg.knn_k
-    )
-    knn = knn.reshape(ny, nx)
-    shares = cl.class_shares(lab, len(class_names))
-    footwear = sum(shares[class_names.index(c)] for c in FOOTWEAR if c in class_names)
-    # The seed drew z2 = -4 at the top: its "top rows (0-200 px)" are the ~7 lowest-z2 rows.
-    top = max(1, round(ny * 200 / (21 * 28)))
+    points = grid.spec.points(x, y, grid.plane, 0, ny * nx)  # full latent vectors, row-major
+    knn = None
+    if embeddings is not None:  # the class of the nearest test codes, in the full space
+        knn = cl.nearest_embedding_classes(points, embeddings, labels, k=cfg.knn_k).reshape(ny, nx)
+    lab = conf = ent = None
+    if classifier is not None:
+        flat = cells.reshape(ny * nx, *cells.shape[2:]).astype(np.float32)
+        probs = cl.softmax(classifier(flat, cfg.batch_size))
+        lab, conf, ent = cl.class_maps(probs.reshape(ny, nx, -1))
+    classes = None
+    cell_labels = lab if lab is not None else knn
+    if cell_labels is not None:
+        shares = cl.class_shares(cell_labels, len(class_names))
+        classes = ClassMetrics(
+            source="classifier" if lab is not None else "nearest embeddings",
+            shares=dict(zip(class_names, shares.tolist(), strict=True)),
+            classes_present=cl.classes_present(shares, cfg.min_class_share),
+            ambiguous_share=None if conf is None else cl.ambiguous_share(
+                conf, cfg.ambiguity_threshold),
+            mean_confidence=None if conf is None else float(conf.mean()),
+            mean_entropy_nats=None if ent is None else float(ent.mean()),
+            knn_agreement=None if lab is None or knn is None else cl.agreement(lab, knn),
+        )  # fmt: skip
+    top = seed_top_rows(ny)
     seed_top = np.abs(d1[:top])
-    metrics = {
-        "spec": grid.spec.describe(),
-        "x_range": [_r(x[0]), _r(x[-1])],
-        "y_range": [_r(y[0]), _r(y[-1])],
-        "cells": int(ny * nx),
-        "brightness": {
-            "mean": _r(bmap.mean()),
-            "min": _r(bmap.min()),
-            "max": _r(bmap.max()),
-            "gradient": {
-                k: _r(v) for k, v in br.gradient_summary(mag, cfg.gradient_threshold).items()
-            },
-            "seed_top_rows": {
-                "rows": top,
-                "mean_abs_d_dz1": _r(seed_top.mean()),
-                "stark_share_d_dz1": _r((seed_top > cfg.gradient_threshold).mean()),
-                "max_row_brightness_range": _r((bmap[:top].max(1) - bmap[:top].min(1)).max()),
-            },
-        },
-        "smoothness": {k: _r(v) for k, v in br.smoothness_summary(sens).items()},
-        "classes": {
-            "shares": {n: _r(s) for n, s in zip(class_names, shares, strict=True)},
-            "footwear_share": _r(footwear),
-            "classes_present": cl.classes_present(shares, cfg.min_class_share),
-            "ambiguous_share": _r(cl.ambiguous_share(conf, cfg.ambiguity_threshold)),
-            "mean_confidence": _r(conf.mean()),
-            "mean_entropy_nats": _r(ent.mean()),
-            "knn_agreement": _r(cl.agreement(lab, knn)),
-        },
-    }
-    return GridAnalysis(grid_key(grid.spec), grid, d1, mag, sens, lab, conf, ent, knn, metrics)
+    metrics = GridMetrics(
+        spec=grid.spec.describe(),
+        plane=grid.plane.to_json(),
+        x_range=[float(x[0]), float(x[-1])],
+        y_range=[float(y[0]), float(y[-1])],
+        cells=int(ny * nx),
+        brightness=BrightnessMetrics(
+            mean=float(bmap.mean()),
+            min=float(bmap.min()),
+            max=float(bmap.max()),
+            gradient=GradientSummary(**br.gradient_summary(mag, cfg.gradient_threshold)),
+            seed_top_rows=SeedTopRows(
+                rows=top,
+                mean_abs_d_dz1=float(seed_top.mean()),
+                stark_share_d_dz1=float((seed_top > cfg.gradient_threshold).mean()),
+                max_row_brightness_range=float(np.ptp(bmap[:top], axis=1).max()),
+            ),
+        ),  # fmt: skip
+        smoothness=SmoothnessMetrics(**br.smoothness_summary(sens)),
+        classes=classes,
+    )
+    if embeddings is not None:
+        coords = grid.plane.project(embeddings)
+        metrics.embeddings_inside_share = em.share_inside(coords, [x[0], y[0]], [x[-1], y[-1]])
+    return GridAnalysis(grid.spec.key(), grid, d1, mag, sens,
+                        lab if lab is not None else knn, conf, ent, knn, metrics)  # fmt: skip
+
+
+def _embedding_metrics(
+    emb: np.ndarray, x_test: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
+    cfg: AnalysisConfig, rng: np.random.Generator,
+) -> tuple[EmbeddingMetrics, np.ndarray, np.ndarray]:  # fmt: skip
+    mean, cov = em.gaussian_fit(emb)
+    centroids, spreads = em.class_centroids(emb, labels, len(names))
+    sub = rng.choice(len(emb), min(cfg.trust_sample, len(emb)), replace=False)
+    metrics = EmbeddingMetrics(
+        latent_dim=int(emb.shape[1]),
+        knn_accuracy=em.knn_accuracy(emb, labels, cfg.knn_k, cfg.folds, cfg.seed),
+        silhouette=em.silhouette(emb, labels, min(cfg.silhouette_sample, len(emb)), cfg.seed),
+        trustworthiness=em.trustworthiness_score(
+            x_test[sub].reshape(len(sub), -1), emb[sub], cfg.knn_k
+        ),
+        mean=mean.tolist(),
+        std=np.sqrt(np.diag(cov)).tolist(),
+        kl_to_standard_normal=em.kl_to_standard_normal(mean, cov),
+        centroids={n: c.tolist() for n, c in zip(names, centroids, strict=True)},
+        spreads={n: float(s) for n, s in zip(names, spreads, strict=True)},
+    )
+    return metrics, mean, cov
 
 
 def analyze_model(
-    folder: Path,
-    classifier_path: Path,
-    data: FashionMNIST,
+    source: Path | Model,
+    classifier_path: Path | None,
+    data: ImageDataset,
     cfg: AnalysisConfig,
     cache: Cache | None = None,
     name: str = "",
     stage: Callable[[str], None] = lambda s: None,
 ) -> ModelAnalysis:
-    """Every metric for one encoder/decoder pair, on the test split of ``data``."""
+    """Every metric for one model on the test split of ``data``.
+
+    ``classifier_path`` None: no classifier (class maps from the nearest test embeddings).
+    """
     cache = cache or Cache()
-    pair = cache.pair(folder, cfg, name)
-    clf = cache.classifier(classifier_path, len(data.class_names), cfg)
-    x_test = data.test.float_images()
+    model = source if isinstance(source, Model) else cache.model(source, cfg, data.image_shape)
+    display = name or model.name
+    if model.image_shape != data.image_shape:
+        raise AtlasError(
+            f"model {model.source}: makes images of {model.image_shape} (C, H, W), the dataset "
+            f"{data.name} has {data.image_shape}; expected a model trained on this dataset"
+        )
+    clf = cache.classifier(classifier_path, data, cfg) if classifier_path else None
+    x_test = data.test.images
     labels = data.test.labels.astype(np.int64)
     names = data.class_names
     rng = np.random.default_rng(cfg.seed)
+    missing: dict[str, str] = {}
 
-    if pair.encoder.latent_dim < 2:
-        raise AtlasError(f"model {folder}: latent_dim {pair.encoder.latent_dim}, expected >= 2")
-    stage(f"{pair.name}: embed")
-    emb_key = f"{pair.encoder.sha256}:{data.sha256}"
-    if emb_key not in cache.embeddings:
-        cache.embeddings[emb_key] = pair.encoder(x_test, cfg.batch_size)
-    emb = cache.embeddings[emb_key]
-    mean, cov = em.gaussian_fit(emb)
-    centroids, spreads = em.class_centroids(emb, labels, len(names))
-    sub = rng.choice(len(emb), min(cfg.trust_sample, len(emb)), replace=False)
-    embedding = {
-        "knn_accuracy": _r(em.knn_accuracy(emb, labels, cfg.knn_k, cfg.folds, cfg.seed)),
-        "silhouette": _r(
-            em.silhouette(emb, labels, min(cfg.silhouette_sample, len(emb)), cfg.seed)
-        ),
-        "trustworthiness": _r(
-            em.trustworthiness_score(x_test[sub].reshape(len(sub), -1), emb[sub], cfg.knn_k)
-        ),
-        "mean": [_r(v) for v in mean],
-        "std": [_r(v) for v in np.sqrt(np.diag(cov))],
-        "kl_to_standard_normal": _r(em.kl_to_standard_normal(mean, cov)),
-        "centroids": {n: [_r(v) for v in c] for n, c in zip(names, centroids, strict=True)},
-        "spreads": {n: _r(s) for n, s in zip(names, spreads, strict=True)},
-    }
+    real_feats = real_logits = None
+    if clf is not None:
+        feat_key = f"{clf.sha256}:{data.sha256}"
+        if feat_key not in cache.real_features:
+            outs = clf.run(x_test, cfg.batch_size)
+            clf.detect_probabilities(outs)
+            logits, feats = clf.split_outputs(outs)
+            cache.real_features[feat_key] = (feats, logits)
+        real_feats, real_logits = cache.real_features[feat_key]
+    else:
+        missing["classifier"] = "no classifier: class maps from the nearest test embeddings; "
+        missing["classifier"] += "confidence, ambiguity and Fréchet distances not available"
 
-    stage(f"{pair.name}: reconstruct")
-    x_hat = pair.decoder(emb, cfg.batch_size)[:, None]
-    rec = sa.reconstruction_errors(x_test, x_hat)
-    rec_logits, rec_feats = clf.run(x_hat.astype(np.float32), cfg.batch_size)
-    reconstruction = {
-        "mse": _r(rec["mse"]),
-        "bce": _r(rec["bce"]),
-        "classifier_accuracy": _r((rec_logits.argmax(1) == labels).mean()),
-    }
+    emb = embedding = mean = cov = None
+    reconstruction = None
+    rec_feats = None
+    if model.encoder is not None:
+        stage(f"{display}: embed")
+        emb_key = f"{model.encoder.sha256}:{data.sha256}"
+        if emb_key not in cache.embeddings:
+            cache.embeddings[emb_key] = model.encode(x_test, cfg.batch_size)
+        emb = cache.embeddings[emb_key]
+        embedding, mean, cov = _embedding_metrics(emb, x_test, labels, names, cfg, rng)
 
-    stage(f"{pair.name}: samples")
-    feat_key = f"{clf.sha256}:{data.sha256}"
-    if feat_key not in cache.real_features:
-        logits, feats = clf.run(x_test, cfg.batch_size)
-        cache.real_features[feat_key] = (feats, logits)
-    real_feats, real_logits = cache.real_features[feat_key]
-    d = pair.decoder.latent_dim
-    sources = {
-        "standard_normal": rng.standard_normal((cfg.n_samples, d)),
-        "fitted_gaussian": rng.multivariate_normal(mean, cov, cfg.n_samples),
-    }
-    samples = {
-        "classifier_accuracy_test": _r((real_logits.argmax(1) == labels).mean()),
-    }
-    for src, z in sources.items():
-        images = pair.decoder(z.astype(np.float32), cfg.batch_size)[:, None]
-        feats = clf.run(images, cfg.batch_size)[1]
-        samples[f"frechet_{src}"] = _r(sa.frechet_from_features(feats, real_feats))
-    # Reference point: the Fréchet distance of the model's own reconstructions.
-    samples["frechet_reconstructions"] = _r(sa.frechet_from_features(rec_feats, real_feats))
+        stage(f"{display}: reconstruct")
+        x_hat = model.decode(emb, cfg.batch_size)
+        rec = sa.reconstruction_errors(x_test, x_hat)
+        rec_acc = None
+        if clf is not None:
+            rec_logits, rec_feats = clf.logits_and_features(x_hat, cfg.batch_size)
+            rec_acc = float((rec_logits.argmax(1) == labels).mean())
+        reconstruction = ReconstructionMetrics(rec["mse"], rec["bce"], rec_acc)
+    else:
+        for key in ("embedding", "reconstruction"):
+            missing[key] = "not available: no encoder"
+
+    samples = None
+    if clf is not None and real_feats is not None and real_logits is not None:
+        stage(f"{display}: samples")
+        d = model.latent_dim
+        sources = {"standard_normal": rng.standard_normal((cfg.n_samples, d))}
+        if mean is not None and cov is not None:
+            sources["fitted_gaussian"] = rng.multivariate_normal(mean, cov, cfg.n_samples)
+        frechet = {}
+        for src, z in sources.items():
+            images = model.decode(z.astype(np.float32), cfg.batch_size)
+            frechet[src] = sa.frechet_from_features(
+                clf.logits_and_features(images, cfg.batch_size)[1], real_feats
+            )
+        samples = SampleMetrics(
+            feature_source=clf.feature_source,
+            classifier_accuracy_test=float((real_logits.argmax(1) == labels).mean()),
+            frechet_standard_normal=frechet["standard_normal"],
+            frechet_fitted_gaussian=frechet.get("fitted_gaussian"),
+            # reference point: the Fréchet distance of the model's own reconstructions
+            frechet_reconstructions=None if rec_feats is None
+            else sa.frechet_from_features(rec_feats, real_feats),
+        )  # fmt: skip
+        if emb is None:
+            missing["samples.frechet_fitted_gaussian"] = "not available: no encoder"
+    else:
+        missing["samples"] = "not available: no classifier (Fréchet distances need its features)"
 
     grids = []
     for spec in cfg.grids:
-        stage(f"{pair.name}: grid {grid_key(spec)}")
-        # full 28×28 cells: the classifier needs them (decode_grid refuses grids too big)
-        grid = decode_grid(pair.decoder, spec, emb, cfg.batch_size, cell_px=28)
-        g = analyze_grid(grid, clf, emb, labels, names, cfg)
-        lo = [grid.x[0], grid.y[0]]
-        hi = [grid.x[-1], grid.y[-1]]
-        g.metrics["embeddings_inside_share"] = _r(em.share_inside(emb[:, list(spec.axes)], lo, hi))
-        grids.append(g)
+        if emb is None and (spec.mode == "auto" or spec.plane == "pca"):
+            missing[f"grids.{spec.key()}"] = "not available: no encoder (the grid needs embeddings)"
+            continue
+        stage(f"{display}: grid {spec.key()}")
+        # full-resolution cells: the classifier needs them (decode_grid refuses grids too big)
+        grid = decode_grid(model.decoder, spec, emb, cfg.batch_size,
+                           cell_px=model.image_shape[2])  # fmt: skip
+        grids.append(analyze_grid(grid, clf, emb, labels, names, cfg))
 
-    metrics = {
-        "embedding": embedding,
-        "reconstruction": reconstruction,
-        "samples": samples,
-        "grids": {g.key: g.metrics for g in grids},
-    }
-    provenance = {
-        "folder": str(folder),
-        "encoder_sha256": pair.encoder.sha256,
-        "decoder_sha256": pair.decoder.sha256,
-        "classifier_sha256": clf.sha256,
-        "provider": pair.decoder.provider,
-        "latent_dim": d,
-        "kind": pair.decoder.metadata.get("kind", "unknown"),
-    }
-    return ModelAnalysis(pair.name, emb, grids, metrics, provenance)
+    metrics = ModelMetrics(
+        embedding=embedding, reconstruction=reconstruction, samples=samples,
+        grids={g.key: g.metrics for g in grids}, not_available=missing,
+    )  # fmt: skip
+    provenance = Provenance(
+        source=str(model.source),
+        kind=model.decoder.metadata.get("kind", "unknown"),
+        latent_dim=model.latent_dim,
+        image_shape=list(model.image_shape),
+        provider=model.provider,
+        decoder_sha256=model.decoder.sha256,
+        encoder_sha256=model.encoder.sha256 if model.encoder else None,
+        classifier_sha256=clf.sha256 if clf else None,
+    )
+    return ModelAnalysis(display, model, emb, grids, metrics, provenance)

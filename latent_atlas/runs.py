@@ -1,6 +1,6 @@
-"""Comparison reports: one folder per model pair with report.html (self-contained),
-report.md (figures beside it), metrics.json (every number, deterministic) and timings.json
-(wall times, kept apart so metrics.json is byte-identical across runs).
+"""Comparison reports: one folder per comparison of two or more models, with report.html
+(self-contained), report.md (figures beside it), metrics.json (every number, deterministic)
+and timings.json (wall times, kept apart so metrics.json is byte-identical across runs).
 
 ``run_batch`` runs many comparisons, continues past a failing one, reuses sessions and
 encodings, and writes an index.html ranking the models.
@@ -16,22 +16,17 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from latent_atlas.analysis.compare import (
-    KEY_METRICS,
-    Finding,
-    Row,
-    as_dicts,
-    comparison_table,
-    findings,
-    flatten,
-)
-from latent_atlas.analysis.render import render
-from latent_atlas.figures import make_figures
-from latent_atlas.pipeline import FOOTWEAR, AnalysisConfig, Cache, ModelAnalysis, analyze_model
+from latent_atlas.analysis.render import figures_of, render
+from latent_atlas.analysis.results import KEY_METRICS, ModelMetrics, rounded
+from latent_atlas.analysis.studies import Finding, StudyInput, get_study, run_study
+from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
+from latent_atlas.sections import build_sections
+from latent_atlas.shipped import shipped_classifier
 from latent_atlas.toolkit.atomic import (
     atomic_dir,
     ensure_writable_dir,
@@ -39,23 +34,76 @@ from latent_atlas.toolkit.atomic import (
     write_json,
     write_text,
 )
-from latent_atlas.toolkit.data import FashionMNIST, load_fashion_mnist
+from latent_atlas.toolkit.data import ImageDataset, load_dataset
 from latent_atlas.toolkit.errors import AtlasError
 
 
 @dataclass(frozen=True)
 class ComparisonConfig:
-    """One comparison: two model folders (encoder.onnx + decoder.onnx), the classifier, the
-    dataset folder (None: the default) and the analysis settings."""
+    """One comparison: two or more models (folders or decoder files), their display labels,
+    the classifier (None: class maps from the nearest test embeddings), the dataset (None: the
+    default), a study to run (None: none) and the analysis settings."""
 
     name: str
-    model_a: Path
-    model_b: Path
-    classifier: Path
-    data: Path | None = None
-    label_a: str = "VAE"
-    label_b: str = "AE"
+    models: tuple[Path, ...]
+    labels: tuple[str, ...] = ()  # default: each model's folder (or file) name
+    # a classifier.onnx; None: none (class maps from the nearest test embeddings); "auto": the
+    # shipped classifier for the dataset when there is one, else none
+    classifier: Path | str | None = "auto"
+    data: str | Path | None = None
+    study: str | None = None
+    # False when the study was not asked for but defaulted (the shipped pair): then a study
+    # whose needs are not met is skipped with a note instead of failing the report
+    study_required: bool = True
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.models) < 2:
+            raise AtlasError(
+                f"comparison {self.name}: {len(self.models)} model(s), expected two or more "
+                "(--model A --model B …)"
+            )
+        if self.labels and len(self.labels) != len(self.models):
+            raise AtlasError(
+                f"comparison {self.name}: {len(self.labels)} labels for {len(self.models)} "
+                "models; expected one --label per --model"
+            )
+        resolved = [Path(m).resolve() for m in self.models]
+        for i, p in enumerate(resolved):
+            if p in resolved[:i]:
+                raise AtlasError(
+                    f"comparison {self.name}: model {self.models[i]} is given twice; expected "
+                    "different models"
+                )
+        labels = self.display_labels()
+        for i, label in enumerate(labels):
+            if not label.strip():
+                raise AtlasError(f"comparison {self.name}: label {i + 1} is empty")
+            if label in labels[:i]:
+                raise AtlasError(
+                    f"comparison {self.name}: two models are labelled {label!r}; expected "
+                    "different names (--label)"
+                )
+        if self.study is not None:
+            get_study(self.study)
+        if isinstance(self.classifier, str) and self.classifier != "auto":
+            raise AtlasError(
+                f"comparison {self.name}: classifier {self.classifier!r}; expected a path, "
+                "'auto' or none"
+            )
+
+    def classifier_for(self, data: ImageDataset) -> Path | None:
+        """The classifier file to use on ``data``."""
+        if self.classifier == "auto":
+            return shipped_classifier(data.name)
+        return None if self.classifier is None else Path(self.classifier)
+
+    def display_labels(self) -> tuple[str, ...]:
+        if self.labels:
+            return tuple(self.labels)
+        return tuple(Path(m).stem if Path(m).suffix == ".onnx" and Path(m).stem != "decoder"
+                     else (Path(m).parent.name if Path(m).suffix == ".onnx" else Path(m).name)
+                     for m in self.models)  # fmt: skip
 
 
 def _env_versions() -> dict[str, str]:
@@ -93,64 +141,96 @@ class StageTimer:
             self._name = ""
 
 
+@dataclass
+class Comparison:
+    """The analysed models of one comparison, its findings and its metrics.json content."""
+
+    name: str
+    models: list[ModelAnalysis]
+    findings: list[Finding]
+    study_title: str
+    data: ImageDataset
+    metrics: dict[str, Any]
+
+    @property
+    def notes(self) -> list[str]:
+        skipped = self.metrics.get("study_skipped")
+        return [skipped] if skipped else []
+
+
 def run_analyses(
     cfg: ComparisonConfig,
     cache: Cache | None = None,
-    data: FashionMNIST | None = None,
+    data: ImageDataset | None = None,
     stage: Callable[[str], None] = lambda s: None,
-) -> tuple[ModelAnalysis, ModelAnalysis, dict, FashionMNIST]:
-    """Analyse both models and compare them: (a, b, metrics dict, dataset)."""
+) -> Comparison:
+    """Analyse every model of ``cfg``, run its study, and gather metrics.json."""
     cache = cache or Cache()
     stage("load data")
-    data = data or load_fashion_mnist(cfg.data)
-    a, b = (
-        analyze_model(folder, cfg.classifier, data, cfg.analysis, cache, label, stage)
-        for folder, label in ((cfg.model_a, cfg.label_a), (cfg.model_b, cfg.label_b))
-    )
-    names = data.class_names
-    data_footwear = float(np.isin(data.test.labels, [names.index(c) for c in FOOTWEAR]).mean())
-    found = findings(a.metrics, b.metrics, a.grids[0].key, data_footwear,
-                     cfg.analysis.gradient_threshold, a.name, b.name)  # fmt: skip
+    data = data or load_dataset(cfg.data, train=False)
+    labels = cfg.display_labels()
+    classifier = cfg.classifier_for(data)
+    models = [
+        analyze_model(source, classifier, data, cfg.analysis, cache, label, stage)
+        for source, label in zip(cfg.models, labels, strict=True)
+    ]
+    findings: list[Finding] = []
+    title = skipped = ""
+    if cfg.study:
+        inp = StudyInput(
+            labels=labels, metrics=tuple(m.metrics for m in models),
+            class_names=data.class_names, test_labels=data.test.labels,
+            gradient_threshold=cfg.analysis.gradient_threshold,
+        )  # fmt: skip
+        study = get_study(cfg.study)
+        why = study.unmet(inp)
+        if why and not cfg.study_required:
+            skipped = f"study {cfg.study} not run: {why}"
+        else:
+            findings = run_study(cfg.study, inp)
+            title = study.title
     metrics = {
         "comparison": cfg.name,
-        "models": {m.name: {"metrics": m.metrics, "provenance": m.provenance} for m in (a, b)},
-        "table": as_dicts(comparison_table(a.metrics, b.metrics)),
-        "findings": as_dicts(found),
-        "dataset": {"folder": data.folder, "sha256": data.sha256, "test_images": len(data.test),
-                    "footwear_share": data_footwear},
+        "order": list(labels),
+        "models": {m.name: {"metrics": m.metrics.to_json(), "provenance": m.provenance.to_json()}
+                   for m in models},
+        "study": cfg.study if not skipped else None,
+        "study_skipped": skipped or None,
+        "findings": [rounded(f.to_json()) for f in findings],
+        "dataset": {"name": data.name, "source": data.source, "sha256": data.sha256,
+                    "test_images": len(data.test), "image_shape": list(data.image_shape),
+                    "class_names": list(data.class_names)},
+        "classifier": str(classifier) if classifier else None,
         "settings": {k: (str(v) if not isinstance(v, int | float | str) else v)
                      for k, v in vars(cfg.analysis).items() if k != "grids"}
         | {"grids": [g.describe() for g in cfg.analysis.grids]},
         "versions": _env_versions(),
     }  # fmt: skip
-    return a, b, metrics, data
+    return Comparison(cfg.name, models, findings, title, data, metrics)
 
 
 def run_comparison(
     cfg: ComparisonConfig,
     out: Path,
     cache: Cache | None = None,
-    data: FashionMNIST | None = None,
+    data: ImageDataset | None = None,
     stage: Callable[[str], None] = lambda s: None,
 ) -> dict:
-    """Analyse both models, compare, and write the report folder ``out`` atomically."""
-    if cfg.label_a == cfg.label_b:
-        raise AtlasError(f"comparison {cfg.name}: both models are labelled {cfg.label_a!r}")
+    """Analyse the models, compare, and write the report folder ``out`` atomically."""
     ensure_writable_dir(out.parent)
     t0 = time.perf_counter()
     timer = StageTimer(stage)
-    a, b, metrics, data = run_analyses(cfg, cache, data, timer)
-    names = data.class_names
-    table = [Row(**r) for r in metrics["table"]]
-    found = [Finding(**f) for f in metrics["findings"]]
+    comp = run_analyses(cfg, cache, data, timer)
     timer(f"{cfg.name}: plot")
-    figures = make_figures(a, b, names, data.test.labels)
+    sections = build_sections(comp.models, comp.data.class_names, comp.data.test.labels,
+                              comp.findings, comp.study_title, comp.notes)  # fmt: skip
+    figures = figures_of(sections)
 
     timer(f"{cfg.name}: write")
+    title = f"{cfg.name}: " + " vs ".join(m.name for m in comp.models)
     context = dict(
-        name=cfg.name, a=a, b=b, table=table, findings=found, metrics=metrics,
-        figures=figures, grids=list(zip(a.grids, b.grids, strict=True)), key_metrics=KEY_METRICS,
-        flat={a.name: flatten(a.metrics), b.name: flatten(b.metrics)},
+        title=title, sections=sections, models=comp.models, links=[],
+        dataset=comp.metrics["dataset"], versions=comp.metrics["versions"],
     )  # fmt: skip
     html_figs = {
         f.file: "data:image/png;base64," + base64.b64encode(f.png).decode() for f in figures
@@ -159,7 +239,7 @@ def run_comparison(
     with atomic_dir(out) as tmp:
         for f in figures:
             write_bytes(tmp / "figures" / f.file, f.png)
-        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "metrics.json", comp.metrics)
         write_text(tmp / "report.html", render("report.html.j2", src=html_figs, **context))
         write_text(tmp / "report.md", render("report.md.j2", src=md_figs, **context))
         timer.end()
@@ -167,14 +247,24 @@ def run_comparison(
         finished = time.strftime("%Y-%m-%dT%H:%M:%S")
         timings = {"stages_seconds": timer.seconds, "total_seconds": total, "finished": finished}
         write_json(tmp / "timings.json", timings)
-    return {"name": cfg.name, "folder": str(out), "metrics": metrics, "seconds": timer.seconds}
+    return result_summary(cfg.name, out, comp)
+
+
+def result_summary(name: str, out: Path, comp: Comparison) -> dict:
+    """What a batch keeps of a finished comparison (picklable: it crosses process borders)."""
+    return {
+        "name": name,
+        "folder": str(out),
+        "metrics": comp.metrics,
+        "models": [(m.name, m.metrics, m.provenance.latent_dim) for m in comp.models],
+        "findings": comp.findings,
+    }
 
 
 # ---------------------------------------------------------------------------- batch
 def _run_one(cfg: ComparisonConfig, out: Path) -> dict:
     """Worker for --jobs > 1: one comparison in a fresh process (own cache)."""
-    result = run_comparison(cfg, out / cfg.name)
-    return {"name": cfg.name, "folder": result["folder"], "metrics": result["metrics"]}
+    return run_comparison(cfg, out / cfg.name)
 
 
 def run_batch(
@@ -194,12 +284,12 @@ def run_batch(
     bar = tqdm(total=len(comps), desc="comparisons", unit="cmp", disable=not progress)
     if jobs <= 1:
         cache = Cache()
-        datasets: dict[str | None, FashionMNIST] = {}
+        datasets: dict[str | None, ImageDataset] = {}
         for cfg in comps:
             try:
                 key = str(cfg.data) if cfg.data else None
                 if key not in datasets:
-                    datasets[key] = load_fashion_mnist(cfg.data)
+                    datasets[key] = load_dataset(cfg.data, train=False)
                 done.append(run_comparison(cfg, out / cfg.name, cache, datasets[key],
                                            stage=lambda s: bar.set_postfix_str(s)))  # fmt: skip
             except AtlasError as exc:
@@ -223,13 +313,14 @@ def run_batch(
 
 
 def ranking(results: list[dict]) -> list[dict]:
-    """One row per (comparison, model) with the key metrics, best k-NN accuracy first."""
+    """One row per (comparison, model) with its latent dim and the key metrics, best k-NN
+    accuracy first."""
     rows = []
     for r in results:
-        for model, m in r["metrics"]["models"].items():
-            flat = flatten(m["metrics"])
-            rows.append({"comparison": r["name"], "model": model,
-                         "values": [flat.get(key) for _, key, _ in KEY_METRICS]})  # fmt: skip
+        for name, m, latent_dim in r["models"]:
+            assert isinstance(m, ModelMetrics)
+            rows.append({"comparison": r["name"], "model": name, "latent_dim": latent_dim,
+                         "values": [km.value(m) for km in KEY_METRICS]})  # fmt: skip
     rows.sort(key=lambda row: -(row["values"][0] or 0))
     return rows
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from latent_atlas.toolkit.data import CLASS_NAMES, DEFAULT_DATA_DIR, FashionMNIST, Split
+from latent_atlas.toolkit.data import CLASS_NAMES, DEFAULT_DATA_DIR, ImageDataset, Split
 from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, region_decoder
 
 from latent_atlas.shipped import shipped
@@ -41,12 +41,12 @@ def write_idx_folder(folder: Path, n_train: int = 12, n_test: int = 6, gz: bool 
 
 @pytest.fixture(scope="session")
 def real_data():
-    from latent_atlas.toolkit.data import load_fashion_mnist
+    from latent_atlas.toolkit.data import load_dataset
 
     folder = Path(os.environ.get("LATENT_ATLAS_DATA", DEFAULT_DATA_DIR))
     if not folder.is_dir():
         pytest.fail(f"real Fashion-MNIST missing in {folder}: run `make test` (it installs it)")
-    return load_fashion_mnist(folder)
+    return load_dataset(folder)
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +58,9 @@ def toy(tmp_path_factory):
     protos = rng.random((10, 28, 28)).astype(np.float32)
     labels = np.repeat(np.arange(10), 20).astype(np.uint8)
     noisy = np.clip(protos[labels] + rng.normal(0, 0.05, (200, 28, 28)), 0, 1)
-    test = Split((noisy * 255).round().astype(np.uint8), labels)
-    data = FashionMNIST(test, test, CLASS_NAMES, "0" * 64, str(root))
+    images = ((noisy * 255).round() / 255).astype(np.float32)[:, None]  # [200, 1, 28, 28]
+    test = Split(images, labels.astype(np.int64))
+    data = ImageDataset("toy", test, test, CLASS_NAMES, "0" * 64, str(root))
     prototype_classifier(root / "classifier.onnx", protos)
     projection = rng.normal(0, 0.1, (784, 2))
     folders = {}

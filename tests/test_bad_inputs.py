@@ -123,7 +123,8 @@ def _idx_folder(tmp: Path, name: str, raw: bytes) -> list[str]:
 def _classifier_classes(tmp: Path) -> list[str]:
     toy_pair(tmp / "m")
     prototype_classifier(tmp / "c.onnx", np.random.default_rng(0).random((5, 28, 28)))
-    return ["report", "--vae", str(tmp / "m"), "--ae", str(tmp / "m"), "--classifier",
+    toy_pair(tmp / "m2")
+    return ["report", "--model", str(tmp / "m"), "--model", str(tmp / "m2"), "--classifier",
             str(tmp / "c.onnx"), "--out", str(tmp / "out"), "--no-progress"]  # fmt: skip
 
 
@@ -159,9 +160,9 @@ def _unwritable(tmp: Path) -> list[str]:
 
 
 ROWS = [
-    Row("missing model file", lambda t: _grid(t / "nope", t / "out"), "model folder .*nope: does not exist"),
+    Row("missing model file", lambda t: _grid(t / "nope", t / "out"), "model .*nope: does not exist; expected a model folder"),
     Row("missing decoder.onnx", lambda t: (linear_encoder(t / "m" / "encoder.onnx", np.zeros((784, 2))),
-        _grid(t / "m", t / "out"))[1], r"decoder.onnx: not found"),
+        _grid(t / "m", t / "out"))[1], r"no decoder.onnx \(found \['encoder.onnx'\]\)"),
     Row("empty model file", lambda t: _replace_decoder(t, lambda p: p.write_bytes(b"")), "empty file"),
     Row("truncated model file", lambda t: _replace_decoder(t, _truncated), "not a valid ONNX file"),
     Row("non-ONNX file", lambda t: _replace_decoder(t, lambda p: p.write_text("hello")), "not a valid ONNX file"),
@@ -169,11 +170,11 @@ ROWS = [
     Row("custom operator domain", lambda t: _replace_decoder(t, _custom_domain), r"operator domain.*com.evil"),
     Row("int64 decoder input", lambda t: _replace_decoder(t, _int_input), "is not float32"),
     Row("rank-3 decoder input", lambda t: _replace_decoder(t, _rank3_input), r"expected \[N, d\]"),
-    Row("decoder output 32x32", lambda t: _replace_decoder(t, _output_32x32), r"expected \[N, 1, 28, 28\] or \[N, 784\]"),
+    Row("decoder output 32x32", lambda t: _replace_decoder(t, _output_32x32), r"encoder takes images of \(1, 28, 28\) but the decoder makes \(1, 32, 32\)"),
     Row("latent dims differ", _dim_mismatch, "3-d codes but the decoder takes 2-d"),
-    Row("image shapes differ", _shape_mismatch, "image_shape 1,32,32, expected 1,28,28"),
+    Row("image shapes differ", _shape_mismatch, r"encoder takes images of \(1, 32, 32\) but the decoder makes \(1, 28, 28\)"),
     Row("sha256 mismatch", _sha_mismatch, "differs from the manifest"),
-    pytest.param(Row("classifier class count", _classifier_classes, "gives 5 classes, the dataset has 10"),
+    pytest.param(Row("classifier class count", _classifier_classes, "gives 5 classes, the dataset has 10; expected a classifier trained on this dataset"),
                  marks=pytest.mark.real_data),
     Row("IDX wrong magic", lambda t: _idx_folder(t, "train-labels-idx1-ubyte.gz", idx_bytes(np.zeros((12, 28, 28), np.uint8))),
         "magic number 0x00000803, expected 0x00000801"),
@@ -203,7 +204,7 @@ ROWS = [
     Row("train epochs zero", lambda t: ["train", "--epochs", "0", "--out", str(t / "out")], "--epochs: 0, expected >= 1"),
     Row("bench size one", lambda t: ["bench", "--sizes", "1", "--decoder", str(t / "d.onnx")], "--sizes: 1, expected N >= 2"),
     Row("report jobs zero", lambda t: ["report", "--jobs", "0", "--out", str(t / "out")], "--jobs: 0, expected >= 1"),
-    Row("report same labels", lambda t: ["report", "--labels", "A", "A", "--out", str(t / "out")], "two different names"),
+    Row("report same labels", lambda t: ["report", "--label", "A", "--label", "A", "--out", str(t / "out")], "two models are labelled 'A'"),
 ]  # fmt: skip
 
 
@@ -229,7 +230,7 @@ def test_cli_refuses_cleanly(row, tmp_path, capsys):
 def test_api_raises_project_error(tmp_path):
     from latent_atlas.toolkit.data import load_fashion_mnist
     from latent_atlas.toolkit.grid import GridSpec
-    from latent_atlas.toolkit.runtime import ModelPair, load_model
+    from latent_atlas.toolkit.runtime import load, load_model
 
     with pytest.raises(AtlasError, match="does not exist"):
         load_fashion_mnist(tmp_path / "nope")
@@ -240,7 +241,7 @@ def test_api_raises_project_error(tmp_path):
         load_model(tmp_path / "bad.onnx")
     with pytest.raises(AtlasError, match="expected low < high"):
         GridSpec(x_range=(1.0, 0.0))
-    pair = ModelPair.from_dir(toy_pair(tmp_path / "m"))
+    pair = load(toy_pair(tmp_path / "m"))
     with pytest.raises(AtlasError, match="NaN or inf"):
         pair.decoder(np.array([[np.nan, 0]], np.float32))
     assert issubclass(AtlasError, Exception) and not issubclass(AtlasError, ValueError)

@@ -22,8 +22,8 @@ def real_report(tmp_path_factory, real_data):
     from latent_atlas.runs import ComparisonConfig, run_comparison
 
     out = tmp_path_factory.mktemp("report") / "vae-vs-ae"
-    cfg = ComparisonConfig("vae-vs-ae", SHIPPED / "vae", SHIPPED / "ae",
-                           SHIPPED / "classifier" / "classifier.onnx")  # fmt: skip
+    cfg = ComparisonConfig("vae-vs-ae", (SHIPPED / "vae", SHIPPED / "ae"), ("VAE", "AE"),
+                           SHIPPED / "classifier" / "classifier.onnx", study="seed")  # fmt: skip
     run_comparison(cfg, out, data=real_data)
     return out
 

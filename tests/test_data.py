@@ -100,7 +100,7 @@ def test_corrupt_gzip(tmp_path):
 
 @pytest.mark.real_data
 def test_real_dataset(real_data):
-    assert real_data.train.images.shape == (60000, 28, 28)
-    assert real_data.test.images.shape == (10000, 28, 28)
+    assert real_data.train.images.shape == (60000, 1, 28, 28)
+    assert real_data.test.images.shape == (10000, 1, 28, 28)
     # Fashion-MNIST is balanced: 1000 test images per class
     assert np.bincount(real_data.test.labels).tolist() == [1000] * 10

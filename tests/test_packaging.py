@@ -39,7 +39,11 @@ def _fresh_venv(root: Path) -> Path:
     python = root / "bin" / "python"
     site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     purelib = Path(site.stdout.strip())
-    (purelib / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # every site-packages this interpreter sees (a venv may itself borrow another's)
+    sites = [p for p in sys.path if p.endswith("site-packages")] or [
+        sysconfig.get_paths()["purelib"]
+    ]
+    (purelib / "zz_deps.pth").write_text("\n".join(sites) + "\n")
     return python
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from latent_atlas.analysis.compare import flatten
 from latent_atlas.analysis.render import fmt
+from latent_atlas.analysis.results import ModelMetrics, flatten, from_json
 from latent_atlas.toolkit.data import CLASS_NAMES
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
@@ -23,29 +23,35 @@ SEED_GRID = GridSpec()
 FAST = AnalysisConfig(grids=(SEED_GRID,), n_samples=300, trust_sample=100, silhouette_sample=200)
 
 
-def _analyze(toy, name, cfg=FAST):
-    return analyze_model(toy[name], toy["root"] / "classifier.onnx", toy["data"], cfg, Cache())
+def _analyze(toy, name, cfg=FAST, classifier=True):
+    clf = toy["root"] / "classifier.onnx" if classifier else None
+    return analyze_model(toy[name], clf, toy["data"], cfg, Cache())
+
+
+def _m(g):
+    """A grid's metrics as metrics.json has them."""
+    return g.metrics.to_json()
 
 
 def test_linear_decoder_gradient_equals_slope(toy):
     g = _analyze(toy, "linear").grids[0]
     np.testing.assert_allclose(g.d_dz1, 0.05, atol=1e-6)  # brightness = 0.05·z1 + 0.5
     np.testing.assert_allclose(g.gradient, 0.05, atol=1e-6)
-    assert g.metrics["brightness"]["gradient"]["mean"] == pytest.approx(0.05, abs=1e-6)
-    assert g.metrics["brightness"]["gradient"]["stark_share"] == 0.0  # 0.05 < 0.25
+    assert _m(g)["brightness"]["gradient"]["mean"] == pytest.approx(0.05, abs=1e-6)
+    assert _m(g)["brightness"]["gradient"]["stark_share"] == 0.0  # 0.05 < 0.25
     # every pixel is 0.05·z1 + 0.5, so the pixel sensitivity is 0.05 per latent unit too
-    assert g.metrics["smoothness"]["mean"] == pytest.approx(0.05, abs=1e-6)
-    assert g.metrics["brightness"]["seed_top_rows"]["mean_abs_d_dz1"] == pytest.approx(0.05)
+    assert _m(g)["smoothness"]["mean"] == pytest.approx(0.05, abs=1e-6)
+    assert _m(g)["brightness"]["seed_top_rows"]["mean_abs_d_dz1"] == pytest.approx(0.05)
 
 
 def test_region_decoder_class_shares_equal_areas(toy):
     g = _analyze(toy, "regions").grids[0]
     # x = linspace(-4, 4, 21): 10 columns have z1 < 0 (class 0), 11 have z1 >= 0 (class 1)
-    shares = g.metrics["classes"]["shares"]
+    shares = _m(g)["classes"]["shares"]
     assert shares[CLASS_NAMES[0]] == pytest.approx(10 / 21)
     assert shares[CLASS_NAMES[1]] == pytest.approx(11 / 21)
-    assert g.metrics["classes"]["classes_present"] == 2
-    assert g.metrics["classes"]["ambiguous_share"] == 0.0
+    assert _m(g)["classes"]["classes_present"] == 2
+    assert _m(g)["classes"]["ambiguous_share"] == 0.0
     assert (g.labels[:, :10] == 0).all() and (g.labels[:, 10:] == 1).all()
     # brightness jumps only between the two middle columns
     assert g.gradient[:, :9].max() == pytest.approx(0, abs=1e-6)
@@ -56,18 +62,21 @@ def test_constant_decoder_zero_gradient_one_class(toy):
     m = _analyze(toy, "constant")
     g = m.grids[0]
     assert g.gradient.max() == pytest.approx(0, abs=1e-7)
-    assert g.metrics["smoothness"]["max"] == pytest.approx(0, abs=1e-7)
-    assert g.metrics["classes"]["classes_present"] == 1
-    assert max(g.metrics["classes"]["shares"].values()) == 1.0
-    assert g.metrics["brightness"]["mean"] == pytest.approx(0.3, abs=1e-6)
+    assert _m(g)["smoothness"]["max"] == pytest.approx(0, abs=1e-7)
+    assert _m(g)["classes"]["classes_present"] == 1
+    assert max(_m(g)["classes"]["shares"].values()) == 1.0
+    assert _m(g)["brightness"]["mean"] == pytest.approx(0.3, abs=1e-6)
 
 
 def test_model_level_metrics_are_plain_json(toy):
     m = _analyze(toy, "linear")
-    text = json.dumps(m.metrics, allow_nan=False)
-    assert json.loads(text) == m.metrics
-    assert 0 <= m.metrics["embedding"]["knn_accuracy"] <= 1
-    assert m.metrics["grids"]["linear_21x21"]["embeddings_inside_share"] == 1.0  # tiny codes
+    raw = m.metrics.to_json()
+    text = json.dumps(raw, allow_nan=False)
+    assert json.loads(text) == raw
+    assert from_json(ModelMetrics, raw) == from_json(ModelMetrics, json.loads(text))
+    assert 0 <= raw["embedding"]["knn_accuracy"] <= 1
+    assert raw["grids"]["linear_21x21"]["embeddings_inside_share"] == 1.0  # tiny codes
+    assert raw["not_available"] == {}
 
 
 def test_auto_grid_spans_embedding_percentiles(toy):
@@ -75,15 +84,15 @@ def test_auto_grid_spans_embedding_percentiles(toy):
     m = _analyze(toy, "linear", cfg)
     lo, hi = np.percentile(m.embeddings[:, 0], [1, 99])
     assert m.grids[0].grid.x[0] == pytest.approx(lo) and m.grids[0].grid.x[-1] == pytest.approx(hi)
-    assert m.grids[0].metrics["embeddings_inside_share"] == pytest.approx(0.96, abs=0.03)
+    assert _m(m.grids[0])["embeddings_inside_share"] == pytest.approx(0.96, abs=0.03)
 
 
 # ---------------------------------------------------------------- reports
 def _batch_file(toy, tmp_path: Path, names=("good", "broken")) -> Path:
     broken = tmp_path / "broken-model"
     broken.mkdir(exist_ok=True)
-    (broken / "encoder.onnx").write_bytes(b"not onnx at all")
-    (broken / "decoder.onnx").write_bytes(b"")
+    (broken / "encoder.onnx").write_bytes(b"")
+    (broken / "decoder.onnx").write_bytes(b"not onnx at all")
     text = f'out = "{tmp_path / "reports"}"\nclassifier = "{toy["root"] / "classifier.onnx"}"\n'
     for name in names:
         b = broken if name == "broken" else toy["regions"]
@@ -97,17 +106,17 @@ def _batch_file(toy, tmp_path: Path, names=("good", "broken")) -> Path:
 
 
 def _run(toy, path, jobs=1):
-    out, comps = read_batch(path, FAST, toy["root"] / "classifier.onnx")
+    out, comps = read_batch(path, FAST)
     data = toy["data"]
     # the toy dataset is not on disk: hand it to each comparison through the cache-free path
     import latent_atlas.runs as rep
 
-    real = rep.load_fashion_mnist
-    rep.load_fashion_mnist = lambda folder=None: data
+    real = rep.load_dataset
+    rep.load_dataset = lambda source=None, train=True: data
     try:
         return out, run_batch(comps, out, jobs=jobs, progress=False)
     finally:
-        rep.load_fashion_mnist = real
+        rep.load_dataset = real
 
 
 def test_batch_continues_past_a_broken_entry(toy, tmp_path):
@@ -125,7 +134,7 @@ def test_cli_batch_exit_code_and_error_line(toy, tmp_path, capsys, monkeypatch):
     import latent_atlas.runs as rep
     from latent_atlas.cli import main
 
-    monkeypatch.setattr(rep, "load_fashion_mnist", lambda folder=None: toy["data"])
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, train=True: toy["data"])
     rc = main(["report", "--batch", str(_batch_file(toy, tmp_path)), "--no-progress"])
     captured = capsys.readouterr()
     assert rc == 2
@@ -136,18 +145,18 @@ def test_cli_batch_exit_code_and_error_line(toy, tmp_path, capsys, monkeypatch):
 def test_script_in_name_is_escaped(toy, tmp_path):
     evil = "<script>alert(1)</script>"
     cfg = ComparisonConfig(
-        name="evil", model_a=toy["linear"], model_b=toy["regions"],
-        classifier=toy["root"] / "classifier.onnx", label_a=evil, label_b="B",
+        name="evil", models=(toy["linear"], toy["regions"]),
+        classifier=toy["root"] / "classifier.onnx", labels=(evil, "B"),
         analysis=replace(FAST, grids=(GridSpec(steps=(5, 5)),)),
     )  # fmt: skip
     import latent_atlas.runs as rep
 
-    real = rep.load_fashion_mnist
-    rep.load_fashion_mnist = lambda folder=None: toy["data"]
+    real = rep.load_dataset
+    rep.load_dataset = lambda source=None, train=True: toy["data"]
     try:
         rep.run_batch([cfg], tmp_path, progress=False)
     finally:
-        rep.load_fashion_mnist = real
+        rep.load_dataset = real
     html = (tmp_path / "evil" / "report.html").read_text()
     assert evil not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -163,10 +172,8 @@ def test_metrics_round_trip_and_html_numbers_come_from_it(toy, tmp_path):
     assert json.dumps(metrics, indent=2, sort_keys=True) + "\n" == text
     assert metrics == json.loads(json.dumps(done[0]["metrics"]))
     known = {fmt(v) for v in flatten(metrics).values() if isinstance(v, int | float)}
-    for block in metrics["table"]:
-        known |= {fmt(v) for v in (block["a"], block["b"], block["diff"]) if v is not None}
     html = (folder / "report.html").read_text()
-    cells = re.findall(r"<td>([-+0-9.e]+)</td>", html)
+    cells = re.findall(r"<td(?: class=\"best\")?>([-+0-9.e]+)(?:<span|</td>)", html)
     assert len(cells) > 50
     missing = [c for c in cells if c not in known]
     assert missing == []
@@ -177,18 +184,24 @@ def test_batch_file_errors(tmp_path):
         path = tmp_path / "b.toml"
         path.write_text(text)
         with pytest.raises(AtlasError, match=message):
-            read_batch(path, FAST, tmp_path / "c.onnx")
+            read_batch(path, FAST)
 
     entry = '[[comparison]]\nname = "x"\nmodel_a = "a"\nmodel_b = "b"\n'
     check("colour = 1\n" + entry, r"unknown key\(s\) \['colour'\]")
     check('[[comparison]]\nname = "x"\nmodel_a = "a"\n', r"missing \['model_b'\]")
+    check('[[comparison]]\nname = "x"\nmodels = ["a"]\n', "1 model\\(s\\), expected two or more")
+    check('[[comparison]]\nname = "x"\nmodels = ["a", "b"]\nlabels = ["A"]\n', "1 labels for 2")
+    check('[[comparison]]\nname = "x"\nmodels = ["a", "a"]\n', "is given twice")
+    check('[[comparison]]\nname = "x"\nmodel_a = 5\nmodel_b = "b"\n', "5 \\(int\\), expected")
+    check("comparison = [1]\n", "expected a \\[\\[comparison\\]\\] table")
+    check(entry + 'study = "astrology"\n', "unknown study")
     check(entry + entry, "duplicate name 'x'")
     check(entry + "speed = 3\n", r"unknown key\(s\) \['speed'\]")
     check("out = [\n", "not valid TOML")
     check("", "no \\[\\[comparison\\]\\] entries")
     check(entry + "[[comparison.grid]]\nsteps = 0\n", "grid steps 0")
     with pytest.raises(AtlasError, match="not found"):
-        read_batch(tmp_path / "nope.toml", FAST, tmp_path / "c.onnx")
+        read_batch(tmp_path / "nope.toml", FAST)
 
 
 def test_parallel_jobs_match_serial(toy, tmp_path):
@@ -210,5 +223,5 @@ def test_wide_grid_is_classified_at_full_resolution(toy):
     # 80 columns would be downsampled for a mosaic; the analysis must keep 28×28 cells
     cfg = replace(FAST, grids=(GridSpec(steps=(80, 3)),))
     g = _analyze(toy, "regions", cfg).grids[0]
-    assert g.grid.cells.shape == (3, 80, 28, 28)
-    assert g.metrics["classes"]["shares"][CLASS_NAMES[0]] == pytest.approx(40 / 80)
+    assert g.grid.cells.shape == (3, 80, 1, 28, 28)
+    assert _m(g)["classes"]["shares"][CLASS_NAMES[0]] == pytest.approx(40 / 80)

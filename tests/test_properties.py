@@ -36,7 +36,7 @@ def test_gridspec_points(spec):
     assert (len(x), len(y)) == spec.steps
     assert np.isfinite(x).all() and np.isfinite(y).all()
     assert (np.diff(x) > 0).all() and (np.diff(y) > 0).all()
-    z = spec.points(x, y, 2, 0, spec.n_cells)
+    z = spec.points(x, y, spec.resolve_plane(2), 0, spec.n_cells)
     assert z.shape == (spec.n_cells, 2) and np.isfinite(z).all()
 
 

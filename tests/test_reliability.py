@@ -20,8 +20,8 @@ FAST = AnalysisConfig(grids=(GridSpec(steps=(5, 5)),), n_samples=300, trust_samp
 
 
 def _cfg(toy, name="cmp"):
-    return ComparisonConfig(name, toy["linear"], toy["regions"], toy["root"] / "classifier.onnx",
-                            analysis=FAST)  # fmt: skip
+    return ComparisonConfig(name, (toy["linear"], toy["regions"]),
+                            classifier=toy["root"] / "classifier.onnx", analysis=FAST)  # fmt: skip
 
 
 def _tree(folder):
@@ -46,7 +46,7 @@ def test_injected_failure_keeps_previous_report(toy, tmp_path, monkeypatch, fail
     def boom(*args, **kwargs):
         raise KeyboardInterrupt  # what Ctrl-C looks like mid-way
 
-    monkeypatch.setattr(rep, "make_figures" if fail_at == "plot" else "render", boom)
+    monkeypatch.setattr(rep, "build_sections" if fail_at == "plot" else "render", boom)
     with pytest.raises(KeyboardInterrupt):
         run_comparison(_cfg(toy), out, data=toy["data"])
     assert _tree(out) == before
@@ -72,13 +72,13 @@ def test_atomic_file_write(tmp_path):
 SIGINT_SCRIPT = """
 import sys, time
 import latent_atlas.runs as rep
-real = rep.make_figures
+real = rep.build_sections
 def slow(*a, **k):
     figs = real(*a, **k)
     print("plotted", flush=True)
     time.sleep(60)
     return figs
-rep.make_figures = slow
+rep.build_sections = slow
 from latent_atlas.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -89,8 +89,8 @@ def test_sigint_mid_report_leaves_no_partial_output(toy, tmp_path, real_data):
     """A real Ctrl-C (SIGINT) to a real `latent-atlas report` process (on the real test set,
     toy models), after its figures are drawn and before anything is written."""
     env = dict(os.environ)
-    args = [sys.executable, "-c", SIGINT_SCRIPT, "report", "--vae", str(toy["linear"]),
-            "--ae", str(toy["regions"]), "--classifier", str(toy["root"] / "classifier.onnx"),
+    args = [sys.executable, "-c", SIGINT_SCRIPT, "report", "--model", str(toy["linear"]),
+            "--model", str(toy["regions"]), "--classifier", str(toy["root"] / "classifier.onnx"),
             "--out", str(tmp_path / "out"), "--steps", "5", "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -8,8 +8,8 @@ import pytest
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, cell_pixels, decode_grid, downsample
 from latent_atlas.toolkit.runtime import (
-    ModelPair,
     check_used_provider,
+    load,
     load_model,
     resolve_providers,
 )
@@ -50,7 +50,7 @@ def decoder(tmp_path):
 @pytest.mark.parametrize(
     "z, message",
     [
-        (np.zeros((3, 2), np.float64), "dtype float64, expected float32"),
+        (np.array([["a", "b"]]), "dtype <U1, expected float32"),
         (np.zeros((3, 3), np.float32), r"shape \(3, 3\), expected \[N, 2\]"),
         (np.zeros((3,), np.float32), r"expected \[N, 2\]"),
         (np.array([[0.0, np.nan]], np.float32), "NaN or inf"),
@@ -61,6 +61,11 @@ def decoder(tmp_path):
 def test_decoder_input_validation(decoder, z, message):
     with pytest.raises(AtlasError, match=message):
         decoder(z)
+
+
+def test_float64_codes_are_cast_not_refused(decoder):
+    images = decoder(np.zeros((3, 2), np.float64))
+    assert images.dtype == np.float32 and images.shape == (3, 1, 28, 28)
 
 
 def test_encoder_input_validation(tmp_path):
@@ -74,7 +79,7 @@ def test_pair_with_different_latent_dims_refused(tmp_path):
     linear_encoder(tmp_path / "encoder.onnx", np.zeros((784, 3)))
     linear_decoder(tmp_path / "decoder.onnx", np.array([0.1, 0.0]), 0.5)
     with pytest.raises(AtlasError, match="3-d codes but the decoder takes 2-d"):
-        ModelPair.from_dir(tmp_path)
+        load(tmp_path)
 
 
 def test_pair_with_wrong_image_shape_metadata_refused(tmp_path):
@@ -82,8 +87,8 @@ def test_pair_with_wrong_image_shape_metadata_refused(tmp_path):
     m = onnx.load(tmp_path / "decoder.onnx")
     m.metadata_props.add(key="image_shape", value="3,32,32")
     onnx.save(m, tmp_path / "decoder.onnx")
-    with pytest.raises(AtlasError, match="image_shape 3,32,32, expected 1,28,28"):
-        ModelPair.from_dir(tmp_path)
+    with pytest.raises(AtlasError, match=r"encoder takes images of \(1, 28, 28\) but the decoder"):
+        load(tmp_path)
 
 
 def test_manifest_hash_mismatch_refused(tmp_path):
@@ -91,10 +96,10 @@ def test_manifest_hash_mismatch_refused(tmp_path):
 
     toy_pair(tmp_path / "m")
     write_manifest(tmp_path)
-    assert ModelPair.from_dir(tmp_path / "m").decoder.sha256
+    assert load(tmp_path / "m").decoder.sha256
     linear_decoder(tmp_path / "m" / "decoder.onnx", np.array([0.2, 0.0]), 0.5)
     with pytest.raises(AtlasError, match="differs from the manifest"):
-        ModelPair.from_dir(tmp_path / "m")
+        load(tmp_path / "m")
 
 
 # ---------------------------------------------------------------- grid spec
@@ -141,13 +146,54 @@ def test_impossible_grids_refused(kwargs, message):
 def test_higher_dim_points():
     spec = GridSpec(steps=(2, 3), axes=(2, 0), fixed=(9.0, 7.0, 5.0))
     x, y = np.array([10.0, 20.0]), np.array([-1.0, 0.0, 1.0])
-    z = spec.points(x, y, 3, 0, 6)
+    plane = spec.resolve_plane(3)
+    z = spec.points(x, y, plane, 0, 6)
     # columns sweep dim 2 (z3), rows sweep dim 0 (z1); dim 1 stays fixed
     np.testing.assert_array_equal(z[:, 2], [10, 20, 10, 20, 10, 20])
     np.testing.assert_array_equal(z[:, 0], [-1, -1, 0, 0, 1, 1])
     np.testing.assert_array_equal(z[:, 1], [7] * 6)
+    assert plane.labels == ("z₃", "z₁") and plane.fixed == "values"
     with pytest.raises(AtlasError, match="only 2 latent dims"):
-        spec.points(x, y, 2, 0, 6)
+        spec.resolve_plane(2)
+    with pytest.raises(AtlasError, match="2 given, expected 3"):
+        GridSpec(fixed=(1.0, 2.0)).resolve_plane(3)
+
+
+def test_other_dims_sit_at_the_embedding_mean_by_default():
+    emb = np.random.default_rng(0).normal([1.0, -2.0, 3.0, 5.0], 0.5, (500, 4))
+    plane = GridSpec(axes=(1, 3)).resolve_plane(4, emb)
+    z = plane.points(np.array([0.25]), np.array([-0.5]))[0]
+    np.testing.assert_allclose(z[[0, 2]], emb.mean(axis=0)[[0, 2]], rtol=1e-6)
+    assert z[1] == 0.25 and z[3] == -0.5 and plane.fixed == "mean"
+    prior = GridSpec(axes=(1, 3), fixed="prior").resolve_plane(4, emb)
+    assert prior.points(np.array([0.0]), np.array([0.0]))[0].tolist() == [0, 0, 0, 0]
+    # a decoder-only model has no embeddings: the prior's mean, and the plane says so
+    assert GridSpec(axes=(1, 3)).resolve_plane(4, None).fixed == "prior"
+
+
+def test_pca_plane_spans_the_embeddings_in_standard_deviations():
+    rng = np.random.default_rng(1)
+    # codes spread 3.0 along (1, 1, 0)/√2 and 0.5 along (0, 0, 1), around (2, 2, 2)
+    u, v = rng.normal(0, 3.0, 4000), rng.normal(0, 0.5, 4000)
+    emb = 2.0 + np.outer(u, [1, 1, 0]) / np.sqrt(2) + np.outer(v, [0, 0, 1])
+    plane = GridSpec(plane="pca").resolve_plane(3, emb)
+    assert plane.labels == ("PC1", "PC2")
+    np.testing.assert_allclose(plane.origin, emb.mean(axis=0))
+    np.testing.assert_allclose(np.linalg.norm(plane.basis, axis=1), [3.0, 0.5], rtol=0.05)
+    np.testing.assert_allclose(np.abs(plane.basis[0]) / 3.0, [0.7071, 0.7071, 0], atol=0.03)
+    coords = plane.project(emb)  # in standard deviations: unit spread along both axes
+    np.testing.assert_allclose(coords.std(axis=0), [1.0, 1.0], rtol=0.02)
+    with pytest.raises(AtlasError, match="needs the encoder's test embeddings"):
+        GridSpec(plane="pca").resolve_plane(3, None)
+
+
+def test_grid_points_collapsing_in_float32_are_refused():
+    with pytest.raises(AtlasError, match="equal in float32"):
+        GridSpec(x_range=(1.0, 1.0000000001)).coordinates()
+    with pytest.raises(AtlasError, match="equal in float32"):
+        GridSpec(x_range=(1e-300, 2e-300)).coordinates()
+    x, _ = GridSpec(steps=(3, 3), x_range=(1.0, 1.001)).coordinates()  # distinct: fine
+    assert len(np.unique(x.astype(np.float32))) == 3
 
 
 # ---------------------------------------------------------------- decoding
@@ -157,7 +203,7 @@ def test_brightness_is_known_function_of_z(tmp_path):
     grid = decode_grid(dec, GridSpec(steps=(5, 3), x_range=(-2, 2), y_range=(-1, 1)))
     expected = 0.05 * grid.x[None, :] + 0.1 * grid.y[:, None] + 0.5
     np.testing.assert_allclose(grid.brightness, expected, atol=1e-6)
-    assert grid.cells.shape == (3, 5, 28, 28)
+    assert grid.cells.shape == (3, 5, 1, 28, 28)
     # row 0 holds the smallest z2 (drawn at the bottom of the mosaic)
     assert grid.cells[0].mean() < grid.cells[-1].mean()
     np.testing.assert_allclose(grid.cells[2, 4], 0.05 * 2 + 0.1 * 1 + 0.5, atol=1e-6)
@@ -172,7 +218,7 @@ def test_streamed_equals_one_shot(tmp_path):
     np.testing.assert_allclose(one.cells, streamed.cells, rtol=0, atol=1e-6)
     np.testing.assert_allclose(one.brightness, streamed.brightness, rtol=0, atol=1e-6)
     raw = np.load(tmp_path / "raw.npy")
-    assert raw.shape == (11, 13, 28, 28)
+    assert raw.shape == (11, 13, 1, 28, 28)
     np.testing.assert_array_equal(raw, streamed.cells)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -180,18 +226,24 @@ def test_streamed_equals_one_shot(tmp_path):
 def test_large_grid_downsampled_and_guarded(tmp_path):
     dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.1]), 0.5))
     assert cell_pixels(21) == 28 and cell_pixels(73) == 28 and cell_pixels(1001) == 2
+    assert cell_pixels(21, (1, 8, 8)) == 8 and cell_pixels(1001, (3, 32, 32)) == 2
     grid = decode_grid(dec, GridSpec(steps=(301, 5)), batch_size=512)
-    assert grid.cells.shape == (5, 301, 4, 4)
-    np.testing.assert_allclose(grid.cells.mean(axis=(2, 3)), grid.brightness, atol=1e-6)
+    assert grid.cells.shape == (5, 301, 1, 4, 4)
+    np.testing.assert_allclose(grid.cells.mean(axis=(2, 3, 4)), grid.brightness, atol=1e-6)
     with pytest.raises(AtlasError, match="limit is 1000 cells"):
-        decode_grid(dec, GridSpec(steps=(40, 40)), cell_px=28, memory_cells=1000)
+        decode_grid(dec, GridSpec(steps=(40, 40)), cell_px=28, memory_pixels=1000 * 784)
+    with pytest.raises(AtlasError, match="cell pixels 5: expected one of"):
+        decode_grid(dec, GridSpec(steps=(4, 4)), cell_px=5)
 
 
 def test_downsample_area_average():
-    img = np.arange(28 * 28, dtype=np.float32).reshape(1, 28, 28)
-    small = downsample(img, 14)
-    assert small[0, 0, 0] == pytest.approx((0 + 1 + 28 + 29) / 4)
-    assert downsample(img, 1)[0, 0, 0] == pytest.approx(img.mean())
+    img = np.arange(28 * 28, dtype=np.float32).reshape(1, 1, 28, 28)
+    small = downsample(img, 2)
+    assert small.shape == (1, 1, 14, 14)
+    assert small[0, 0, 0, 0] == pytest.approx((0 + 1 + 28 + 29) / 4)
+    assert downsample(img, 28)[0, 0, 0, 0] == pytest.approx(img.mean())
+    rgb = np.stack([img[:, 0], img[:, 0] + 1, img[:, 0] + 2], axis=1)  # [1, 3, 28, 28]
+    np.testing.assert_allclose(downsample(rgb, 4).mean(axis=(2, 3)), rgb.mean(axis=(2, 3)))
 
 
 def test_grid_cli_writes_mosaic(tmp_path, capsys):
@@ -219,6 +271,6 @@ def test_grid_cli_bad_steps_one_line(tmp_path, capsys):
 
 def test_metadata_json_is_valid(tmp_path):
     toy_pair(tmp_path)
-    dec = ModelPair.from_dir(tmp_path).decoder
+    dec = load(tmp_path).decoder
     assert dec.metadata["role"] == "decoder"
     assert json.dumps(dec.metadata)

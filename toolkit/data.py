@@ -32,7 +32,7 @@ MISSING_HINT = (
 
 
 @dataclass(frozen=True)
-class Split:
+class IdxSplit:
     """One split: ``images`` uint8 ``[N, 28, 28]`` in 0..255, ``labels`` uint8 ``[N]`` in 0..9."""
 
     images: np.ndarray
@@ -48,8 +48,8 @@ class Split:
 
 @dataclass(frozen=True)
 class FashionMNIST:
-    train: Split
-    test: Split
+    train: IdxSplit
+    test: IdxSplit
     class_names: tuple[str, ...]
     sha256: str  # over the decompressed bytes of the four files, in a fixed order
     folder: str
@@ -97,7 +97,7 @@ def parse_idx(raw: bytes, magic: int, name: str) -> np.ndarray:
 
 def load_split(
     folder: Path, split: str, hasher: hashlib._Hash | None = None, expect_count: bool = True
-) -> Split:
+) -> IdxSplit:
     prefix, count = SPLITS[split]
     img_path = _find(folder, f"{prefix}-images-idx3-ubyte")
     lbl_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
@@ -121,7 +121,7 @@ def load_split(
         raise AtlasError(
             f"{lbl_path}: label {labels.max()} found, expected 0..{len(CLASS_NAMES) - 1}"
         )
-    return Split(images=images, labels=labels)
+    return IdxSplit(images=images, labels=labels)
 
 
 def load_fashion_mnist(
@@ -138,3 +138,42 @@ def load_fashion_mnist(
     train = load_split(folder, "train", hasher, expect_counts)
     test = load_split(folder, "test", hasher, expect_counts)
     return FashionMNIST(train, test, CLASS_NAMES, hasher.hexdigest(), str(folder))
+
+
+# Interim adapter to the agreed ImageDataset interface (engineer "data" replaces this module).
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # float32 [N, C, H, W] in [0, 1]
+    labels: np.ndarray  # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def float_images(self) -> np.ndarray:  # interim: train/export still call it
+        return self.images
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    name: str
+    test: Split
+    train: Split | None
+    class_names: tuple[str, ...]
+    sha256: str
+    source: str
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.test.images.shape[1:]
+        return (int(c), int(h), int(w))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_dataset(source: str | Path | None = None, *, train: bool = True) -> ImageDataset:
+    fm = load_fashion_mnist(source)
+    test = Split(fm.test.float_images(), fm.test.labels.astype(np.int64))
+    tr = Split(fm.train.float_images(), fm.train.labels.astype(np.int64)) if train else None
+    return ImageDataset("fashion-mnist", test, tr, fm.class_names, fm.sha256, fm.folder)

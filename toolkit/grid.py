@@ -1,8 +1,17 @@
-"""Latent grids: where to decode (``GridSpec``) and the streamed decode itself.
+"""Latent grids: which plane to sweep (``Plane``), where on it to decode (``GridSpec``) and the
+streamed decode itself.
 
-Convention everywhere: ``x`` holds the z₁ coordinates (columns), ``y`` the z₂ coordinates
-(rows), both increasing; ``cells[i, j]`` is the image decoded at ``(z₁=x[j], z₂=y[i])``.
-Pictures put ``y[0]`` at the bottom, so z₂ increases upward.
+Convention everywhere: ``x`` holds the first plane coordinate (columns), ``y`` the second
+(rows), both increasing; ``cells[i, j]`` is the image decoded at ``plane.point(x[j], y[i])``.
+Pictures put ``y[0]`` at the bottom, so the second coordinate increases upward.
+
+A plane through a latent space of any dimension ``d`` is ``z = origin + u·basis[0] + v·basis[1]``:
+- ``axes I J``: ``basis`` = the unit vectors of dims I and J; the other dims sit at ``fixed``
+  (the test embeddings' mean by default, 0 with ``prior``, or explicit values); ``u, v`` are
+  latent units. For a 2-D model this is simply ``(z₁, z₂)``.
+- ``pca``: through the embeddings' mean along their two principal directions, each basis vector
+  scaled by its direction's standard deviation, so ``u, v`` count standard deviations and the
+  default range [-4, 4] covers the data.
 """
 
 from __future__ import annotations
@@ -19,8 +28,59 @@ from latent_atlas.toolkit.runtime import OnnxModel
 from tqdm.auto import tqdm
 
 MODES = ("linear", "icdf", "auto")
-# Cells held in memory at once, at full 28×28 float32 resolution: about 400 MB.
-DEFAULT_MEMORY_CELLS = 131_072
+PLANES = ("axes", "pca")
+FIXED = ("mean", "prior")
+# Cells held in memory at once at full resolution (28×28 float32: about 400 MB).
+DEFAULT_MEMORY_PIXELS = 131_072 * 784
+SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def dim_label(i: int) -> str:
+    """``z₁`` for dimension 0: latent dims are numbered from 1 in every label."""
+    return "z" + str(i + 1).translate(SUBSCRIPTS)
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A 2-D plane through the latent space: ``z = origin + u·basis[0] + v·basis[1]``."""
+
+    kind: str  # "axes" | "pca"
+    origin: np.ndarray  # [d]
+    basis: np.ndarray  # [2, d]
+    labels: tuple[str, str]  # axis labels: ("z₁", "z₂"), ("z₃", "z₆") or ("PC1", "PC2")
+    fixed: str = ""  # where the other dims sit: "mean", "prior", "values" or "" (none)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.origin.shape[0])
+
+    def points(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Latent vectors ``[N, d]`` (float32) at plane coordinates ``u``, ``v`` ``[N]``."""
+        z = self.origin[None, :] + np.outer(u, self.basis[0]) + np.outer(v, self.basis[1])
+        return z.astype(np.float32)
+
+    def project(self, z: np.ndarray) -> np.ndarray:
+        """Plane coordinates ``[N, 2]`` of codes ``[N, d]`` (orthogonal projection)."""
+        centred = np.asarray(z, np.float64) - self.origin[None, :]
+        norms = (self.basis**2).sum(axis=1)
+        return (centred @ self.basis.T) / norms[None, :]
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "labels": list(self.labels),
+            "origin": [float(f"{v:.12g}") for v in self.origin],
+            "basis": [[float(f"{v:.12g}") for v in row] for row in self.basis],
+            "fixed": self.fixed,
+        }
+
+    def describe(self) -> str:
+        if self.latent_dim == 2 and self.kind == "axes":
+            return ""
+        if self.kind == "pca":
+            return "principal plane (PC1, PC2 in standard deviations) through the mean"
+        rest = {"mean": "the embedding mean", "prior": "0", "values": "the given values"}
+        return f"plane {self.labels[0]}, {self.labels[1]}; other dims at {rest[self.fixed]}"
 
 
 @dataclass(frozen=True)
@@ -30,9 +90,9 @@ class GridSpec:
     ``linear``: ``steps`` evenly spaced points per axis over ``x_range`` / ``y_range``
     (default: the seed study's 21×21 over [-4, 4]²). ``icdf``: points at the Gaussian quantiles
     ``linspace(q, 1-q, steps)`` (Kingma & Welling's figure; ``q`` keeps the ends finite).
-    ``auto``: the range of each axis is the ``percentiles`` of the encoder's test embeddings.
-    For latent_dim > 2, ``axes`` picks the two swept dimensions and ``fixed`` the value of the
-    others (default 0).
+    ``auto``: the range of each axis is the ``percentiles`` of the test embeddings' plane
+    coordinates. ``plane``: ``axes`` (dims ``axes``, the others at ``fixed``: "mean" — the
+    embeddings' mean, "prior" — 0, or one value per latent dim) or ``pca``.
     """
 
     steps: tuple[int, int] = (21, 21)
@@ -41,14 +101,17 @@ class GridSpec:
     mode: str = "linear"
     quantile: float = 0.05
     percentiles: tuple[float, float] = (1.0, 99.0)
+    plane: str = "axes"
     axes: tuple[int, int] = (0, 1)
-    fixed: tuple[float, ...] = ()
+    fixed: str | tuple[float, ...] = "mean"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise AtlasError(f"grid mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.plane not in PLANES:
+            raise AtlasError(f"grid plane {self.plane!r}: expected one of {', '.join(PLANES)}")
         for n in self.steps:
-            if not isinstance(n, int) or n < 2:
+            if not isinstance(n, int) or isinstance(n, bool) or n < 2:
                 raise AtlasError(f"grid steps {n}: expected an integer >= 2 per axis")
         for name, (lo, hi) in (("x range", self.x_range), ("y range", self.y_range)):
             if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -64,12 +127,31 @@ class GridSpec:
             )
         if self.axes[0] == self.axes[1] or min(self.axes) < 0:
             raise AtlasError(f"grid axes {self.axes}: expected two different dimensions >= 0")
-        if not all(math.isfinite(v) for v in self.fixed):
+        if isinstance(self.fixed, str):
+            if self.fixed not in FIXED:
+                raise AtlasError(
+                    f"grid fixed {self.fixed!r}: expected 'mean', 'prior' or one value per dim"
+                )
+        elif not all(math.isfinite(v) for v in self.fixed):
             raise AtlasError("grid fixed values: expected finite numbers")
 
     @property
     def n_cells(self) -> int:
         return self.steps[0] * self.steps[1]
+
+    @property
+    def default_plane(self) -> bool:
+        return self.plane == "axes" and self.axes == (0, 1)
+
+    def key(self) -> str:
+        """A short name for file names and metrics.json keys: ``linear_21x21`` for the default
+        plane, with the plane appended otherwise (``linear_21x21_z3z6``, ``auto_21x21_pca``)."""
+        base = f"{self.mode}_{self.steps[0]}x{self.steps[1]}"
+        if self.plane == "pca":
+            return base + "_pca"
+        if not self.default_plane:
+            return base + f"_z{self.axes[0] + 1}z{self.axes[1] + 1}"
+        return base
 
     def describe(self) -> str:
         nx, ny = self.steps
@@ -81,72 +163,137 @@ class GridSpec:
         (x0, x1), (y0, y1) = self.x_range, self.y_range
         return f"{nx}×{ny} over [{x0:g},{x1:g}]×[{y0:g},{y1:g}]"
 
-    def coordinates(self, embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The z₁ values ``x`` (length nx) and z₂ values ``y`` (length ny), increasing."""
+    def resolve_plane(self, latent_dim: int, embeddings: np.ndarray | None = None) -> Plane:
+        """The plane this spec sweeps in a ``latent_dim``-dimensional space."""
+        if latent_dim < 2:
+            raise AtlasError(f"latent dim {latent_dim}: a grid needs at least 2 latent dims")
+        if self.plane == "pca":
+            if embeddings is None:
+                raise AtlasError("grid plane pca: needs the encoder's test embeddings (no encoder)")
+            emb = np.asarray(embeddings, np.float64)
+            mean = emb.mean(axis=0)
+            # principal directions of the centred codes; signs fixed so each direction's largest
+            # component is positive (stable across runs and platforms)
+            _, s, vt = np.linalg.svd(emb - mean, full_matrices=False)
+            std = s[:2] / math.sqrt(max(len(emb) - 1, 1))
+            if not (std > 0).all():
+                raise AtlasError("grid plane pca: the embeddings have no spread in two directions")
+            v = vt[:2] * np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])[:, None]
+            return Plane("pca", mean, v * std[:, None], ("PC1", "PC2"))
+        i, j = self.axes
+        if max(i, j) >= latent_dim:
+            raise AtlasError(
+                f"grid axes {self.axes}: the model has only {latent_dim} latent dims "
+                f"(0..{latent_dim - 1})"
+            )
+        if isinstance(self.fixed, tuple) and self.fixed:
+            if len(self.fixed) != latent_dim:
+                raise AtlasError(
+                    f"grid fixed values: {len(self.fixed)} given, expected {latent_dim} "
+                    "(one per latent dim)"
+                )
+            origin, how = np.asarray(self.fixed, np.float64), "values"
+        elif self.fixed == "mean" and embeddings is not None and latent_dim > 2:
+            origin, how = np.asarray(embeddings, np.float64).mean(axis=0), "mean"
+        else:  # "prior", or no embeddings (a decoder-only model): the prior's mean, 0
+            origin, how = np.zeros(latent_dim), "prior"
+        origin = origin.copy()
+        origin[[i, j]] = 0.0
+        basis = np.zeros((2, latent_dim))
+        basis[0, i] = basis[1, j] = 1.0
+        return Plane("axes", origin, basis, (dim_label(i), dim_label(j)),
+                     how if latent_dim > 2 else "")  # fmt: skip
+
+    def coordinates(
+        self, embeddings: np.ndarray | None = None, plane: Plane | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The plane coordinates ``x`` (length nx) and ``y`` (length ny), increasing."""
         nx, ny = self.steps
         if self.mode == "linear":
-            return (np.linspace(*self.x_range, nx), np.linspace(*self.y_range, ny))
-        if self.mode == "icdf":
+            x, y = np.linspace(*self.x_range, nx), np.linspace(*self.y_range, ny)
+        elif self.mode == "icdf":
             dist = NormalDist()
             q = self.quantile
 
             def axis(n: int) -> np.ndarray:
                 return np.array([dist.inv_cdf(p) for p in np.linspace(q, 1 - q, n)])
 
-            return axis(nx), axis(ny)
-        if embeddings is None:
-            raise AtlasError("grid mode auto: needs the encoder's test embeddings")
-        out = []
-        for axis_dim, n in zip(self.axes, (nx, ny), strict=True):
-            lo, hi = np.percentile(embeddings[:, axis_dim], self.percentiles)
-            if not hi > lo:
-                raise AtlasError(f"grid mode auto: embeddings have no spread along z{axis_dim + 1}")
-            out.append(np.linspace(lo, hi, n))
-        return out[0], out[1]
+            x, y = axis(nx), axis(ny)
+        else:
+            if embeddings is None:
+                raise AtlasError("grid mode auto: needs the encoder's test embeddings (no encoder)")
+            plane = plane or self.resolve_plane(embeddings.shape[1], embeddings)
+            coords = plane.project(embeddings)
+            out = []
+            for k, n in enumerate((nx, ny)):
+                lo, hi = np.percentile(coords[:, k], self.percentiles)
+                if not hi > lo:
+                    raise AtlasError(
+                        f"grid mode auto: embeddings have no spread along {plane.labels[k]}"
+                    )
+                out.append(np.linspace(lo, hi, n))
+            x, y = out[0], out[1]
+        _check_distinct(x, "x")
+        _check_distinct(y, "y")
+        return x, y
 
     def points(
-        self, x: np.ndarray, y: np.ndarray, latent_dim: int, start: int, stop: int
+        self, x: np.ndarray, y: np.ndarray, plane: Plane, start: int, stop: int
     ) -> np.ndarray:
         """Latent vectors for flat cell indices ``start..stop`` (row-major: k = i·nx + j)."""
-        if max(self.axes) >= latent_dim:
-            raise AtlasError(f"grid axes {self.axes}: the model has only {latent_dim} latent dims")
-        if self.fixed and len(self.fixed) != latent_dim:
-            raise AtlasError(
-                f"grid fixed values: {len(self.fixed)} given, expected {latent_dim} (one per dim)"
-            )
         k = np.arange(start, stop)
-        z = np.tile(np.asarray(self.fixed or [0.0] * latent_dim, np.float32), (len(k), 1))
-        z[:, self.axes[0]] = x[k % len(x)]
-        z[:, self.axes[1]] = y[k // len(x)]
-        return z
+        return plane.points(x[k % len(x)], y[k // len(x)])
 
 
-def cell_pixels(n_cols: int, max_pixels: int = 2048) -> int:
-    """Largest divisor of 28 so that a mosaic row of ``n_cols`` cells fits ``max_pixels``."""
-    for px in (28, 14, 7, 4, 2, 1):
-        if n_cols * px <= max_pixels:
-            return px
-    return 1
+def _check_distinct(coords: np.ndarray, name: str) -> None:
+    """Grid points that collapse in float32 would decode to one image under distinct labels."""
+    c32 = coords.astype(np.float32)
+    if not (np.diff(c32) > 0).all():
+        raise AtlasError(
+            f"grid {name} coordinates {coords[0]:g}..{coords[-1]:g}: neighbouring points are "
+            "equal in float32 (the model's precision); expected a wider range or fewer steps"
+        )
 
 
-def downsample(images: np.ndarray, px: int) -> np.ndarray:
-    """Area-average ``[N, 28, 28]`` images to ``[N, px, px]`` (``px`` divides 28)."""
-    if px == 28:
+def _factors(h: int, w: int) -> list[int]:
+    return [f for f in range(1, min(h, w) + 1) if h % f == 0 and w % f == 0]
+
+
+def cell_pixels(n_cols: int, image_shape: tuple[int, int, int] = (1, 28, 28),
+                max_pixels: int = 2048) -> int:  # fmt: skip
+    """Widest cell (``W / f`` for a whole factor ``f`` of both H and W) so that a mosaic row of
+    ``n_cols`` cells fits ``max_pixels``."""
+    _, h, w = image_shape
+    for f in _factors(h, w):
+        if n_cols * (w // f) <= max_pixels:
+            return w // f
+    return w // _factors(h, w)[-1]
+
+
+def downsample(images: np.ndarray, factor: int) -> np.ndarray:
+    """Area-average ``[N, C, H, W]`` images by ``factor`` (which divides H and W)."""
+    if factor == 1:
         return images
-    f = 28 // px
-    return images.reshape(len(images), px, f, px, f).mean(axis=(2, 4))
+    n, c, h, w = images.shape
+    return images.reshape(n, c, h // factor, factor, w // factor, factor).mean(axis=(3, 5))
 
 
 @dataclass
 class DecodedGrid:
-    """A decoded grid: ``cells`` ``[ny, nx, px, px]`` (px = 28 unless downsampled for a large
-    grid), ``brightness`` ``[ny, nx]`` (mean of the full-resolution image), coordinates."""
+    """A decoded grid: ``cells`` ``[ny, nx, C, h, w]`` (the full image size unless downsampled
+    for a large grid), ``brightness`` ``[ny, nx]`` (mean over pixels and channels of the
+    full-resolution image), plane coordinates ``x``/``y`` and the ``plane`` they live on."""
 
     x: np.ndarray
     y: np.ndarray
     cells: np.ndarray
     brightness: np.ndarray
     spec: GridSpec
+    plane: Plane
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return self.plane.labels
 
 
 def iter_decode(
@@ -154,17 +301,18 @@ def iter_decode(
     spec: GridSpec,
     x: np.ndarray,
     y: np.ndarray,
+    plane: Plane,
     batch_size: int = 4096,
     progress: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Stream the grid: yield ``(first flat index, images [B, 28, 28])`` batch by batch."""
+    """Stream the grid: yield ``(first flat index, images [B, C, H, W])`` batch by batch."""
     if batch_size < 1:
         raise AtlasError(f"batch size {batch_size}: expected >= 1")
     n = len(x) * len(y)
     bar = tqdm(total=n, desc="decode", unit="cell", disable=not progress, leave=False)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        yield start, decoder(spec.points(x, y, decoder.latent_dim, start, stop), batch_size)
+        yield start, decoder(spec.points(x, y, plane, start, stop), batch_size)
         bar.update(stop - start)
     bar.close()
 
@@ -177,42 +325,51 @@ def decode_grid(
     cell_px: int | None = None,
     raw_path: Path | None = None,
     progress: bool = False,
-    memory_cells: int = DEFAULT_MEMORY_CELLS,
+    memory_pixels: int = DEFAULT_MEMORY_PIXELS,
 ) -> DecodedGrid:
     """Decode ``spec`` through ``decoder`` in batches, in bounded memory.
 
-    Large grids keep cells downsampled to ``cell_px`` (default: what fits a 2048-px mosaic);
-    the full-resolution cells go to ``raw_path`` (``.npy``, ``[ny, nx, 28, 28]`` float32,
-    written through a memory map and moved into place at the end) when asked.
+    Large grids keep cells downsampled to ``cell_px`` pixels wide (default: what fits a
+    2048-px mosaic); the full-resolution cells go to ``raw_path`` (``.npy``,
+    ``[ny, nx, C, H, W]`` float32, written through a memory map and moved into place at the
+    end) when asked.
     """
-    x, y = spec.coordinates(embeddings)
+    plane = spec.resolve_plane(decoder.latent_dim, embeddings)
+    x, y = spec.coordinates(embeddings, plane)
     nx, ny = len(x), len(y)
-    px = cell_px or cell_pixels(nx)
-    if px not in (28, 14, 7, 4, 2, 1):
-        raise AtlasError(f"cell pixels {px}: expected a divisor of 28")
-    if px == 28 and spec.n_cells > memory_cells:
+    c, h, w = decoder.image_shape
+    px = cell_px or cell_pixels(nx, decoder.image_shape)
+    widths = {w // f: f for f in _factors(h, w)}
+    if px not in widths:
+        raise AtlasError(
+            f"cell pixels {px}: expected one of {sorted(widths)} (the image width {w} divided "
+            "by a whole factor of both height and width)"
+        )
+    factor = widths[px]
+    if factor == 1 and spec.n_cells * c * h * w > memory_pixels:
         raise AtlasError(
             f"grid of {spec.n_cells} cells at full resolution needs "
-            f"{spec.n_cells * 784 * 4 / 2**30:.1f} GiB; the limit is {memory_cells} cells: "
-            "use a smaller cell size (downsampled mosaic) or write raw cells to disk"
+            f"{spec.n_cells * c * h * w * 4 / 2**30:.1f} GiB; the limit is "
+            f"{memory_pixels // (c * h * w)} cells: use a smaller cell size (downsampled mosaic) "
+            "or write raw cells to disk"
         )
-    cells = np.empty((ny * nx, px, px), np.float32)
+    cells = np.empty((ny * nx, c, h // factor, w // factor), np.float32)
     brightness = np.empty(ny * nx, np.float32)
-    raw = tmp = None
+    raw = tmp = flat = None
     if raw_path is not None:
         from latent_atlas.toolkit.atomic import ensure_writable_dir
 
         raw_path = Path(raw_path)
         ensure_writable_dir(raw_path.parent)
         tmp = raw_path.with_name(f".{raw_path.name}.tmp.npy")
-        raw = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(ny, nx, 28, 28))
-        flat = raw.reshape(ny * nx, 28, 28)  # a view on the same mapped file
+        raw = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(ny, nx, c, h, w))
+        flat = raw.reshape(ny * nx, c, h, w)  # a view on the same mapped file
     try:
-        for start, images in iter_decode(decoder, spec, x, y, batch_size, progress):
+        for start, images in iter_decode(decoder, spec, x, y, plane, batch_size, progress):
             stop = start + len(images)
-            cells[start:stop] = downsample(images, px)
-            brightness[start:stop] = images.mean(axis=(1, 2))
-            if raw is not None:
+            cells[start:stop] = downsample(images, factor)
+            brightness[start:stop] = images.mean(axis=(1, 2, 3))
+            if flat is not None:
                 flat[start:stop] = images
         if raw is not None and raw_path is not None and tmp is not None:
             raw.flush()
@@ -222,4 +379,5 @@ def decode_grid(
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
-    return DecodedGrid(x, y, cells.reshape(ny, nx, px, px), brightness.reshape(ny, nx), spec)
+    cells = cells.reshape(ny, nx, c, h // factor, w // factor)
+    return DecodedGrid(x, y, cells, brightness.reshape(ny, nx), spec, plane)

@@ -1,8 +1,12 @@
-"""One small wrapper over ``onnxruntime.InferenceSession``.
+"""Loading and running ONNX models behind the model contract (``docs/models.md``).
 
-It refuses what it should not run (external data, custom operator domains, inputs of the wrong
-kind), picks the execution provider (``auto``: CUDA when it really loads, else CPU), says which
-provider was actually used, and validates every input before onnxruntime sees it.
+One wrapper over ``onnxruntime.InferenceSession`` per file. It refuses what it should not run
+(external data, custom operator domains, a fixed batch dimension, inputs of the wrong kind),
+learns each model's image shape and layout from the graph (after ``onnx.shape_inference``, plus
+one probe run of a 2-row batch where inference leaves a symbol), picks the execution provider
+(``auto``: CUDA when it really loads, else CPU), says which provider was actually used, and
+converts between our one image convention — float32 ``[N, C, H, W]`` in [0, 1] — and the
+file's own layout (NCHW, NHWC, ``[N, H, W]`` or flat).
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +25,23 @@ from latent_atlas.toolkit.errors import AtlasError
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 STANDARD_DOMAINS = {"", "ai.onnx"}
-IMAGE_SHAPE = (1, 28, 28)
 ROLES = ("encoder", "decoder", "classifier")
+LAYOUTS = ("NCHW", "NHWC", "NHW", "flat")
+CHANNELS = (1, 3)  # grayscale or RGB
+# Rows per onnxruntime call unless the caller says otherwise: large enough to keep the GEMMs
+# efficient, small enough that a classifier's activations stay in the tens of MB.
+DEFAULT_BATCH = 4096
+DYNAMIC_BATCH_FIX = (
+    "export it with a dynamic batch dimension: torch.onnx.export(..., dynamo=True, "
+    "dynamic_shapes=({0: torch.export.Dim('batch')},)) or, with the TorchScript exporter, "
+    "dynamic_axes={'<input>': {0: 'batch'}, '<output>': {0: 'batch'}}"
+)
+EXTERNAL_DATA_FIX = (
+    "save it as one file: torch.onnx.export(..., external_data=False), or "
+    "onnx.save(onnx.load(path), path, save_as_external_data=False)"
+)
+
+Shape = tuple[int, int, int]
 
 
 def sha256_file(path: Path) -> str:
@@ -32,6 +52,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------------------- providers
 def resolve_providers(requested: str, available: list[str]) -> list[str]:
     """The provider list to ask onnxruntime for. ``cuda`` demanded but not installed is an error."""
     if requested not in ("auto", "cuda", "cpu"):
@@ -66,11 +87,18 @@ def check_used_provider(requested: str, used: list[str]) -> str:
     return actual
 
 
+# ---------------------------------------------------------------------------- parsing
 def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
-    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+    """A tensor's dims: ints where known, the symbol (or "?") where not."""
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in value_info.type.tensor_type.shape.dim
+    ]
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        raise AtlasError(f"model {path}: is a folder; expected an .onnx file")
     if not path.is_file():
         raise AtlasError(f"model {path}: not found; expected an .onnx file")
     raw = path.read_bytes()
@@ -97,7 +125,8 @@ def _parse(raw: bytes, path: Path) -> onnx.ModelProto:
     ]
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
         raise AtlasError(
-            f"model {path}: uses external data (.onnx.data); expected one self-contained file"
+            f"model {path}: uses external data (.onnx.data); expected one self-contained file: "
+            + EXTERNAL_DATA_FIX
         )
     domains = {op.domain for op in model.opset_import} | {n.domain for n in model.graph.node}
     if domains - STANDARD_DOMAINS:
@@ -108,12 +137,98 @@ def _parse(raw: bytes, path: Path) -> onnx.ModelProto:
     return model
 
 
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with shapes propagated through the graph (TorchScript and tf2onnx files often
+    leave output dims as symbols such as ``Sigmoid_dim_2`` that inference resolves)."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # inference is a help, not a requirement: the probe run decides
+        return model
+
+
+# ---------------------------------------------------------------------------- image layouts
+def _layout_of(dims: list[int | str], meta_layout: str | None = None) -> str:
+    """How a file lays out an image batch, from its dims (batch first)."""
+    rank = len(dims)
+    if meta_layout in LAYOUTS:
+        return meta_layout
+    if rank == 2:
+        return "flat"
+    if rank == 3:
+        return "NHW"
+    if rank == 4:
+        first, last = dims[1], dims[3]
+        if last in CHANNELS and first not in CHANNELS:
+            return "NHWC"
+        return "NCHW"
+    raise AtlasError(f"image tensor of rank {rank} ({dims}); expected [N, C, H, W], "
+                     "[N, H, W, C], [N, H, W] or [N, H·W·C]")  # fmt: skip
+
+
+def _shape_from(dims: list[int | str], layout: str) -> Shape | None:
+    """``(C, H, W)`` from a file's image dims, or None where a dim is symbolic or flat."""
+    body = dims[1:]
+    if not all(isinstance(d, int) and d > 0 for d in body):
+        return None
+    if layout == "NCHW":
+        return (int(body[0]), int(body[1]), int(body[2]))
+    if layout == "NHWC":
+        return (int(body[2]), int(body[0]), int(body[1]))
+    if layout == "NHW":
+        return (1, int(body[0]), int(body[1]))
+    return None  # flat: the pixel count alone does not say the shape
+
+
+def _square_shape(pixels: int) -> Shape | None:
+    """A flat image of ``pixels`` values read as a square grayscale or RGB image, if it is one
+    (``3·s²`` and ``t²`` cannot both hold: √3 is irrational, so the reading is unique)."""
+    side = math.isqrt(pixels)
+    if side * side == pixels:
+        return (1, side, side)
+    side = math.isqrt(pixels // 3)
+    if pixels % 3 == 0 and 3 * side * side == pixels:
+        return (3, side, side)
+    return None
+
+
+def _parse_shape(text: str, where: str) -> Shape:
+    try:
+        c, h, w = (int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise AtlasError(f"{where}: image_shape {text!r}; expected 'C,H,W'") from None
+    if c not in CHANNELS or h < 1 or w < 1:
+        raise AtlasError(f"{where}: image_shape {text!r}; expected C in {CHANNELS}, H, W >= 1")
+    return (c, h, w)
+
+
+def to_layout(images: np.ndarray, layout: str) -> np.ndarray:
+    """Our ``[N, C, H, W]`` batch in a file's layout."""
+    n = len(images)
+    if layout == "NCHW":
+        return images
+    if layout == "NHWC":
+        return images.transpose(0, 2, 3, 1)
+    if layout == "NHW":
+        return images.reshape(n, images.shape[2], images.shape[3])
+    return images.reshape(n, -1)
+
+
+def from_layout(out: np.ndarray, layout: str, shape: Shape) -> np.ndarray:
+    """A file's image batch as our ``[N, C, H, W]``."""
+    c, h, w = shape
+    if layout == "NHWC":
+        return out.reshape(len(out), h, w, c).transpose(0, 3, 1, 2)
+    return out.reshape(len(out), c, h, w)
+
+
+# ---------------------------------------------------------------------------- one model
 @dataclass
 class OnnxModel:
-    """An ONNX encoder, decoder or classifier behind the project's contract.
+    """One ONNX encoder, decoder or classifier behind the contract.
 
-    Encoders and classifiers take float32 images ``[N, 1, 28, 28]`` in [0, 1]; decoders take
-    ``[N, latent_dim]`` and return images. ``provider`` is the one really used.
+    Encoders and classifiers take float32 images ``[N, C, H, W]`` in [0, 1]; decoders take
+    codes ``[N, latent_dim]`` and return images ``[N, C, H, W]``; the conversion to and from the
+    file's ``layout`` happens here. ``provider`` is the one really used.
     """
 
     path: Path
@@ -122,106 +237,139 @@ class OnnxModel:
     provider: str
     metadata: dict[str, str]
     input_name: str
-    input_dims: list[int | str]
     output_names: list[str]
-    latent_dim: int
+    layout: str  # the file's image layout: NCHW, NHWC, NHW or flat
+    image_shape: Shape  # (C, H, W) as we see it
+    latent_dim: int = 0  # encoder output / decoder input; 0 for a classifier
+    n_classes: int = 0  # classifier only: width of the logits output
+    logits_index: int = 0  # which output holds the code / logits / image
+    features_index: int | None = None  # classifier only: a feature output, when there is one
+    probabilities: bool = False  # classifier only: its output is already a distribution
     sha256: str = ""
+    _cast_warned: bool = field(default=False, repr=False)
 
     @property
     def classes(self) -> int:
-        return int(self.session.get_outputs()[0].shape[-1])
+        return self.n_classes
 
-    def _check(self, x: np.ndarray, name: str) -> np.ndarray:
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def _check(self, x: np.ndarray, what: str) -> np.ndarray:
         x = np.asarray(x)
-        if x.dtype != np.float32:
-            raise AtlasError(f"{name}: dtype {x.dtype}, expected float32")
-        if len(x) == 0:
-            raise AtlasError(f"{name}: empty batch, expected at least one row")
+        if x.dtype.kind not in "fiub":
+            raise AtlasError(f"{what}: dtype {x.dtype}, expected float32 numbers")
+        if x.dtype != np.float32:  # float64 from a notebook, ints from a literal: cast
+            x = x.astype(np.float32)
+        if x.ndim == 0 or len(x) == 0:
+            raise AtlasError(f"{what}: empty batch, expected at least one row")
         if not np.isfinite(x).all():
-            raise AtlasError(f"{name}: contains NaN or inf, expected finite values")
+            raise AtlasError(f"{what}: contains NaN or inf, expected finite values")
         if self.role == "decoder":
             if x.ndim != 2 or x.shape[1] != self.latent_dim:
                 raise AtlasError(
-                    f"{name}: shape {tuple(x.shape)}, expected [N, {self.latent_dim}] "
+                    f"{what}: shape {tuple(x.shape)}, expected [N, {self.latent_dim}] "
                     f"for decoder {self.path.name}"
                 )
-        else:
-            if x.shape[1:] != IMAGE_SHAPE:
-                raise AtlasError(f"{name}: shape {tuple(x.shape)}, expected [N, 1, 28, 28]")
-            if len(self.input_dims) == 2:  # a user's model that takes flat [N, 784] images
-                x = x.reshape(len(x), -1)
-        return np.ascontiguousarray(x)
+            return np.ascontiguousarray(x)
+        if x.shape[1:] != self.image_shape:
+            c, h, w = self.image_shape
+            raise AtlasError(f"{what}: shape {tuple(x.shape)}, expected [N, {c}, {h}, {w}]")
+        return np.ascontiguousarray(to_layout(x, self.layout))
 
-    def run(self, x: np.ndarray, batch_size: int = 4096) -> list[np.ndarray]:
-        """Run all outputs over ``x`` in batches; returns one array per graph output."""
-        x = self._check(x, f"input to {self.role} {self.path.name}")
+    def _session_run(self, feed: np.ndarray) -> list[np.ndarray]:
+        try:
+            return list(self.session.run(None, {self.input_name: feed}))
+        except Exception as exc:  # onnxruntime raises its own types; one line names the model
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
+            raise AtlasError(
+                f"model {self.path}: onnxruntime failed on a batch of {len(feed)} ({first}); "
+                "expected a model that runs on any batch size (see docs/models.md)"
+            ) from None
+
+    def run(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> list[np.ndarray]:
+        """Every graph output over ``x``, in batches; images come back as ``[N, C, H, W]``."""
+        if batch_size < 1:
+            raise AtlasError(f"batch size {batch_size}: expected >= 1")
+        feed = self._check(x, f"input to {self.role} {self.path.name}")
         parts: list[list[np.ndarray]] = [[] for _ in self.output_names]
-        for start in range(0, len(x), batch_size):
-            outs = self.session.run(None, {self.input_name: x[start : start + batch_size]})
-            for acc, out in zip(parts, outs, strict=True):
+        for start in range(0, len(feed), batch_size):
+            chunk = feed[start : start + batch_size]
+            outs = self._session_run(chunk)
+            for i, (acc, out) in enumerate(zip(parts, outs, strict=True)):
+                if len(out) != len(chunk):
+                    raise AtlasError(
+                        f"model {self.path}: output {self.output_names[i]!r} has {len(out)} rows "
+                        f"for {len(chunk)} inputs; expected one row per input"
+                    )
                 acc.append(out)
-        return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
+        outs = [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
+        if self.role == "decoder":
+            image = outs[self.logits_index]
+            if image[0].size != int(np.prod(self.image_shape)):
+                raise AtlasError(
+                    f"model {self.path}: output of {image[0].size} values per row, expected "
+                    f"{int(np.prod(self.image_shape))} (image shape {self.image_shape})"
+                )
+            outs[self.logits_index] = from_layout(image, self.layout, self.image_shape)
+        return outs
 
-    def __call__(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """First output; decoders' images come back as ``[N, 28, 28]``."""
-        out = self.run(x, batch_size)[0]
-        return out.reshape(len(out), 28, 28) if self.role == "decoder" else out
+    def __call__(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """The main output: codes ``[N, d]``, images ``[N, C, H, W]`` or logits ``[N, K]``."""
+        if self.role == "classifier":
+            return self.logits_and_features(x, batch_size)[0]
+        return self.run(x, batch_size)[self.logits_index]
+
+    def logits_and_features(
+        self, x: np.ndarray, batch_size: int = DEFAULT_BATCH
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Classifier: ``(logits [N, K], features [N, F])``. Features are the feature output
+        when the model has one, else the logits themselves (see ``feature_source``). A
+        classifier that outputs probabilities gives ``log p`` as its logits."""
+        return self.split_outputs(self.run(x, batch_size))
+
+    def split_outputs(self, outs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, features)`` from the outputs of :meth:`run` (see above)."""
+        logits = outs[self.logits_index]
+        if self.probabilities:  # log p is a valid logit vector: softmax(log p) = p
+            logits = np.log(np.clip(logits, 1e-30, None))
+        feats = outs[self.features_index] if self.features_index is not None else logits
+        return logits, feats
+
+    def detect_probabilities(self, outs: list[np.ndarray]) -> bool:
+        """Mark this classifier as one whose output is already a distribution when its main
+        output over real images (``outs`` from :meth:`run`) is non-negative rows summing to 1
+        (a Softmax at the end, possibly hidden behind other nodes)."""
+        main = outs[self.logits_index]
+        if self.role == "classifier" and not self.probabilities:
+            rows = main.sum(axis=1)
+            self.probabilities = bool((main >= 0).all() and np.allclose(rows, 1, atol=1e-4))
+        return self.probabilities
+
+    @property
+    def feature_source(self) -> str:
+        """What Fréchet distances use: the classifier's feature output, or its logits."""
+        if self.features_index is None:
+            return "logits"
+        return f"features ({self.output_names[self.features_index]!r})"
 
 
-def _infer_role(model: onnx.ModelProto) -> str:
+def _infer_role(model: onnx.ModelProto, path: Path) -> str:
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get("role") in ROLES:
         return meta["role"]
+    stem = path.stem.lower()
+    for role in ROLES:
+        if role in stem:
+            return role
     dims = _dims(model.graph.input[0])
-    if len(dims) == 2 and dims[1] != 784:
-        return "decoder"
-    out_dims = _dims(model.graph.output[0])
-    return "classifier" if len(model.graph.output) > 1 or out_dims[-1] == 10 else "encoder"
+    return "decoder" if len(dims) == 2 and isinstance(dims[1], int) and dims[1] <= 64 else "encoder"
 
 
-def load_model(
-    path: Path | str,
-    role: str | None = None,
-    provider: str = "auto",
-    threads: int = 0,
-    expected_sha256: str | None = None,
-) -> OnnxModel:
-    """Load an ONNX model for ``role`` (inferred from its metadata or shapes when None)."""
-    path = Path(path)
-    raw = _read_bytes(path)  # read once: hashed, parsed and handed to onnxruntime as bytes
-    digest = hashlib.sha256(raw).hexdigest()
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise AtlasError(
-            f"model {path}: sha256 {digest[:12]}… differs from the manifest's "
-            f"{expected_sha256[:12]}…; the file was changed after export"
-        )
-    model = _parse(raw, path)
-    role = role or _infer_role(model)
-    if len(model.graph.input) != 1:
-        raise AtlasError(f"model {path}: {len(model.graph.input)} inputs, expected exactly one")
-    inp = model.graph.input[0]
-    dims = _dims(inp)
-    if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise AtlasError(f"model {path}: input {inp.name!r} is not float32")
-    out_dims = [_dims(o) for o in model.graph.output]
-    meta = {p.key: p.value for p in model.metadata_props}
-    if role == "decoder":
-        if len(dims) != 2 or not isinstance(dims[1], int) or dims[1] < 1:
-            raise AtlasError(f"model {path}: decoder input of shape {dims}, expected [N, d]")
-        if out_dims[0][1:] not in ([1, 28, 28], [784], [28, 28]):
-            raise AtlasError(
-                f"model {path}: decoder output of shape {out_dims[0]}, "
-                "expected [N, 1, 28, 28] or [N, 784]"
-            )
-        latent_dim = int(dims[1])
-    else:
-        if dims[1:] not in ([1, 28, 28], [784]):
-            raise AtlasError(
-                f"model {path}: {role} input of shape {dims}, expected [N, 1, 28, 28] or [N, 784]"
-            )
-        latent_dim = int(out_dims[0][-1]) if role == "encoder" else 0
-        if role == "encoder" and len(out_dims[0]) != 2:
-            raise AtlasError(f"model {path}: encoder output {out_dims[0]}, expected [N, d]")
+def _session(
+    raw: bytes, path: Path, provider: str, threads: int
+) -> tuple[ort.InferenceSession, str]:
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
@@ -235,29 +383,161 @@ def load_model(
     try:
         session = ort.InferenceSession(raw, opts, providers=[_with_options(p) for p in wanted])
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise AtlasError(f"model {path}: onnxruntime refused it ({first})") from None
-    used = check_used_provider(provider, session.get_providers())
+    return session, check_used_provider(provider, session.get_providers())
+
+
+def _probe(session: ort.InferenceSession, path: Path, name: str, example: np.ndarray) -> list:
+    try:
+        return list(session.run(None, {name: example}))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise AtlasError(
+            f"model {path}: a probe run on a batch of {len(example)} failed ({first}); "
+            "expected a model that runs on any batch size (see docs/models.md)"
+        ) from None
+
+
+def _check_batch_dims(model: onnx.ModelProto, path: Path) -> None:
+    for value in list(model.graph.input)[:1] + list(model.graph.output):
+        dims = _dims(value)
+        if not dims:
+            raise AtlasError(f"model {path}: {value.name!r} is a scalar; expected a batch")
+        if isinstance(dims[0], int) and dims[0] > 0:
+            raise AtlasError(
+                f"model {path}: {value.name!r} has a fixed batch size {dims[0]}; "
+                + DYNAMIC_BATCH_FIX
+            )
+
+
+def _produced_by_softmax(model: onnx.ModelProto, output: str) -> bool:
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    return producers.get(output) == "Softmax"
+
+
+def load_model(
+    path: Path | str,
+    role: str | None = None,
+    provider: str = "auto",
+    threads: int = 0,
+    expected_sha256: str | None = None,
+    image_shape: Shape | None = None,
+) -> OnnxModel:
+    """Load an ONNX model for ``role`` (from its metadata, file name or shapes when None).
+
+    ``image_shape`` ``(C, H, W)`` is a hint from the dataset, used only where the file itself
+    does not say (a flat layout, symbolic image dims); the file wins when it does.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)  # read once: hashed, parsed and handed to onnxruntime as bytes
+    digest = hashlib.sha256(raw).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise AtlasError(
+            f"model {path}: sha256 {digest[:12]}… differs from the manifest's "
+            f"{expected_sha256[:12]}…; the file was changed after export"
+        )
+    model = _parse(raw, path)
+    role = role or _infer_role(model, path)
+    inputs = [
+        i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
+    ]
+    if len(inputs) != 1:
+        raise AtlasError(f"model {path}: {len(inputs)} inputs, expected exactly one")
+    inp = inputs[0]
+    if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise AtlasError(f"model {path}: input {inp.name!r} is not float32; expected float32")
+    meta = {p.key: p.value for p in model.metadata_props}
+    inferred = _inferred(model)
+    _check_batch_dims(inferred, path)
+    in_dims = _dims(inp)
+    out_dims = [_dims(o) for o in inferred.graph.output]
+    out_names = [o.name for o in model.graph.output]
+    session, used = _session(raw, path, provider, threads)
+    meta_shape = (
+        _parse_shape(meta["image_shape"], f"model {path}") if meta.get("image_shape") else None
+    )
+    kw: dict = {}
+
+    if role == "decoder":
+        if len(in_dims) != 2 or not isinstance(in_dims[1], int) or in_dims[1] < 1:
+            raise AtlasError(f"model {path}: decoder input of shape {in_dims}, expected [N, d]")
+        latent = int(in_dims[1])
+        dims = out_dims[0]
+        if len(dims) < 2 or any(not isinstance(d, int) for d in dims[1:]):
+            # symbols left after inference: one probe run of 2 rows says what comes out
+            (out, *_) = _probe(session, path, inp.name, np.zeros((2, latent), np.float32))
+            dims = ["N", *out.shape[1:]]
+        layout = _layout_of(dims, meta.get("layout"))
+        shape = meta_shape or _shape_from(dims, layout)
+        if shape is None:  # flat output: the hint, else a square reading
+            pixels = math.prod(int(d) for d in dims[1:])
+            if image_shape is not None and int(np.prod(image_shape)) == pixels:
+                shape = image_shape
+            else:
+                shape = _square_shape(pixels)
+        if shape is None or shape[0] not in CHANNELS:
+            raise AtlasError(
+                f"model {path}: decoder output of shape {dims}; expected images [N, C, H, W], "
+                "[N, H, W, C], [N, H, W] or flat [N, C·H·W] with C in (1, 3) (a flat output that "
+                "is not square needs the metadata key image_shape = 'C,H,W')"
+            )
+        kw = dict(latent_dim=latent)
+    else:
+        layout = _layout_of(in_dims, meta.get("layout"))
+        shape = meta_shape or _shape_from(in_dims, layout)
+        if shape is None:
+            pixels = int(np.prod([d for d in in_dims[1:] if isinstance(d, int)] or [0]))
+            if image_shape is not None and (
+                layout != "flat" or int(np.prod(image_shape)) == pixels
+            ):
+                shape = image_shape
+            elif layout == "flat" and all(isinstance(d, int) for d in in_dims[1:]):
+                shape = _square_shape(pixels)
+        if shape is None or shape[0] not in CHANNELS:
+            raise AtlasError(
+                f"model {path}: {role} input of shape {in_dims}; expected images [N, C, H, W], "
+                "[N, H, W, C], [N, H, W] or flat [N, C·H·W] with C in (1, 3)"
+            )
+        dims_known = all(len(d) == 2 and isinstance(d[1], int) for d in out_dims)
+        if not dims_known:
+            example = to_layout(np.zeros((2, *shape), np.float32), layout)
+            outs = _probe(session, path, inp.name, np.ascontiguousarray(example))
+            out_dims = [["N", *o.shape[1:]] for o in outs]
+        if role == "encoder":
+            if len(out_dims[0]) != 2:
+                raise AtlasError(f"model {path}: encoder output {out_dims[0]}, expected [N, d]")
+            kw = dict(latent_dim=int(out_dims[0][1]))
+        else:
+            kw = _classifier_outputs(model, path, out_names, out_dims)
     return OnnxModel(
         path=path, role=role, session=session, provider=used, metadata=meta,
-        input_name=inp.name, input_dims=dims, output_names=[o.name for o in model.graph.output],
-        latent_dim=latent_dim, sha256=digest,
+        input_name=inp.name, output_names=out_names, layout=layout,
+        image_shape=(int(shape[0]), int(shape[1]), int(shape[2])), sha256=digest, **kw,
     )  # fmt: skip
 
 
-def check_pair(encoder: OnnxModel, decoder: OnnxModel) -> None:
-    """Refuse an encoder/decoder pair whose latent dims or image shapes disagree."""
-    if encoder.latent_dim != decoder.latent_dim:
-        raise AtlasError(
-            f"models {encoder.path} and {decoder.path}: encoder gives {encoder.latent_dim}-d "
-            f"codes but the decoder takes {decoder.latent_dim}-d codes"
-        )
-    for m in (encoder, decoder):
-        shape = m.metadata.get("image_shape")
-        if shape and shape != "1,28,28":
-            raise AtlasError(f"model {m.path}: image_shape {shape}, expected 1,28,28")
+def _classifier_outputs(
+    model: onnx.ModelProto, path: Path, names: list[str], dims: list[list[int | str]]
+) -> dict:
+    """Which output is the logits and which (if any) the features: by name ("logits",
+    "features"), else the first 2-D output is the logits and a second 2-D one the features."""
+    flat = [i for i, d in enumerate(dims) if len(d) == 2 and isinstance(d[1], int)]
+    if not flat:
+        raise AtlasError(f"model {path}: classifier outputs {dims}; expected logits [N, K]")
+    by_name = {n.lower(): i for i, n in enumerate(names)}
+    logits = by_name.get("logits", flat[0])
+    feats = by_name.get("features", next((i for i in flat if i != logits), None))
+    k = int(dims[logits][1])
+    if k < 2:
+        raise AtlasError(f"model {path}: classifier gives {k} class; expected K >= 2 logits")
+    return dict(
+        n_classes=k, logits_index=logits, features_index=feats,
+        probabilities=_produced_by_softmax(model, names[logits]),
+    )  # fmt: skip
 
 
+# ---------------------------------------------------------------------------- manifests
 def read_manifest(folder: Path) -> dict[str, str]:
     """``{relative path: sha256}`` from the nearest ``manifest.json`` at or above ``folder``."""
     folder = Path(folder).resolve()
@@ -272,58 +552,129 @@ def read_manifest(folder: Path) -> dict[str, str]:
     return {}
 
 
+def _expected(manifest: dict[str, str], path: Path) -> str | None:
+    return manifest.get(str(path.resolve()))
+
+
+# ---------------------------------------------------------------------------- models
 @dataclass
-class ModelPair:
-    """Encoder and decoder of one autoencoder, loaded from a folder with encoder.onnx and
-    decoder.onnx (hashes checked against a manifest.json when there is one)."""
+class Model:
+    """An autoencoder as the toolkit sees it: a decoder, and an encoder when there is one.
+
+    ``source`` is what the user pointed at (a folder, or a decoder ``.onnx`` file).
+    """
 
     name: str
-    folder: Path
-    encoder: OnnxModel
+    source: Path
     decoder: OnnxModel
+    encoder: OnnxModel | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.source if self.source.is_dir() else self.source.parent
 
     @property
     def latent_dim(self) -> int:
         return self.decoder.latent_dim
 
     @property
-    def image_shape(self) -> tuple[int, ...]:
-        return IMAGE_SHAPE
+    def image_shape(self) -> Shape:
+        return self.decoder.image_shape
 
-    def encode(self, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Codes ``[N, latent_dim]`` of float32 images ``[N, 1, 28, 28]`` in [0, 1]."""
+    @property
+    def provider(self) -> str:
+        return self.decoder.provider
+
+    def encode(self, images: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """Codes ``[N, latent_dim]`` of float32 images ``[N, C, H, W]`` in [0, 1]."""
+        if self.encoder is None:
+            raise AtlasError(f"model {self.name} ({self.source}): no encoder; it is decoder-only")
         return self.encoder(images, batch_size)
 
-    def decode(self, z: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Images ``[N, 28, 28]`` in [0, 1] of float32 codes ``[N, latent_dim]``."""
+    def decode(self, z: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """Images ``[N, C, H, W]`` in [0, 1] of codes ``[N, latent_dim]``."""
         return self.decoder(z, batch_size)
 
-    @classmethod
-    def from_dir(
-        cls, folder: Path | str, provider: str = "auto", threads: int = 0, name: str = ""
-    ) -> ModelPair:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise AtlasError(f"model folder {folder}: does not exist")
-        manifest = read_manifest(folder)
-        models = {}
-        for role in ("encoder", "decoder"):
-            path = folder / f"{role}.onnx"
-            models[role] = load_model(
-                path, role, provider, threads, manifest.get(str(path.resolve()))
-            )
-        check_pair(models["encoder"], models["decoder"])
-        return cls(name or folder.name, folder, models["encoder"], models["decoder"])
+
+# Kept for code and notebooks written against 0.1.
+ModelPair = Model
+
+
+def check_pair(encoder: OnnxModel, decoder: OnnxModel) -> None:
+    """Refuse an encoder/decoder pair whose latent dims or image shapes disagree."""
+    if encoder.latent_dim != decoder.latent_dim:
+        raise AtlasError(
+            f"models {encoder.path} and {decoder.path}: encoder gives {encoder.latent_dim}-d "
+            f"codes but the decoder takes {decoder.latent_dim}-d codes"
+        )
+    if encoder.image_shape != decoder.image_shape:
+        raise AtlasError(
+            f"models {encoder.path} and {decoder.path}: encoder takes images of "
+            f"{encoder.image_shape} but the decoder makes {decoder.image_shape}"
+        )
+
+
+def load(
+    source: Path | str,
+    provider: str = "auto",
+    threads: int = 0,
+    name: str = "",
+    image_shape: Shape | None = None,
+) -> Model:
+    """A model from a folder (``decoder.onnx``, with ``encoder.onnx`` when there is one) or a
+    single decoder ``.onnx`` file; hashes checked against the folder's manifest.json."""
+    source = Path(source)
+    if source.is_file() or source.suffix == ".onnx":
+        if not source.is_file():
+            raise AtlasError(f"model {source}: not found; expected a decoder .onnx file")
+        manifest = read_manifest(source.parent)
+        decoder = load_model(source, "decoder", provider, threads, _expected(manifest, source),
+                             image_shape)  # fmt: skip
+        stem = source.parent.name if source.stem == "decoder" else source.stem
+        return Model(name or stem, source, decoder)
+    if not source.is_dir():
+        raise AtlasError(
+            f"model {source}: does not exist; expected a model folder (decoder.onnx, "
+            "optionally encoder.onnx) or a decoder .onnx file"
+        )
+    dec_path, enc_path = source / "decoder.onnx", source / "encoder.onnx"
+    if not dec_path.exists():
+        found = sorted(p.name for p in source.glob("*.onnx"))
+        raise AtlasError(
+            f"model {source}: no decoder.onnx (found {found or 'no .onnx files'}); expected "
+            "decoder.onnx, and encoder.onnx when the model has one"
+        )
+    manifest = read_manifest(source)
+    decoder = load_model(dec_path, "decoder", provider, threads, _expected(manifest, dec_path),
+                         image_shape)  # fmt: skip
+    encoder = None
+    if enc_path.exists():
+        encoder = load_model(enc_path, "encoder", provider, threads,
+                             _expected(manifest, enc_path), decoder.image_shape)  # fmt: skip
+        check_pair(encoder, decoder)
+    return Model(name or source.name, source, decoder, encoder)
 
 
 def load_classifier(
-    path: Path | str, classes: int, provider: str = "auto", threads: int = 0
+    path: Path | str,
+    classes: int,
+    provider: str = "auto",
+    threads: int = 0,
+    image_shape: Shape | None = None,
 ) -> OnnxModel:
+    """A classifier for a dataset of ``classes`` classes (and, when given, ``image_shape``)."""
     path = Path(path)
     manifest = read_manifest(path.parent)
-    model = load_model(path, "classifier", provider, threads, manifest.get(str(path.resolve())))
-    if model.classes != classes:
+    model = load_model(path, "classifier", provider, threads, _expected(manifest, path),
+                       image_shape)  # fmt: skip
+    if model.n_classes != classes:
         raise AtlasError(
-            f"model {path}: classifier gives {model.classes} classes, the dataset has {classes}"
+            f"model {path}: classifier gives {model.n_classes} classes, the dataset has "
+            f"{classes}; expected a classifier trained on this dataset (or --classifier none)"
+        )
+    if image_shape is not None and model.image_shape != tuple(image_shape):
+        raise AtlasError(
+            f"model {path}: classifier takes images of {model.image_shape}, the dataset's are "
+            f"{tuple(image_shape)}; expected a classifier for this dataset (or --classifier none)"
         )
     return model
