@@ -259,14 +259,14 @@ def test_a_page_without_its_runtime_says_so(browser, tmp_path):
 # ---------------------------------------------------------------------------- shipped models
 @pytest.fixture(scope="module")
 def shipped_explorer(tmp_path_factory, real_data):
-    from latent_atlas.toolkit.runtime import ModelPair, load_classifier
+    from latent_atlas.toolkit.runtime import load, load_classifier
 
     out = tmp_path_factory.mktemp("explore")
     clf = load_classifier(SHIPPED / "classifier" / "classifier.onnx", 10)
     models = []
     for name in ("vae", "ae"):
-        pair = ModelPair.from_dir(SHIPPED / name, name=name.upper())
-        emb = pair.encoder(real_data.test.float_images())
+        pair = load(SHIPPED / name, name=name.upper())
+        emb = pair.encode(real_data.test.images)
         models.append(explorer_model(pair.name, pair.decoder, clf, AxesPlane.of(2), (-4.0, 4.0),
                                      (-4.0, 4.0), emb, real_data.test.labels))  # fmt: skip
     clf_file = OnnxFile.of(clf)

@@ -31,7 +31,7 @@ import onnxruntime as ort
 from latent_atlas.toolkit import runtime
 from latent_atlas.toolkit.binding import BoundRunner
 from latent_atlas.toolkit.errors import AtlasError
-from latent_atlas.toolkit.grid import GridSpec
+from latent_atlas.toolkit.grid import GridSpec, Plane
 from latent_atlas.toolkit.runtime import OnnxModel
 from onnx import TensorProto, helper, numpy_helper
 from tqdm.auto import tqdm
@@ -457,7 +457,8 @@ def compute_atlas(
     _check_spec(spec)
     if batch_size is not None and batch_size < 1:
         raise AtlasError(f"batch size {batch_size}: expected >= 1")
-    x, y = spec.coordinates(embeddings)
+    plane = spec.resolve_plane(decoder.latent_dim, embeddings)
+    x, y = spec.coordinates(embeddings, plane)
     note = ""
     graph = None
     if fused is not False:
@@ -468,9 +469,9 @@ def compute_atlas(
                 raise
             note = f"not fused: {exc}"
     if graph is not None:
-        return _fused_atlas(decoder, graph, spec, x, y, batch_size, progress)
+        return _fused_atlas(decoder, graph, spec, plane, x, y, batch_size, progress)
     batch = batch_size or FALLBACK_BATCH
-    atlas = _separate_atlas(decoder, classifier, spec, x, y, batch, progress)
+    atlas = _separate_atlas(decoder, classifier, spec, plane, x, y, batch, progress)
     atlas.note = note
     return atlas
 
@@ -483,6 +484,7 @@ def _fused_atlas(
     decoder: OnnxModel,
     graph: onnx.ModelProto,
     spec: GridSpec,
+    plane: Plane,
     x: np.ndarray,
     y: np.ndarray,
     batch_size: int | None,
@@ -499,7 +501,7 @@ def _fused_atlas(
     bar = _bar(n, progress)
     for start in range(0, n, batch):
         stop = min(n, start + batch)
-        z = spec.points(x, y, decoder.latent_dim, start, stop)
+        z = spec.points(x, y, plane, start, stop)
         runner.run_into(
             z,
             {
@@ -529,6 +531,7 @@ def _separate_atlas(
     decoder: OnnxModel,
     classifier: OnnxModel,
     spec: GridSpec,
+    plane: Plane,
     x: np.ndarray,
     y: np.ndarray,
     batch: int,
@@ -539,22 +542,20 @@ def _separate_atlas(
     labels = np.empty(n, np.int64)
     confidence = np.empty(n, np.float32)
     brightness = np.empty(n, np.float32)
-    probabilities = bool(getattr(classifier, "probabilities", False))
     bar = _bar(n, progress)
     for start in range(0, n, batch):
         stop = min(n, start + batch)
-        images = decoder(spec.points(x, y, decoder.latent_dim, start, stop), batch)
+        images = decoder(spec.points(x, y, plane, start, stop), batch)
         images = images.reshape(len(images), *_image_shape(decoder))
         flat = images.reshape(len(images), -1)
         _check_range(float(flat.min()), float(flat.max()), str(decoder.path))
         brightness[start:stop] = flat.mean(axis=1)
+        # the runtime hands back logits (log p for a classifier that outputs probabilities)
         logits = classifier(images, batch).astype(np.float32)
         labels[start:stop] = logits.argmax(axis=1)
-        if probabilities:
-            confidence[start:stop] = logits.max(axis=1)
-        else:  # max softmax = 1 / Σ exp(l - max l)
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            confidence[start:stop] = 1.0 / np.exp(shifted).sum(axis=1)
+        # max softmax = 1 / Σ exp(l - max l)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        confidence[start:stop] = 1.0 / np.exp(shifted).sum(axis=1)
         bar.update(stop - start)
     bar.close()
     shape = (len(y), len(x))
