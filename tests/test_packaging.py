@@ -139,4 +139,4 @@ def test_wheel_is_a_working_install(wheel, tmp_path):
     assert r.returncode == 0, r.stderr
     metrics = json.loads((work / "reports" / "vae-vs-ae" / "metrics.json").read_text())
     assert set(metrics["models"]) == {"VAE", "AE"}
-    assert str(tmp_path / "venv") in metrics["models"]["VAE"]["provenance"]["folder"]
+    assert str(tmp_path / "venv") in metrics["models"]["VAE"]["provenance"]["source"]
