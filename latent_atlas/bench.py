@@ -1,93 +1,278 @@
-"""``latent-atlas bench``: how fast the decoder turns a latent grid into images.
+"""``latent-atlas bench``: how fast latent grids turn into images and into dense atlases, as a
+fraction of what this machine's float32 matrix multiply does.
 
-In one process, on one decoder: (a) the seed study's loop, one cell per call in torch;
-(b) batched torch eager; (c) batched onnxruntime, streamed. Plus a float32 GEMM calibration of
-this machine, so decode throughput is also a fraction of what the machine's matrix multiply
-does, and the peak RSS of a streamed 1001×1001 decode, measured in a child process.
+In one process, on one decoder (any that meets the model contract):
+
+- **decode** rows (21×21, 201×201, 1001×1001 by default): the seed study's loop (one cell per
+  torch call), batched torch eager, and batched onnxruntime — ``session.run`` as the grid
+  command does it, and IO-bound into one reused buffer. The torch columns need the decoder
+  rebuilt in torch, which only our own exports allow; for any other decoder they say so.
+- **atlas** row: the 1001×1001 dense atlas (a decode and a classification per point), through
+  the composed graph and through decode-then-classify, each in a child process that reports
+  its own wall time and peak RSS (VmHWM).
+- **report**: ``latent-atlas report`` (the default two-model report) in a child process: wall
+  time and peak RSS.
+
+Every rate is also a fraction of a **GEMM calibration**: the best float32 2048³ (4096³ on a GPU)
+product of onnxruntime's MatMul, torch and numpy on the decode device, measured right before
+and right after each timed run (so a machine that gets busier mid-bench lowers both), and the
+higher of the two used. A fraction above 1 means the calibration was wrong (the machine
+changed between the runs); it is flagged, never printed as if it were real.
+
+FLOPs are counted from the graph after shape inference: 2·M·N·K per Gemm/MatMul, and the
+multiply-adds of Conv/ConvTranspose, per batch row; other operators (activations, reductions)
+are not counted. Where a shape is unknown the count is "unknown".
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
 
+from latent_atlas.toolkit.atlas import MAX_STEPS
+from latent_atlas.toolkit.binding import BoundRunner
+from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, iter_decode
 from latent_atlas.toolkit.runtime import OnnxModel, load_model
 
 SEED_LOOP_MAX_CELLS = 50_000  # the seed loop at 1001×1001 would take tens of minutes
+GEMM_N = {"cpu": 2048, "cuda": 4096}
+FLOP_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     decoder: Path
+    classifier: Path | None = None  # None: no atlas row
     sizes: tuple[int, ...] = (21, 201, 1001)
+    atlas_size: int = 1001  # 0: no atlas row
     provider: str = "auto"
     threads: int = 0
     batch_size: int = 4096
     repeats: int = 3
     measure_memory: bool = True
+    measure_report: bool = True
+    gemm_n: int | None = None  # calibration size; None: 2048 (CPU) or 4096 (GPU)
+
+    def __post_init__(self) -> None:
+        if not self.sizes or min(self.sizes) < 2:
+            raise AtlasError(f"bench sizes {list(self.sizes)}: expected grid sizes N >= 2")
+        if self.atlas_size and not 2 <= self.atlas_size <= MAX_STEPS:
+            raise AtlasError(
+                f"bench atlas size {self.atlas_size}: expected 0 (none) or 2..{MAX_STEPS}"
+            )
+        if self.repeats < 1:
+            raise AtlasError(f"bench repeats {self.repeats}: expected >= 1")
+        if self.batch_size < 1:
+            raise AtlasError(f"bench batch size {self.batch_size}: expected >= 1")
+        if self.gemm_n is not None and self.gemm_n < 16:
+            raise AtlasError(f"bench GEMM size {self.gemm_n}: expected >= 16")
+        if self.threads < 0:
+            raise AtlasError(f"bench threads {self.threads}: expected >= 0 (0: default)")
 
 
-def gemm_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
-    """Best-of-``repeats`` float32 ``n×n @ n×n`` rate through torch (same BLAS as the
-    baseline), on the device the decode runs on."""
-    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+# ---------------------------------------------------------------------------- FLOPs
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    """Every tensor's dims after shape inference; the batch (first) dim of graph tensors is
+    whatever it is (a symbol: None), the others must be numbers to be counted."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    shapes: dict[str, list[int | None]] = {}
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        shapes[v.name] = [
+            d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim
+        ]
+    for t in g.initializer:
+        shapes[t.name] = [int(d) for d in t.dims]
+    return shapes
 
-    def mm() -> None:
-        torch.mm(a, b)
-        if device == "cuda":
-            torch.cuda.synchronize()
 
-    mm()
-    best = _best(repeats, mm)
-    return 2 * n**3 / best / 1e9
+def _known(dims: list[int | None] | None, skip_batch: bool = True) -> list[int] | None:
+    if dims is None:
+        return None
+    body = dims[1:] if skip_batch else dims
+    if any(d is None or d < 0 for d in body):
+        return None
+    return [int(d) for d in body]  # type: ignore[arg-type]
+
+
+def _node_flops(node: onnx.NodeProto, shapes: dict[str, list[int | None]]) -> int | None:
+    """Multiply-adds × 2 of one node per batch row (the first dim of its data input)."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type in ("Gemm", "MatMul"):
+        a = shapes.get(node.input[0])
+        out = _known(shapes.get(node.output[0]))
+        if a is None or out is None or not a:
+            return None
+        k = a[0] if node.op_type == "Gemm" and attrs.get("transA", 0) else a[-1]
+        if k is None:
+            return None
+        return 2 * int(k) * int(np.prod(out))
+    weight = _known(shapes.get(node.input[1]), skip_batch=False)
+    if weight is None or len(weight) < 3:
+        return None
+    if node.op_type == "Conv":
+        out = _known(shapes.get(node.output[0]))
+        if out is None:
+            return None
+        # each output value: (C_in / group) · prod(kernel) multiply-adds
+        return 2 * int(np.prod(out)) * weight[1] * int(np.prod(weight[2:]))
+    inp = _known(shapes.get(node.input[0]))  # ConvTranspose: each input value scatters
+    if inp is None:
+        return None
+    return 2 * int(np.prod(inp)) * weight[1] * int(np.prod(weight[2:]))
+
+
+def graph_flops(path: Path) -> tuple[float | None, str]:
+    """FLOPs per batch row of an ONNX file's Gemm/MatMul/Conv/ConvTranspose nodes, and "" —
+    or (None, the reason) where a shape is unknown or such a node sits in a subgraph."""
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        if any(a.HasField("g") or len(a.graphs) for a in node.attribute):
+            return None, f"a {node.op_type} subgraph (control flow) is not counted"
+    try:
+        shapes = _shapes(model)
+    except Exception as exc:  # a shape inference failure: say so, count nothing
+        return None, f"shape inference failed ({str(exc).splitlines()[0][:80]})"
+    total = 0
+    for node in model.graph.node:
+        if node.op_type in FLOP_OPS:
+            flops = _node_flops(node, shapes)
+            if flops is None:
+                return None, f"{node.op_type} {node.name or node.output[0]!r}: shape unknown"
+            total += flops
+    return float(total), ""
 
 
 def decoder_flops(path: Path) -> float | None:
-    """Multiply-adds ×2 per decoded cell for Gemm/MatMul-only decoders; None otherwise."""
-    model = onnx.load(str(path))
-    inits = {i.name: list(i.dims) for i in model.graph.initializer}
-    flops = 0
-    for node in model.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose"):
-            return None
-        if node.op_type in ("Gemm", "MatMul"):
-            dims = inits.get(node.input[1])
-            if dims is None:
-                return None
-            flops += 2 * int(np.prod(dims))
-    return float(flops)
+    """FLOPs per decoded cell (see :func:`graph_flops`); None when unknown."""
+    return graph_flops(path)[0]
 
 
-def _timed(fn: Callable[..., object], *args: object) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+# ---------------------------------------------------------------------------- calibration
+def _best(reps: int, fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
-def _best(reps: int, fn: Callable[..., object], *args: object) -> float:
-    return min(_timed(fn, *args) for _ in range(reps))
+class Calibrator:
+    """The best float32 n×n GEMM of onnxruntime, torch and numpy on ``device``."""
+
+    def __init__(self, device: str = "cpu", threads: int = 0, n: int | None = None) -> None:
+        self.device = device
+        self.n = n or GEMM_N[device]
+        self.samples: list[dict[str, float]] = []
+        rng = np.random.default_rng(0)
+        a = rng.random((self.n, self.n), dtype=np.float32)
+        b = rng.random((self.n, self.n), dtype=np.float32)
+        self._runs: dict[str, Callable[[], object]] = {"onnxruntime": self._ort(a, b, threads)}
+        try:
+            import torch
+        except ImportError:  # torch is an optional baseline
+            torch = None  # type: ignore[assignment]
+        if torch is not None:
+            ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
+
+            def mm() -> None:
+                torch.mm(ta, tb)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+
+            self._runs["torch"] = mm
+        if device == "cpu":
+            out = np.empty_like(a)
+            self._runs["numpy"] = lambda: np.matmul(a, b, out=out)
+        for run in self._runs.values():
+            run()  # warm-up: thread pools, packing, CUDA context
+
+    def _ort(self, a: np.ndarray, b: np.ndarray, threads: int) -> Callable[[], object]:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        n = self.n
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm",
+            [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "AB"],
+            [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])],
+        )  # fmt: skip
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        provider = "CUDAExecutionProvider" if self.device == "cuda" else "CPUExecutionProvider"
+        session = ort.InferenceSession(model.SerializeToString(), opts, providers=[provider])
+        binding = session.io_binding()
+        # inputs and output live on the device: the calibration moves no data
+        self._keep = [ort.OrtValue.ortvalue_from_numpy(x, self.device, 0) for x in (a, b)]
+        self._keep.append(ort.OrtValue.ortvalue_from_shape_and_type([n, n], np.float32,
+                                                                    self.device, 0))  # fmt: skip
+        binding.bind_ortvalue_input("A", self._keep[0])
+        binding.bind_ortvalue_input("B", self._keep[1])
+        binding.bind_ortvalue_output("C", self._keep[2])
+        return lambda: session.run_with_iobinding(binding)
+
+    def measure(self, reps: int = 3) -> dict[str, float]:
+        """GFLOP/s of each library, best of ``reps``; remembered in ``samples``."""
+        flop = 2 * self.n**3
+        rates = {name: flop / _best(reps, run) / 1e9 for name, run in self._runs.items()}
+        self.samples.append(rates)
+        return rates
 
 
-def _grid_points(n: int) -> np.ndarray:
+def _best_rate(*samples: dict[str, float]) -> tuple[float, str]:
+    return max((rate, name) for s in samples for name, rate in s.items())
+
+
+@dataclass
+class Timed:
+    seconds: float
+    gemm_gflops: float  # the calibration around this run (the higher of before and after)
+    gemm_source: str
+
+
+def timed_against_gemm(cal: Calibrator, fn: Callable[[], object], reps: int = 1) -> Timed:
+    """Best of ``reps`` runs of ``fn``, with a calibration right before and right after."""
+    before = cal.measure()
+    seconds = _best(reps, fn)
+    after = cal.measure()
+    gemm, source = _best_rate(before, after)
+    return Timed(seconds, gemm, source)
+
+
+def fraction(gflops: float | None, gemm: float) -> float | None:
+    return None if gflops is None else gflops / gemm
+
+
+# ---------------------------------------------------------------------------- decode
+def _grid_points(n: int, latent_dim: int = 2) -> np.ndarray:
     spec = GridSpec(steps=(n, n))
     x, y = spec.coordinates()
-    return spec.points(x, y, spec.resolve_plane(2), 0, n * n)
+    return spec.points(x, y, spec.resolve_plane(latent_dim), 0, n * n)
 
 
-def seed_loop(decoder: torch.nn.Module, n: int, device: str = "cpu") -> None:
+def seed_loop(decoder: object, n: int, device: str = "cpu") -> None:
     """The seed study's loop (with its assignment moved inside the inner loop)."""
+    import torch
+
     xs = np.linspace(-4, 4, n)
     xx, yy = np.meshgrid(xs, xs)
     image = np.zeros((n * 28, n * 28))
@@ -96,150 +281,396 @@ def seed_loop(decoder: torch.nn.Module, n: int, device: str = "cpu") -> None:
             for i in range(n):
                 z = torch.tensor([xx[j, i], yy[j, i]], dtype=torch.float32).view(1, 2)
                 image[j * 28 : (j + 1) * 28, i * 28 : (i + 1) * 28] = (
-                    decoder(z.to(device)).view(28, 28).cpu().numpy()
+                    decoder(z.to(device)).view(28, 28).cpu().numpy()  # type: ignore[operator]
                 )
 
 
-def torch_batched(decoder: torch.nn.Module, n: int, batch: int, device: str = "cpu") -> None:
+def torch_batched(decoder: object, n: int, batch: int, device: str = "cpu") -> None:
     """Batched torch eager; images come back to host memory, as onnxruntime's do."""
+    import torch
+
     z = torch.from_numpy(_grid_points(n))
     with torch.no_grad():
         for start in range(0, len(z), batch):
-            decoder(z[start : start + batch].to(device)).cpu()
+            decoder(z[start : start + batch].to(device)).cpu()  # type: ignore[operator]
 
 
 def onnx_batched(decoder: OnnxModel, n: int, batch: int) -> None:
+    """The grid command's decode: ``session.run`` per batch, every batch a new array."""
     spec = GridSpec(steps=(n, n))
     x, y = spec.coordinates()
-    for _ in iter_decode(decoder, spec, x, y, spec.resolve_plane(2), batch):
+    for _ in iter_decode(decoder, spec, x, y, spec.resolve_plane(decoder.latent_dim), batch):
         pass
 
 
-MEMORY_PROBE = """
-import resource, sys
+def onnx_bound(decoder: OnnxModel, n: int, batch: int) -> None:
+    """IO-bound decode: every batch lands in one reused buffer (on the device, with CUDA:
+    images are never copied to the host)."""
+    spec = GridSpec(steps=(n, n))
+    x, y = spec.coordinates()
+    plane = spec.resolve_plane(decoder.latent_dim)
+    runner = BoundRunner(decoder.session, decoder.input_name, decoder.provider, str(decoder.path))
+    index = int(getattr(decoder, "logits_index", 0))
+    out, row = decoder.output_names[index], _file_row_shape(decoder, index)
+    for start in range(0, n * n, batch):
+        z = spec.points(x, y, plane, start, min(n * n, start + batch))
+        runner.run_reused(z, out, row)
+
+
+def _file_row_shape(decoder: OnnxModel, index: int) -> tuple[int, ...]:
+    """One decoded image as the file lays it out (its dims after the batch)."""
+    layout = getattr(decoder, "layout", None)
+    if layout is not None:
+        c, h, w = decoder.image_shape
+        return {"NCHW": (c, h, w), "NHWC": (h, w, c), "NHW": (h, w), "flat": (c * h * w,)}[layout]
+    return tuple(int(d) for d in decoder.session.get_outputs()[index].shape[1:])
+
+
+def torch_decoder(path: Path, device: str) -> tuple[object | None, str]:
+    """The decoder rebuilt in torch (our own exports only), or (None, why not)."""
+    try:
+        import torch  # noqa: F401
+
+        from latent_atlas.export.onnx_export import torch_decoder_from_onnx
+
+        return torch_decoder_from_onnx(path).to(device), ""
+    except ImportError:
+        return None, "torch is not installed"
+    except Exception as exc:  # any decoder we did not export: no torch baseline
+        return None, (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+
+
+# ---------------------------------------------------------------------------- children
+VMHWM = """
+def _vmhwm_kib():
+    # VmHWM is this process's own peak; ru_maxrss of a child would also count the parent's
+    # pages that a fork copied before exec.
+    try:
+        return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+    except (OSError, IndexError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+MEMORY_PROBE = (
+    VMHWM
+    + """
+import sys
 from latent_atlas.toolkit.grid import GridSpec, decode_grid
 from latent_atlas.toolkit.runtime import load_model
 dec = load_model(sys.argv[1], "decoder", sys.argv[2], int(sys.argv[3]))
 grid = decode_grid(dec, GridSpec(steps=(1001, 1001)), batch_size=int(sys.argv[4]))
-# VmHWM is this process's own peak; ru_maxrss would also count the parent's pages that
-# the fork copied before exec (the bench parent holds torch: hundreds of MB).
-try:
-    status = open("/proc/self/status").read().split("VmHWM:")[1]
-    print(int(status.split()[0]))
-except (OSError, IndexError):
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(_vmhwm_kib())
 """
+)
+
+ATLAS_PROBE = (
+    VMHWM
+    + """
+import json, sys, time
+from latent_atlas.toolkit.atlas import compute_atlas
+from latent_atlas.toolkit.grid import GridSpec
+from latent_atlas.toolkit.runtime import load_model
+decoder, classifier, provider, threads, n, batch, fused = sys.argv[1:8]
+dec = load_model(decoder, "decoder", provider, int(threads))
+clf = load_model(classifier, "classifier", provider, int(threads))
+fused = fused == "fused"
+batch = int(batch) or None
+compute_atlas(dec, clf, GridSpec(steps=(5, 5)), batch, fused=fused)  # warm-up
+start = time.perf_counter()
+atlas = compute_atlas(dec, clf, GridSpec(steps=(int(n), int(n))), batch, fused=fused)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "peak_rss_kib": _vmhwm_kib(), "method": atlas.method,
+                  "batch_size": atlas.batch_size, "note": atlas.note}))
+"""
+)
+
+REPORT_PROBE = (
+    VMHWM
+    + """
+import sys
+from latent_atlas.cli import main
+code = main(sys.argv[1:])
+print("VmHWM_KiB", _vmhwm_kib())
+sys.exit(code)
+"""
+)
+
+
+def _child(code: str, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1][:240]
+        raise AtlasError(f"bench child process failed (exit {out.returncode}): {last}")
+    return out.stdout
 
 
 def peak_rss_streamed(cfg: BenchConfig) -> float:
     """Peak RSS (MiB) of a child process decoding 1001×1001 with a 2-px-per-cell mosaic."""
-    out = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, str(cfg.decoder), cfg.provider,
-         str(cfg.threads), str(cfg.batch_size)],
-        check=True, capture_output=True, text=True,
+    out = _child(MEMORY_PROBE, str(cfg.decoder), cfg.provider, str(cfg.threads),
+                 str(cfg.batch_size))  # fmt: skip
+    return int(out.strip().splitlines()[-1]) / 1024
+
+
+def atlas_child(cfg: BenchConfig, fused: bool) -> dict:
+    """One atlas of ``atlas_size``² points in a child process: seconds, peak RSS, method."""
+    assert cfg.classifier is not None
+    out = _child(
+        ATLAS_PROBE, str(cfg.decoder), str(cfg.classifier), cfg.provider, str(cfg.threads),
+        str(cfg.atlas_size), "0", "fused" if fused else "separate",
     )  # fmt: skip
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def report_child(cfg: BenchConfig) -> dict:
+    """``latent-atlas report`` (the default two-model report) in a child process, into a
+    temporary folder: wall seconds (interpreter start included) and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="latent-atlas-bench-") as tmp:
+        args = ["report", "--out", tmp, "--no-progress", "--provider", cfg.provider,
+                "--threads", str(cfg.threads)]  # fmt: skip
+        start = time.perf_counter()
+        out = _child(REPORT_PROBE, *args)
+        seconds = time.perf_counter() - start
+    kib = next(int(line.split()[1]) for line in out.splitlines() if line.startswith("VmHWM_KiB"))
+    return {"seconds": seconds, "peak_rss_mib": kib / 1024}
+
+
+# ---------------------------------------------------------------------------- the bench
 def ort_version() -> str:
     import onnxruntime
 
     return str(onnxruntime.__version__)
 
 
-def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
-    from latent_atlas.export.onnx_export import torch_decoder_from_onnx
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
 
-    if cfg.threads:
+
+def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
+    def say(msg: str) -> None:
+        if progress:
+            print(f"  {msg}", file=sys.stderr)
+
+    load_start = _load()
+    decoder = load_model(cfg.decoder, "decoder", cfg.provider, cfg.threads)
+    device = decoder.provider
+    torch_dec, torch_why = torch_decoder(cfg.decoder, device)
+    if cfg.threads and torch_dec is not None:
+        import torch
+
         torch.set_num_threads(cfg.threads)
-    ort_decoder = load_model(cfg.decoder, "decoder", cfg.provider, cfg.threads)
-    torch_decoder = torch_decoder_from_onnx(cfg.decoder)
-    device = "cpu"
-    if ort_decoder.provider == "cuda" and torch.cuda.is_available():
-        device = "cuda"
-    torch_decoder = torch_decoder.to(device)
-    flops = decoder_flops(cfg.decoder)
-    gemm = gemm_gflops(4096 if device == "cuda" else 2048, device=device)
+    flops, flops_why = graph_flops(cfg.decoder)
+    cal = Calibrator(device, cfg.threads, cfg.gemm_n)
     rows = []
     for n in cfg.sizes:
         cells = n * n
-        timings: dict[str, float | None] = {}
-        # warm-ups, then best of `repeats` (each decode is long enough at the large sizes)
         reps = cfg.repeats if cells <= 50_000 else 1
-        if cells <= SEED_LOOP_MAX_CELLS:
-            seed_loop(torch_decoder, 3, device)
-            timings["seed_loop"] = _best(reps, seed_loop, torch_decoder, n, device)
-        else:
-            timings["seed_loop"] = None
-        torch_batched(torch_decoder, 5, cfg.batch_size, device)
-        timings["torch_batched"] = _best(
-            reps, torch_batched, torch_decoder, n, cfg.batch_size, device
-        )
-        onnx_batched(ort_decoder, 5, cfg.batch_size)
-        timings["onnx_batched"] = _best(reps, onnx_batched, ort_decoder, n, cfg.batch_size)
-        row: dict = {"grid": f"{n}x{n}", "cells": cells, "seconds": timings}
-        onnx_s = timings["onnx_batched"]
-        assert onnx_s is not None
-        row["onnx_cells_per_s"] = cells / onnx_s
-        if timings["seed_loop"]:
-            row["speedup_onnx_vs_seed"] = timings["seed_loop"] / onnx_s
-        row["speedup_onnx_vs_torch"] = (timings["torch_batched"] or 0) / onnx_s
+        seconds: dict[str, float | None] = {"seed_loop": None, "torch_batched": None}
+        if torch_dec is not None:
+            if cells <= SEED_LOOP_MAX_CELLS:
+                seed_loop(torch_dec, 3, device)
+                seconds["seed_loop"] = _best(reps, partial(seed_loop, torch_dec, n, device))
+            torch_batched(torch_dec, 5, cfg.batch_size, device)
+            seconds["torch_batched"] = _best(
+                reps, partial(torch_batched, torch_dec, n, cfg.batch_size, device)
+            )
+        onnx_batched(decoder, 5, cfg.batch_size)
+        plain = timed_against_gemm(cal, partial(onnx_batched, decoder, n, cfg.batch_size), reps)
+        onnx_bound(decoder, 5, cfg.batch_size)
+        bound = timed_against_gemm(cal, partial(onnx_bound, decoder, n, cfg.batch_size), reps)
+        seconds["onnx_batched"] = plain.seconds
+        seconds["onnx_bound"] = bound.seconds
+        row: dict = {"grid": f"{n}x{n}", "cells": cells, "seconds": seconds}
+        row["onnx_cells_per_s"] = cells / bound.seconds
+        if seconds["seed_loop"]:
+            row["speedup_onnx_vs_seed"] = seconds["seed_loop"] / bound.seconds
+        if seconds["torch_batched"]:
+            row["speedup_onnx_vs_torch"] = seconds["torch_batched"] / bound.seconds
+        row["gemm_gflops"] = {"run": plain.gemm_gflops, "bound": bound.gemm_gflops}
         if flops:
-            row["onnx_gflops"] = cells * flops / onnx_s / 1e9
-            row["fraction_of_gemm"] = row["onnx_gflops"] / gemm
+            row["onnx_gflops"] = cells * flops / plain.seconds / 1e9
+            row["bound_gflops"] = cells * flops / bound.seconds / 1e9
+            row["fraction_of_gemm"] = row["onnx_gflops"] / plain.gemm_gflops
+            row["bound_fraction_of_gemm"] = row["bound_gflops"] / bound.gemm_gflops
         rows.append(row)
-        if progress:
-            print(f"  {n}x{n} done", file=sys.stderr)
-    result = {
+        say(f"decode {n}x{n} done")
+
+    result: dict = {
         "decoder": str(cfg.decoder),
-        "provider": ort_decoder.provider,
-        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "threads": cfg.threads or torch.get_num_threads(),
+        "provider": device,
+        "device": _device_name(device),
+        "threads": cfg.threads or "default",
         "batch_size": cfg.batch_size,
-        "gemm_gflops": gemm,
         "decoder_mflop_per_cell": flops / 1e6 if flops else None,
+        "decoder_flops_unknown_why": flops_why,
+        "torch_baseline": "available" if torch_dec is not None else f"not available: {torch_why}",
         "rows": rows,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnxruntime": ort_version(),
-        },
     }
+    if cfg.classifier is not None and cfg.atlas_size:
+        result["atlas"] = _atlas_rows(cfg, cal, flops, say)
     if cfg.measure_memory:
         result["peak_rss_mib_1001_streamed"] = peak_rss_streamed(cfg)
+    if cfg.measure_report:
+        say("report (child process)")
+        result["report"] = report_child(cfg)
+    best, source = _best_rate(*cal.samples)
+    result["gemm_gflops"] = best
+    result["gemm_source"] = source
+    result["gemm_n"] = cal.n
+    result["gemm_samples"] = cal.samples
+    result["calibration_ok"] = all(
+        (f or 0) <= 1
+        for r in rows
+        for f in (r.get("fraction_of_gemm"), r.get("bound_fraction_of_gemm"))
+    ) and all((a.get("fraction_of_gemm") or 0) <= 1 for a in result.get("atlas", []))
+    result["load_average"] = {"start": load_start, "end": _load(), "cpus": os.cpu_count()}
+    result["machine"] = {
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "onnxruntime": ort_version(),
+        "numpy": np.__version__,
+    }
+    if torch_dec is not None:
+        import torch
+
+        result["machine"]["torch"] = torch.__version__
     result["self_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
-def format_table(result: dict) -> str:
-    def s(v: float | None) -> str:
-        return "—" if v is None else f"{v:.4g}"
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        try:
+            import torch
 
+            return str(torch.cuda.get_device_name())
+        except Exception:
+            return "cuda"
+    return "cpu"
+
+
+def _atlas_rows(
+    cfg: BenchConfig, cal: Calibrator, dec_flops: float | None, say: Callable[[str], None]
+) -> list[dict]:
+    assert cfg.classifier is not None
+    clf_flops, clf_why = graph_flops(cfg.classifier)
+    per_point = dec_flops + clf_flops if dec_flops and clf_flops else None
+    n = cfg.atlas_size
+    out = []
+    for fused in (True, False):
+        before = cal.measure()
+        child = atlas_child(cfg, fused)
+        after = cal.measure()
+        gemm, source = _best_rate(before, after)
+        row = {
+            "grid": f"{n}x{n}",
+            "points": n * n,
+            "path": "fused graph" if fused else "decode, then classify",
+            **child,
+            "peak_rss_mib": child["peak_rss_kib"] / 1024,
+            "points_per_s": n * n / child["seconds"],
+            "mflop_per_point": per_point / 1e6 if per_point else None,
+            "flops_unknown_why": clf_why if not clf_flops else "",
+            "gemm_gflops": gemm,
+            "gemm_source": source,
+        }
+        if per_point:
+            row["gflops"] = n * n * per_point / child["seconds"] / 1e9
+            row["fraction_of_gemm"] = row["gflops"] / gemm
+        out.append(row)
+        say(f"atlas {n}x{n} {row['path']} done")
+    return out
+
+
+# ---------------------------------------------------------------------------- output
+def _s(v: float | None, spec: str = ".4g") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def _frac(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3f}" + ("!" if v > 1 else "")
+
+
+def format_table(result: dict) -> str:
+    load = result["load_average"]
+    samples = result["gemm_samples"]
+    per_lib = {k: max(s[k] for s in samples) for k in samples[0]}
     lines = [
-        f"decoder: {result['decoder']}  provider: {result['provider']}  "
+        f"decoder: {result['decoder']}  provider: {result['provider']} ({result['device']})  "
         f"threads: {result['threads']}  batch: {result['batch_size']}",
-        f"GEMM calibration (float32, torch, {result['device']}): "
-        f"{result['gemm_gflops']:.1f} GFLOP/s; "
-        f"decoder: {s(result['decoder_mflop_per_cell'])} MFLOP/cell",
+        f"load average (1 min) at start {load['start'][0]}, at end {load['end'][0]} "
+        f"on {load['cpus']} CPUs",
+        f"GEMM calibration (float32 {result['gemm_n']}³, best of "
+        + ", ".join(f"{k} {v:.1f}" for k, v in per_lib.items())
+        + f" GFLOP/s): {result['gemm_gflops']:.1f} GFLOP/s ({result['gemm_source']}); "
+        f"{len(samples)} calibrations interleaved with the runs, each run compared with the "
+        "ones right around it",
+        f"decoder: {_s(result['decoder_mflop_per_cell'])} MFLOP/cell"
+        + (
+            f" (unknown: {result['decoder_flops_unknown_why']})"
+            if result["decoder_mflop_per_cell"] is None
+            else ""
+        )  # fmt: skip
+        + f"; torch baselines: {result['torch_baseline']}",
         "",
-        f"{'grid':>10} {'seed loop s':>12} {'torch s':>10} {'onnx s':>10} "
-        f"{'onnx/seed':>10} {'onnx/torch':>10} {'GFLOP/s':>9} {'of GEMM':>8}",
+        "decode (images out; 'run' = session.run per batch, 'bound' = IO binding into one "
+        "reused buffer)",
+        f"{'grid':>10} {'seed loop s':>12} {'torch s':>9} {'run s':>9} {'bound s':>9} "
+        f"{'×seed':>8} {'×torch':>7} {'GFLOP/s':>8} {'run/GEMM':>9} {'bound/GEMM':>10}",
     ]
     for r in result["rows"]:
         t = r["seconds"]
         lines.append(
-            f"{r['grid']:>10} {s(t['seed_loop']):>12} {s(t['torch_batched']):>10} "
-            f"{s(t['onnx_batched']):>10} {s(r.get('speedup_onnx_vs_seed')):>9}× "
-            f"{s(r['speedup_onnx_vs_torch']):>9}× {s(r.get('onnx_gflops')):>9} "
-            f"{s(r.get('fraction_of_gemm')):>8}"
+            f"{r['grid']:>10} {_s(t['seed_loop']):>12} {_s(t['torch_batched']):>9} "
+            f"{_s(t['onnx_batched']):>9} {_s(t['onnx_bound']):>9} "
+            f"{_s(r.get('speedup_onnx_vs_seed'), '.0f'):>8} "
+            f"{_s(r.get('speedup_onnx_vs_torch'), '.2f'):>7} {_s(r.get('bound_gflops'), '.1f'):>8} "
+            f"{_frac(r.get('fraction_of_gemm')):>9} {_frac(r.get('bound_fraction_of_gemm')):>10}"
         )
+    if "atlas" in result:
+        a0 = result["atlas"][0]
+        lines += [
+            "",
+            f"atlas {a0['grid']} ({a0['points']} decodes + classifications; "
+            f"{_s(a0['mflop_per_point'])} MFLOP/point decoder + classifier"
+            + (f", unknown: {a0['flops_unknown_why']}" if a0["mflop_per_point"] is None else "")
+            + "), each in a child process",
+            f"{'path':>24} {'method':>9} {'batch':>6} {'s':>8} {'points/s':>10} "
+            f"{'GFLOP/s':>8} {'of GEMM':>8} {'peak RSS MiB':>13}",
+        ]
+        for a in result["atlas"]:
+            lines.append(
+                f"{a['path']:>24} {a['method']:>9} {a['batch_size']:>6} {a['seconds']:>8.2f} "
+                f"{a['points_per_s']:>10.0f} {_s(a.get('gflops'), '.1f'):>8} "
+                f"{_frac(a.get('fraction_of_gemm')):>8} {a['peak_rss_mib']:>13.0f}"
+            )
+            if a.get("note"):
+                lines.append(f"{'':>24} {a['note']}")
+        if len(result["atlas"]) == 2 and result["atlas"][0]["method"] == "fused":
+            f, s = result["atlas"]
+            lines.append(f"{'':>24} fused / separate speed: {s['seconds'] / f['seconds']:.2f}×")
     if "peak_rss_mib_1001_streamed" in result:
         lines.append(
             f"\npeak RSS of the streamed 1001×1001 decode (child process): "
             f"{result['peak_rss_mib_1001_streamed']:.0f} MiB"
         )
+    if "report" in result:
+        rep = result["report"]
+        lines.append(
+            f"latent-atlas report (default two-model report, child process): "
+            f"{rep['seconds']:.2f} s wall, peak RSS {rep['peak_rss_mib']:.0f} MiB"
+        )
     lines.append("seed loop not run above 50 000 cells (it would take tens of minutes).")
+    if not result["calibration_ok"]:
+        lines.append(
+            "CALIBRATION WRONG: a fraction marked '!' is above 1, i.e. a run beat the GEMM "
+            "measured right around it — the machine's load changed between them; rerun on a "
+            "quiet machine before quoting any fraction."
+        )
     return "\n".join(lines)
 
 
