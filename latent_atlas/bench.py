@@ -68,20 +68,23 @@ class BenchConfig:
     gemm_n: int | None = None  # calibration size; None: 2048 (CPU) or 4096 (GPU)
 
     def __post_init__(self) -> None:
-        if not self.sizes or min(self.sizes) < 2:
-            raise AtlasError(f"bench sizes {list(self.sizes)}: expected grid sizes N >= 2")
+        # messages name the CLI flag that sets each field
+        if not self.sizes:
+            raise AtlasError("bench --sizes: none given, expected grid sizes N >= 2")
+        if min(self.sizes) < 2:
+            raise AtlasError(f"bench --sizes: {min(self.sizes)}, expected N >= 2")
         if self.atlas_size and not 2 <= self.atlas_size <= MAX_STEPS:
             raise AtlasError(
-                f"bench atlas size {self.atlas_size}: expected 0 (none) or 2..{MAX_STEPS}"
+                f"bench --atlas-size: {self.atlas_size}, expected 0 (none) or 2..{MAX_STEPS}"
             )
         if self.repeats < 1:
-            raise AtlasError(f"bench repeats {self.repeats}: expected >= 1")
+            raise AtlasError(f"bench --repeats: {self.repeats}, expected >= 1")
         if self.batch_size < 1:
-            raise AtlasError(f"bench batch size {self.batch_size}: expected >= 1")
+            raise AtlasError(f"bench --batch-size: {self.batch_size}, expected >= 1")
         if self.gemm_n is not None and self.gemm_n < 16:
-            raise AtlasError(f"bench GEMM size {self.gemm_n}: expected >= 16")
+            raise AtlasError(f"bench --gemm-size: {self.gemm_n}, expected >= 16")
         if self.threads < 0:
-            raise AtlasError(f"bench threads {self.threads}: expected >= 0 (0: default)")
+            raise AtlasError(f"bench --threads: {self.threads}, expected >= 0 (0: default)")
 
 
 # ---------------------------------------------------------------------------- FLOPs
