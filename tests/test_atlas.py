@@ -358,3 +358,65 @@ def test_auto_batch_from_activation_sizes():
     assert auto_batch(fused, budget=per_row * 1023) == 960
     assert auto_batch(fused, budget=per_row) == atlas_mod.MIN_BATCH
     assert auto_batch(fused, budget=per_row * 10**6) == atlas_mod.MAX_BATCH
+
+
+# ---------------------------------------------------------------------------- through the runtime
+def test_rgb_models_in_different_layouts_through_the_runtime(tmp_path):
+    # an RGB decoder that writes NHWC and a classifier that reads NCHW, loaded by the runtime
+    # (which learns each file's layout): the composed graph transposes, and the atlas equals
+    # the numpy reference at every point, fused and separate alike
+    rng = np.random.default_rng(4)
+    shape = (3, 4, 5)
+    wd, bd = rng.normal(0, 1, (2, 60)), rng.normal(0, 0.5, 60)
+    wc, bc = rng.normal(0, 1, (60, 5)), rng.normal(0, 0.1, 5)
+    onnx.save(layout_decoder(wd, bd, shape, "NHWC"), tmp_path / "decoder.onnx")
+    onnx.save(layout_classifier(wc, bc, shape, "NCHW"), tmp_path / "classifier.onnx")
+    dec = load_model(tmp_path / "decoder.onnx", "decoder")
+    clf = load_model(tmp_path / "classifier.onnx", "classifier")
+    assert (dec.layout, clf.layout, dec.image_shape) == ("NHWC", "NCHW", shape)
+    spec = GridSpec(steps=(6, 5))
+    for fused in (True, False):
+        atlas = compute_atlas(dec, clf, spec, fused=fused)
+        u, v = np.meshgrid(atlas.x, atlas.y)
+        z = np.stack([u.ravel(), v.ravel()], axis=1).astype(np.float32)
+        labels, conf, bright, *_ = _reference(z, wd, bd, wc, bc)
+        assert (atlas.labels.ravel() == labels).all()
+        np.testing.assert_allclose(atlas.confidence.ravel(), conf, rtol=1e-5)
+        np.testing.assert_allclose(atlas.brightness.ravel(), bright, atol=1e-6)
+
+
+def test_hidden_softmax_is_found_before_composing(tmp_path):
+    # a Softmax behind an Identity: the file does not say it outputs probabilities, the first
+    # decoded points do; the composed graph must not apply a second softmax
+    rng = np.random.default_rng(5)
+    w, b = rng.normal(0, 0.05, (784, 10)), rng.normal(0, 1, 10)
+    nodes = [helper.make_node("Flatten", ["image"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["p"], axis=1),
+             helper.make_node("Identity", ["p"], ["out"])]  # fmt: skip
+    model = _model(
+        nodes, [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 10])],
+        [_const("W", w), _const("B", b)], 17,
+    )  # fmt: skip
+    onnx.save(model, tmp_path / "classifier.onnx")
+    clf = load_model(tmp_path / "classifier.onnx", "classifier")
+    assert not clf.probabilities  # not visible from the graph's last node
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.02]), 0.5))
+    fused = compute_atlas(dec, clf, GridSpec(steps=(5, 4)), fused=True)
+    assert clf.probabilities
+    u, v = np.meshgrid(fused.x, fused.y)
+    pixel = 0.05 * u + 0.02 * v + 0.5  # every pixel of the cell
+    logits = pixel.ravel()[:, None] * w.sum(axis=0)[None, :] + b
+    np.testing.assert_allclose(fused.confidence.ravel(), _softmax_max(logits), rtol=1e-5)
+    separate = compute_atlas(dec, clf, GridSpec(steps=(5, 4)), fused=False)
+    np.testing.assert_allclose(separate.confidence, fused.confidence, rtol=1e-5)
+
+
+def test_both_paths_use_the_same_batch(tmp_path, classifier):
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.0]), 0.5))
+    expected = auto_batch(fused_model(dec, classifier))
+    for fused in (True, False):
+        assert compute_atlas(dec, classifier, GridSpec(steps=(3, 3)), fused=fused).batch_size == (
+            expected
+        )

@@ -318,46 +318,29 @@ def _file_model(model: OnnxModel) -> onnx.ModelProto:
     return runtime._parse(raw, Path(model.path))
 
 
-def _layout(model: OnnxModel) -> str:
-    layout = getattr(model, "layout", None)
-    if layout in LAYOUTS:
-        return str(layout)
-    # a runtime without layouts: its files are [N, 1, 28, 28] or flat [N, 784]
-    dims = getattr(model, "input_dims", None) or []
-    if model.role == "decoder":
-        out = model.session.get_outputs()[0].shape
-        return "flat" if len(out) == 2 else "NCHW"
-    return "flat" if len(dims) == 2 else "NCHW"
-
-
-def _image_shape(model: OnnxModel) -> Shape:
-    shape = getattr(model, "image_shape", None)
-    return (int(shape[0]), int(shape[1]), int(shape[2])) if shape else (1, 28, 28)
-
-
 def _output_name(model: OnnxModel) -> str:
-    return model.output_names[int(getattr(model, "logits_index", 0))]
+    return model.output_names[model.logits_index]
 
 
 def fused_model(decoder: OnnxModel, classifier: OnnxModel) -> onnx.ModelProto:
     """The atlas graph of two loaded models (their files, checked again), validated by
     ``onnx.checker`` (full check) and by the runtime's parse-time refusals."""
-    shape = _image_shape(decoder)
-    if _image_shape(classifier) != shape:
+    shape = decoder.image_shape
+    if classifier.image_shape != shape:
         raise AtlasError(
             f"models {decoder.path} and {classifier.path}: the decoder makes images of {shape}, "
-            f"the classifier takes {_image_shape(classifier)}"
+            f"the classifier takes {classifier.image_shape}"
         )
     fused = fuse_graphs(
         _file_model(decoder),
         _file_model(classifier),
         image_shape=shape,
         decoder_output=_output_name(decoder),
-        decoder_layout=_layout(decoder),
+        decoder_layout=decoder.layout,
         classifier_input=classifier.input_name,
-        classifier_layout=_layout(classifier),
+        classifier_layout=classifier.layout,
         logits_output=_output_name(classifier),
-        probabilities=bool(getattr(classifier, "probabilities", False)),
+        probabilities=classifier.probabilities,
     )
     try:
         onnx.checker.check_model(fused, full_check=True)
@@ -374,21 +357,8 @@ def fused_session(
     file; returns it with the provider it really runs on (``cpu`` or ``cuda``)."""
     raw = fused.SerializeToString()
     where = Path("<atlas graph>")
-    runtime._parse(raw, where)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    wanted = runtime.resolve_providers(provider, ort.get_available_providers())
-    try:
-        session = ort.InferenceSession(
-            raw, opts, providers=[runtime._with_options(p) for p in wanted]
-        )
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise AtlasError(f"composed atlas graph: onnxruntime refused it ({first})") from None
-    return session, runtime.check_used_provider(provider, session.get_providers())
+    runtime._parse(raw, where)  # the refusals every model file gets
+    return runtime._session(raw, where, provider, threads)
 
 
 def _row_bytes(model: onnx.ModelProto) -> int | None:
@@ -459,21 +429,34 @@ def compute_atlas(
         raise AtlasError(f"batch size {batch_size}: expected >= 1")
     plane = spec.resolve_plane(decoder.latent_dim, embeddings)
     x, y = spec.coordinates(embeddings, plane)
+    _probe_classifier(decoder, classifier, plane, x, y)
     note = ""
     graph = None
-    if fused is not False:
-        try:
-            graph = fused_model(decoder, classifier)
-        except AtlasError as exc:
-            if fused:
-                raise
-            note = f"not fused: {exc}"
-    if graph is not None:
-        return _fused_atlas(decoder, graph, spec, plane, x, y, batch_size, progress)
-    batch = batch_size or FALLBACK_BATCH
+    try:  # composed even for two runs: it sizes the batch the same way for both paths
+        graph = fused_model(decoder, classifier)
+    except AtlasError as exc:
+        if fused:
+            raise
+        note = f"not fused: {exc}"
+    batch = batch_size or (auto_batch(graph) if graph is not None else FALLBACK_BATCH)
+    if graph is not None and fused is not False:
+        return _fused_atlas(decoder, graph, spec, plane, x, y, batch, progress)
     atlas = _separate_atlas(decoder, classifier, spec, plane, x, y, batch, progress)
     atlas.note = note
     return atlas
+
+
+def _probe_classifier(
+    decoder: OnnxModel, classifier: OnnxModel, plane: Plane, x: np.ndarray, y: np.ndarray
+) -> None:
+    """Classify a few decoded points of the grid first, so a classifier whose output is
+    already a distribution (a Softmax hidden behind other nodes) is known as one before the
+    graph is composed — the composed graph must not apply a second softmax."""
+    n = len(x) * len(y)
+    k = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
+    images = decoder(plane.points(x[k % len(x)], y[k // len(x)]))
+    _check_range(float(images.min()), float(images.max()), str(decoder.path))
+    classifier.detect_probabilities(classifier.run(images.astype(np.float32)))
 
 
 def _bar(n: int, progress: bool) -> tqdm:
@@ -487,10 +470,9 @@ def _fused_atlas(
     plane: Plane,
     x: np.ndarray,
     y: np.ndarray,
-    batch_size: int | None,
+    batch: int,
     progress: bool,
 ) -> Atlas:
-    batch = batch_size or auto_batch(graph)
     session, device = fused_session(graph, decoder.provider, _threads(decoder))
     runner = BoundRunner(session, session.get_inputs()[0].name, device, "atlas graph")
     n = len(x) * len(y)
@@ -546,7 +528,7 @@ def _separate_atlas(
     for start in range(0, n, batch):
         stop = min(n, start + batch)
         images = decoder(spec.points(x, y, plane, start, stop), batch)
-        images = images.reshape(len(images), *_image_shape(decoder))
+        images = images.reshape(len(images), *decoder.image_shape)
         flat = images.reshape(len(images), -1)
         _check_range(float(flat.min()), float(flat.max()), str(decoder.path))
         brightness[start:stop] = flat.mean(axis=1)
