@@ -119,3 +119,89 @@ def toy_pair(folder: Path, weights=(0.1, 0.0), bias: float = 0.5) -> Path:
     linear_encoder(folder / "encoder.onnx", rng.normal(0, 0.05, (784, 2)))
     linear_decoder(folder / "decoder.onnx", np.asarray(weights), bias)
     return folder
+
+
+# ---------------------------------------------------------------- other exporters' layouts
+LAYOUT_DIMS = {  # image dims after the batch, for a (C, H, W) image
+    "NCHW": lambda c, h, w: [c, h, w],
+    "NHWC": lambda c, h, w: [h, w, c],
+    "NHW": lambda c, h, w: [h, w],
+    "flat": lambda c, h, w: [c * h * w],
+}
+
+
+def layout_decoder(
+    path: Path,
+    layout: str,
+    weights=(0.05, 0.0),
+    bias: float = 0.5,
+    shape=(1, 28, 28),
+    batch: str | int = "N",
+    out_batch: str | int | None = None,
+    meta: dict[str, str] | None = None,
+) -> Path:
+    """Every value = weights · z + bias, written in ``layout`` (so brightness is that
+    function of z whatever the layout); ``batch`` may be fixed to an int."""
+    c, h, w = shape
+    d = len(weights)
+    pixels = c * h * w
+    wmat = np.repeat(np.asarray(weights, np.float32).reshape(d, 1), pixels, axis=1)
+    dims = LAYOUT_DIMS[layout](c, h, w)
+    nodes = [
+        helper.make_node("MatMul", ["z", "W"], ["h"]),
+        helper.make_node("Add", ["h", "b"], ["flat"]),
+        helper.make_node("Reshape", ["flat", "shape"], ["image"]),
+    ]
+    graph = helper.make_graph(
+        nodes, f"{layout}_decoder",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, d])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                       [out_batch if out_batch is not None else batch, *dims])],
+        [_init("W", wmat), _init("b", np.full(pixels, bias)),
+         numpy_helper.from_array(np.array([-1, *dims], np.int64), "shape")],
+    )  # fmt: skip
+    return _save(graph, path, meta)
+
+
+def layout_encoder(
+    path: Path, layout: str, projection: np.ndarray, shape=(1, 28, 28), batch: str | int = "N"
+) -> Path:
+    """z = flatten(x) @ projection, reading images laid out as ``layout``."""
+    c, h, w = shape
+    dims = LAYOUT_DIMS[layout](c, h, w)
+    nodes = [helper.make_node("Flatten", ["image"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "P"], ["z"])]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, f"{layout}_encoder",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, *dims])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, projection.shape[1]])],
+        [_init("P", projection)],
+    )  # fmt: skip
+    return _save(graph, path)
+
+
+def plain_classifier(path: Path, prototypes: np.ndarray, softmax: bool = False,
+                     hidden_softmax: bool = False, scale: float = 50.0) -> Path:  # fmt: skip
+    """The prototype classifier with a single output: logits, or probabilities (a Softmax at
+    the end; ``hidden_softmax`` puts an Identity after it so the graph does not show it)."""
+    k = len(prototypes)
+    p = prototypes.reshape(k, -1).astype(np.float32)
+    n = p.shape[1]
+    w = (2 * scale / n) * p.T
+    c = -(scale / n) * (p**2).sum(axis=1)
+    nodes = [helper.make_node("Flatten", ["image"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "W", "c"], ["scores"])]  # fmt: skip
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["scores"], ["output"], axis=1))
+    elif hidden_softmax:
+        nodes.append(helper.make_node("Softmax", ["scores"], ["probs"], axis=1))
+        nodes.append(helper.make_node("Identity", ["probs"], ["output"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["scores"], ["output"]))
+    graph = helper.make_graph(
+        nodes, "plain_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", k])],
+        [_init("W", w), _init("c", c)],
+    )  # fmt: skip
+    return _save(graph, path)
