@@ -27,16 +27,19 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
+# Eager and cheap (importlib.resources only): the function must shadow its module's name, which
+# a later `import latent_atlas.shipped` would otherwise bind here.
+from latent_atlas.shipped import shipped  # noqa: E402
+
 _API = {
     "AtlasError": "latent_atlas.toolkit.errors",
-    "shipped": "latent_atlas.shipped",
     "load": "latent_atlas.api",
     "load_dataset": "latent_atlas.api",
     "decode_grid": "latent_atlas.api",
     "analyze": "latent_atlas.api",
     "write_report": "latent_atlas.api",
 }
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "shipped", *_API]
 
 
 def __getattr__(name: str) -> Any:
