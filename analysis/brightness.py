@@ -10,7 +10,7 @@ Maps are ``[ny, nx]``.
 from __future__ import annotations
 
 import numpy as np
-from latent_atlas.analysis.validation import check_array, check_coords, check_float
+from latent_atlas.analysis.validation import check_array, check_cells, check_coords, check_float
 from numpy.typing import ArrayLike, NDArray
 
 CELLS = ("ny", "nx", "H", "W")
@@ -18,12 +18,10 @@ MAP = ("ny", "nx")
 
 
 def _check_cells(cells: ArrayLike) -> NDArray[np.float64]:
-    """``[ny, nx, H, W]`` as given; ``[ny, nx, C, H, W]`` with its channels stacked as rows
-    (``[ny, nx, C·H, W]``): every measure here averages over all of a cell's values."""
-    arr = np.asarray(cells)
-    if arr.ndim == 5:
-        arr = arr.reshape(arr.shape[0], arr.shape[1], -1, arr.shape[4])
-    return check_array(arr, "cells", shape=CELLS, bounds=(0.0, 1.0))
+    """Cells with their channels stacked as rows (``[ny, nx, C·H, W]``): every measure here
+    averages over all of a cell's values."""
+    arr = check_cells(cells)
+    return arr.reshape(arr.shape[0], arr.shape[1], -1, arr.shape[4])
 
 
 def brightness_map(cells: ArrayLike) -> NDArray[np.float64]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from latent_atlas.analysis.validation import check_array, check_float, check_int
+from latent_atlas.analysis.validation import check_array, check_float, check_int, check_labels
 from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import entr
@@ -58,16 +58,6 @@ def class_maps(
     return p.argmax(axis=-1).astype(np.int64), p.max(axis=-1), entr(p).sum(axis=-1)
 
 
-def _check_labels(labels: ArrayLike, name: str, n_classes: int) -> NDArray[np.int64]:
-    lab = check_array(labels, name, dtype_kind="i")
-    if lab.min() < 0 or lab.max() >= n_classes:
-        raise AtlasError(
-            f"{name}: values in [{lab.min()}, {lab.max()}], "
-            f"expected class indices in [0, {n_classes - 1}]"
-        )
-    return lab
-
-
 def class_shares(labels: ArrayLike, n_classes: int) -> NDArray[np.float64]:
     """Share of cells assigned to each class.
 
@@ -84,7 +74,7 @@ def class_shares(labels: ArrayLike, n_classes: int) -> NDArray[np.float64]:
         Shares in [0, 1] summing to 1.
     """
     k = check_int(n_classes, "n_classes", lo=1)
-    lab = _check_labels(labels, "labels", k)
+    lab = check_labels(labels, "labels", n_classes=k)
     return np.bincount(lab.ravel(), minlength=k) / lab.size
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from latent_atlas.analysis.validation import check_array, check_int
+from latent_atlas.analysis.validation import (
+    check_array,
+    check_int,
+    check_labels,
+    mean_and_covariance,
+)
 from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from sklearn.manifold import trustworthiness
@@ -18,8 +23,7 @@ def _check_labelled(
     embeddings: ArrayLike, labels: ArrayLike
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     emb = check_array(embeddings, "embeddings", shape=EMB)
-    lab = check_array(labels, "labels", shape=(emb.shape[0],), dtype_kind="i")
-    return emb, lab
+    return emb, check_labels(labels, "labels", shape=(emb.shape[0],))
 
 
 def knn_accuracy(
@@ -52,7 +56,9 @@ def knn_accuracy(
     emb, lab = _check_labelled(embeddings, labels)
     n = emb.shape[0]
     nf = check_int(folds, "folds", lo=2, hi=n)
-    kk = check_int(k, "k", lo=1, hi=n - -(-n // nf))
+    # k may be at most the smallest training set: n minus the largest fold, ceil(n / nf)
+    largest_fold = -(-n // nf)
+    kk = check_int(k, "k", lo=1, hi=n - largest_fold)
     if np.unique(lab, return_counts=True)[1].max() < nf:
         raise AtlasError(f"labels: no class has {nf} members, expected at least one (folds={nf})")
     cv = StratifiedKFold(n_splits=nf, shuffle=True, random_state=check_int(seed, "seed", lo=0))
@@ -215,10 +221,7 @@ def gaussian_fit(embeddings: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np
     cov : numpy.ndarray, shape [d, d], float64
         Sample covariance (ddof=1), latent units squared.
     """
-    emb = check_array(embeddings, "embeddings", shape=EMB)
-    if emb.shape[0] < 2:
-        raise AtlasError(f"embeddings: {emb.shape[0]} row, expected at least 2")
-    return emb.mean(axis=0), np.atleast_2d(np.cov(emb, rowvar=False))
+    return mean_and_covariance(embeddings, "embeddings")
 
 
 def kl_to_standard_normal(mean: ArrayLike, cov: ArrayLike) -> float:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
-from latent_atlas.analysis.validation import check_array, check_coords
+from latent_atlas.analysis.validation import check_array, check_cells, check_coords, check_labels
 from latent_atlas.toolkit.errors import AtlasError
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -69,15 +69,8 @@ def class_color(k: int) -> tuple[float, float, float, float]:
 def _check_cells(cells: ArrayLike) -> NDArray[np.float64]:
     """Cells as ``[ny, nx, H, W]`` (grayscale) or ``[ny, nx, H, W, 3]`` (RGB, channels last
     for matplotlib), from ``[ny, nx, H, W]`` or ``[ny, nx, C, H, W]`` with C in (1, 3)."""
-    arr = np.asarray(cells)
-    if arr.ndim == 5:
-        arr = check_array(arr, "cells", shape=("ny", "nx", "C", "H", "W"))
-        if arr.shape[2] == 1:
-            return arr[:, :, 0]
-        if arr.shape[2] == 3:
-            return arr.transpose(0, 1, 3, 4, 2)
-        raise AtlasError(f"cells: {arr.shape[2]} channels, expected 1 (grayscale) or 3 (RGB)")
-    return check_array(arr, "cells", shape=("ny", "nx", "H", "W"))
+    arr = check_cells(cells, bounded=False)
+    return arr[:, :, 0] if arr.shape[2] == 1 else arr.transpose(0, 1, 3, 4, 2)
 
 
 def _check_coords(coords: ArrayLike, n: int, name: str) -> NDArray[np.float64]:
@@ -90,7 +83,7 @@ def _check_map(values: ArrayLike, ny: int, nx: int, name: str) -> NDArray[np.flo
 
 
 def _check_labels(labels: ArrayLike, shape: tuple[int, ...], n_classes: int) -> NDArray[np.int64]:
-    return check_array(labels, "labels", shape=shape, dtype_kind="i", bounds=(0, n_classes - 1))
+    return check_labels(labels, "labels", n_classes=n_classes, shape=shape)
 
 
 def _tick_indices(n: int, max_ticks: int = MAX_TICKS) -> NDArray[np.int_]:

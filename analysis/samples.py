@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from latent_atlas.analysis.validation import check_array, check_float
+from latent_atlas.analysis.validation import check_array, check_float, mean_and_covariance
 from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import LinAlgWarning, sqrtm
@@ -85,10 +85,7 @@ def feature_statistics(features: ArrayLike) -> tuple[NDArray[np.float64], NDArra
     cov : numpy.ndarray, shape [F, F], float64
         Sample covariance (ddof=1, as in the reference FID code).
     """
-    x = check_array(features, "features", shape=("N", "F"))
-    if x.shape[0] < 2:
-        raise AtlasError(f"features: {x.shape[0]} row, expected at least 2")
-    return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
+    return mean_and_covariance(features, "features")
 
 
 def frechet_from_features(a: ArrayLike, b: ArrayLike) -> float:

@@ -153,3 +153,49 @@ def check_float(
     if (lo is not None and out < lo) or (hi is not None and out > hi):
         raise AtlasError(f"{name}: {out:g}, expected a number in {_range(lo, hi)}")
     return out
+
+
+def check_labels(
+    labels: ArrayLike,
+    name: str = "labels",
+    *,
+    n_classes: int | None = None,
+    shape: Sequence[int | str | None] | None = None,
+) -> np.ndarray:
+    """Class labels: integers in ``[0, n_classes)`` (just ``>= 0`` when ``n_classes`` is None),
+    of the given ``shape`` when one is given; returned as int64.
+
+    Every metric and plot that takes class labels checks them here, so they fail alike.
+    """
+    lab = check_array(labels, name, shape=shape, dtype_kind="i")
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0 or (n_classes is not None and hi >= n_classes):
+        expected = f"[0, {n_classes - 1}]" if n_classes is not None else "[0, ∞)"
+        raise AtlasError(f"{name}: values in [{lo}, {hi}], expected class indices in {expected}")
+    return lab
+
+
+def check_cells(cells: ArrayLike, name: str = "cells", *, bounded: bool = True) -> np.ndarray:
+    """A decoded grid as ``[ny, nx, C, H, W]`` float64 with ``C`` in (1, 3), from
+    ``[ny, nx, H, W]`` (grayscale) or ``[ny, nx, C, H, W]``; values in [0, 1] when ``bounded``.
+    """
+    arr = np.asarray(cells)
+    if arr.ndim == 4:
+        arr = arr[:, :, None]
+    bounds = (0.0, 1.0) if bounded else None
+    out = check_array(arr, name, shape=("ny", "nx", "C", "H", "W"), bounds=bounds)
+    if out.shape[2] not in (1, 3):
+        raise AtlasError(
+            f"{name}: {out.shape[2]} channels (shape {np.asarray(cells).shape}), expected 1 "
+            "(grayscale) or 3 (RGB)"
+        )
+    return out
+
+
+def mean_and_covariance(x: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[d]`` and sample covariance ``[d, d]`` (ddof=1) of the rows of ``x`` ``[N, d]``,
+    N >= 2: the Gaussian fit behind KL-to-prior (embeddings) and Fréchet distances (features)."""
+    arr = check_array(x, name, shape=("N", "d"))
+    if arr.shape[0] < 2:
+        raise AtlasError(f"{name}: {arr.shape[0]} row, expected at least 2")
+    return arr.mean(axis=0), np.atleast_2d(np.cov(arr, rowvar=False))

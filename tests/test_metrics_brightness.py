@@ -100,7 +100,9 @@ def test_smoothness_summary_by_hand():
 
 
 def test_cells_wrong_shape():
-    with pytest.raises(AtlasError, match=r"cells: shape \(3, 28, 28\), expected \[ny, nx, H, W\]"):
+    with pytest.raises(
+        AtlasError, match=r"cells: shape \(3, 28, 28\), expected \[ny, nx, C, H, W\]"
+    ):
         brightness_map(np.zeros((3, 28, 28)))
 
 
@@ -155,3 +157,19 @@ def test_validation_helpers():
         check_int(0, "k", lo=1)
     with pytest.raises(AtlasError, match=r"t: 2, expected a number in \[0, 1\]"):
         check_float(2, "t", lo=0.0, hi=1.0)
+
+
+def test_rgb_cells_average_over_pixels_and_channels():
+    from latent_atlas.analysis.brightness import brightness_map, pixel_sensitivity
+
+    rng = np.random.default_rng(0)
+    rgb = rng.random((3, 4, 3, 5, 5))  # [ny, nx, C, H, W]
+    np.testing.assert_allclose(brightness_map(rgb), rgb.mean(axis=(2, 3, 4)))
+    x, y = np.arange(4.0), np.arange(3.0)
+    # one channel of an RGB grid alone gives the gray grid's answer
+    gray = rgb[:, :, :1]
+    np.testing.assert_allclose(
+        pixel_sensitivity(gray, x, y), pixel_sensitivity(gray[:, :, 0], x, y)
+    )
+    with pytest.raises(AtlasError, match="2 channels"):
+        brightness_map(rng.random((3, 4, 2, 5, 5)))
