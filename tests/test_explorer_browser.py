@@ -10,6 +10,7 @@ models) also measures the decode + draw time per pointer move."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -237,6 +238,21 @@ def test_toy_models_rgb_nhwc_planes_and_no_classifier(browser, tmp_path):
     assert page.evaluate("document.querySelector('.decoded').width") == 32
     assert page.errors == [] and page.failed == []
 
+    # keyboard only: Enter at two points draws the strip, Escape clears it; the live region
+    # tells a screen reader what the cursor shows
+    page.focus(".plane >> nth=1")
+    page.keyboard.press("Enter")
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("Enter")
+    page.wait_for_function("latentExplorer.strips >= 1")
+    assert page.is_visible(".strip >> nth=0") and page.is_visible(".strip >> nth=1")
+    strip = canvas_rgb(page, ".strip-images", 1)
+    assert strip.shape == (20, 320, 3) and strip.std() > 0
+    page.wait_for_function("document.getElementById('live').textContent.includes('nchw')")
+    page.keyboard.press("Escape")
+    assert not page.is_visible(".strip >> nth=0")
+
     page = open_page(browser, tmp_path / "gray" / "explore.html")
     assert check_decodes(page, [lone], [Reference(dec)], []) == 3
     assert page.inner_text(".class-name") == "no classifier"
@@ -297,6 +313,8 @@ def test_shipped_models_decode_live_like_python(browser, shipped_explorer):
         "median_ms_per_model": {mm.name: statistics.median(t)
                                 for mm, t in zip(models, per_model, strict=True)},
         "load_ms": page.evaluate("latentExplorer.loadMs"),
+        "load_average_1min": os.getloadavg()[0],  # this machine is shared: say how busy
+        "cpus": os.cpu_count(),
         "note": "performance.now() in a file:// page is coarsened to 0.1 ms",
     }  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
