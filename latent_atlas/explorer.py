@@ -16,80 +16,30 @@ import base64
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
 from urllib.parse import quote
 
 import numpy as np
 
 from latent_atlas import ortweb
+from latent_atlas.analysis.classes import nearest_embedding_classes
 from latent_atlas.analysis.plots import class_color
 from latent_atlas.analysis.render import render
+from latent_atlas.toolkit.atlas import compute_atlas
 from latent_atlas.toolkit.atomic import write_text
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.grid import GridSpec, Plane
+from latent_atlas.toolkit.runtime import OnnxModel
 
 PAGE = "explore.html"
 LAYOUTS = ("NCHW", "NHWC", "NHW", "flat")
 CHANNELS = (1, 3)
-DEFAULT_STEPS = (128, 128)  # the coarse class map's cells per axis (see class_map)
+# The class map's points per axis: 128² cells are 4 px each on a 512-px plane; the atlas's
+# own default (256²) costs four times as much in every report.
+DEFAULT_STEPS = (128, 128)
 MAX_POINTS = 5000  # test embeddings drawn as a layer, at most
 MAX_CLASSES = 65_536  # class indices travel as uint8 or uint16
-
-
-class PlaneLike(Protocol):
-    """A plane through latent space, ``z = origin + u·basis[0] + v·basis[1]`` (the shape of
-    ``toolkit.grid.Plane``)."""
-
-    origin: np.ndarray  # [d]
-    basis: np.ndarray  # [2, d]
-    labels: tuple[str, str]
-
-
-@dataclass(frozen=True)
-class AxesPlane:
-    """The plane of two latent dimensions, the others fixed: enough for the explorer's own
-    tests and for callers without a ``toolkit.grid.Plane``."""
-
-    origin: np.ndarray
-    basis: np.ndarray
-    labels: tuple[str, str]
-
-    @classmethod
-    def of(
-        cls, latent_dim: int, axes: tuple[int, int] = (0, 1), fixed: Sequence[float] = ()
-    ) -> AxesPlane:
-        if latent_dim < 2 or axes[0] == axes[1] or not all(0 <= a < latent_dim for a in axes):
-            raise AtlasError(
-                f"plane axes {axes}: expected two different dims of a {latent_dim}-d space"
-            )
-        origin = np.array(list(fixed) or [0.0] * latent_dim, np.float64)
-        if origin.shape != (latent_dim,):
-            raise AtlasError(f"plane fixed values: {len(fixed)} given, expected {latent_dim}")
-        origin[list(axes)] = 0.0
-        basis = np.zeros((2, latent_dim))
-        basis[0, axes[0]] = basis[1, axes[1]] = 1.0
-        sub = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-        labels = (f"z{axes[0] + 1}".translate(sub), f"z{axes[1] + 1}".translate(sub))
-        return cls(origin, basis, labels)
-
-
-def plane_points(plane: PlaneLike, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Latent vectors ``[N, d]`` float32 at plane coordinates ``u``, ``v`` ``[N]``: float64
-    arithmetic in the order the page uses, ``(origin + u·b₀) + v·b₁``, then rounded once."""
-    origin = np.asarray(plane.origin, np.float64)
-    basis = np.asarray(plane.basis, np.float64)
-    u = np.asarray(u, np.float64)
-    v = np.asarray(v, np.float64)
-    z = origin[None, :] + np.outer(u, basis[0]) + np.outer(v, basis[1])
-    return z.astype(np.float32)
-
-
-def plane_coordinates(plane: PlaneLike, z: np.ndarray) -> np.ndarray:
-    """Plane coordinates ``[N, 2]`` of codes ``[N, d]`` (orthogonal projection)."""
-    basis = np.asarray(plane.basis, np.float64)
-    centred = np.asarray(z, np.float64) - np.asarray(plane.origin, np.float64)[None, :]
-    return (centred @ basis.T) / (basis**2).sum(axis=1)[None, :]
 
 
 @dataclass(frozen=True)
@@ -116,15 +66,12 @@ class OnnxFile:
             )
 
     @classmethod
-    def of(cls, model: Any) -> OnnxFile:
-        """From a loaded ``toolkit.runtime.OnnxModel`` (decoder or classifier)."""
-        index = getattr(model, "logits_index", 0)
-        shape = tuple(getattr(model, "image_shape", (1, 28, 28)))
-        layout = getattr(model, "layout", None) or _layout(model)
+    def of(cls, model: OnnxModel) -> OnnxFile:
+        """From a loaded decoder or classifier: its main output (image or logits), its layout
+        and image shape, and the hash of the bytes it was loaded from."""
         return cls(
-            Path(model.path), model.input_name, model.output_names[index], layout,
-            (int(shape[0]), int(shape[1]), int(shape[2])), model.sha256,
-            bool(getattr(model, "probabilities", False)),
+            Path(model.path), model.input_name, model.output_names[model.logits_index],
+            model.layout, model.image_shape, model.sha256, model.probabilities,
         )  # fmt: skip
 
     def read(self) -> bytes:
@@ -139,14 +86,6 @@ class OnnxFile:
                 "run the report again"
             )
         return raw
-
-
-def _layout(model: Any) -> str:
-    """Layout of a model loaded by a runtime that does not record one: its image dims."""
-    dims = getattr(model, "input_dims", [])
-    if getattr(model, "role", "") == "decoder":
-        return "NCHW"  # today's runtime: decoders give [N, 1, 28, 28], [N, 784] or [N, 28, 28]
-    return "flat" if len(dims) == 2 else "NCHW"
 
 
 @dataclass(frozen=True)
@@ -181,7 +120,7 @@ class ExplorerModel:
     name: str
     decoder: OnnxFile
     latent_dim: int
-    plane: PlaneLike
+    plane: Plane
     x_range: tuple[float, float]
     y_range: tuple[float, float]
     atlas: ClassMap | None = None
@@ -210,72 +149,58 @@ class ExplorerModel:
 
 
 # ---------------------------------------------------------------------------- building
-def _class_probabilities(classifier: Any, images: np.ndarray) -> np.ndarray:
-    """``[N, K]`` class probabilities of images ``[N, C, H, W]``."""
-    if hasattr(classifier, "logits_and_features"):
-        logits = classifier.logits_and_features(images)[0]
-    else:  # today's runtime: first output = logits, images as [N, 1, 28, 28]
-        logits = classifier(images)
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def class_map(
-    decoder: Any,
-    classifier: Any,
-    plane: PlaneLike,
-    x_range: tuple[float, float],
-    y_range: tuple[float, float],
-    steps: tuple[int, int] = DEFAULT_STEPS,
-    batch_size: int = 4096,
-) -> ClassMap:
-    """The classifier's class (and confidence) of the decoded image at every cell of an even
-    ``steps`` grid over the plane, streamed in batches (memory: one batch of images).
-
-    The one place the explorer's background comes from: decoding to images and classifying
-    them, until the fused atlas (``toolkit.atlas.compute_atlas``) takes its place.
-    """
-    nx, ny = steps
-    x = np.linspace(*x_range, nx)
-    y = np.linspace(*y_range, ny)
-    shape = tuple(getattr(decoder, "image_shape", (1, 28, 28)))
-    labels = np.empty(nx * ny, np.int64)
-    confidence = np.empty(nx * ny, np.float32)
-    for start in range(0, nx * ny, batch_size):
-        k = np.arange(start, min(nx * ny, start + batch_size))
-        z = plane_points(plane, x[k % nx], y[k // nx])
-        images = np.asarray(decoder(z, batch_size)).reshape(len(k), *shape)
-        probs = _class_probabilities(classifier, images.astype(np.float32))
-        labels[k] = probs.argmax(axis=1)
-        confidence[k] = probs.max(axis=1)
-    return ClassMap(
-        (float(x_range[0]), float(x_range[1])), (float(y_range[0]), float(y_range[1])),
-        labels.reshape(ny, nx), confidence.reshape(ny, nx),
-        f"classifier on decoded images, {nx}×{ny} cells",
-    )  # fmt: skip
-
-
-def explorer_model(
-    name: str,
-    decoder: Any,
-    classifier: Any | None,
-    plane: PlaneLike,
+    decoder: OnnxModel,
+    classifier: OnnxModel | None,
+    spec: GridSpec,
+    plane: Plane,
     x_range: tuple[float, float],
     y_range: tuple[float, float],
     embeddings: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     steps: tuple[int, int] = DEFAULT_STEPS,
+    knn_k: int = 5,
+) -> ClassMap | None:
+    """The background of a plane: the class at every point of an even ``steps`` grid over
+    ``x_range`` × ``y_range`` on ``spec``'s plane — the classifier's, from the dense atlas
+    (:func:`toolkit.atlas.compute_atlas`: one fused graph, streamed), or without a classifier
+    the majority class of the ``knn_k`` nearest test embeddings in the full latent space (as
+    the report's class maps). None when there is neither."""
+    nx, ny = steps
+    even = replace(spec, mode="linear", steps=(nx, ny), x_range=x_range, y_range=y_range)
+    if classifier is not None:
+        atlas = compute_atlas(decoder, classifier, even, embeddings=embeddings)
+        source = f"the classifier's class of the decoded image, {nx}×{ny} points"
+        return ClassMap(x_range, y_range, atlas.labels, atlas.confidence, source)
+    if embeddings is None or labels is None:
+        return None
+    x, y = even.coordinates(embeddings, plane)
+    points = even.points(x, y, plane, 0, nx * ny)
+    knn = nearest_embedding_classes(points, embeddings, np.asarray(labels, np.int64), knn_k)
+    source = f"the class of the {knn_k} nearest test embeddings, {nx}×{ny} points"
+    return ClassMap(x_range, y_range, knn.reshape(ny, nx), None, source)
+
+
+def explorer_model(
+    name: str,
+    decoder: OnnxModel,
+    classifier: OnnxModel | None,
+    spec: GridSpec,
+    embeddings: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    steps: tuple[int, int] = DEFAULT_STEPS,
     max_points: int = MAX_POINTS,
     seed: int = 0,
-    atlas: ClassMap | None = None,
+    knn_k: int = 5,
 ) -> ExplorerModel:
-    """An :class:`ExplorerModel` from a loaded decoder (and classifier): its class map (unless
-    ``atlas`` is given; none without a classifier) and a seeded subsample of ``embeddings``
-    (codes ``[N, d]``, true classes ``labels``) projected on the plane."""
-    if atlas is None and classifier is not None:
-        atlas = class_map(decoder, classifier, plane, x_range, y_range, steps)
+    """What the page shows of one model, on ``spec``'s plane and over its range (a report's
+    first grid): the class map (:func:`class_map`) and a seeded subsample of the test
+    ``embeddings`` (codes ``[N, d]``, true classes ``labels``) in plane coordinates."""
+    plane = spec.resolve_plane(decoder.latent_dim, embeddings)
+    x, y = spec.coordinates(embeddings, plane)
+    x_range, y_range = (float(x[0]), float(x[-1])), (float(y[0]), float(y[-1]))
+    atlas = class_map(decoder, classifier, spec, plane, x_range, y_range, embeddings, labels,
+                      steps, knn_k)  # fmt: skip
     points = point_labels = None
     total = 0
     if embeddings is not None and labels is not None:
@@ -283,11 +208,10 @@ def explorer_model(
         keep = np.arange(total)
         if total > max_points:
             keep = np.sort(np.random.default_rng(seed).choice(total, max_points, replace=False))
-        points = plane_coordinates(plane, np.asarray(embeddings)[keep])
+        points = plane.project(np.asarray(embeddings)[keep])
         point_labels = np.asarray(labels)[keep]
     return ExplorerModel(
-        name, OnnxFile.of(decoder), int(decoder.latent_dim), plane,
-        (float(x_range[0]), float(x_range[1])), (float(y_range[0]), float(y_range[1])),
+        name, OnnxFile.of(decoder), decoder.latent_dim, plane, x_range, y_range,
         atlas, points, point_labels, total,
     )  # fmt: skip
 

@@ -21,9 +21,18 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from latent_atlas import ortweb
 from latent_atlas.analysis.render import figures_of, render
 from latent_atlas.analysis.results import KEY_METRICS, ModelMetrics, rounded
 from latent_atlas.analysis.studies import Finding, StudyInput, get_study, run_study
+from latent_atlas.explorer import PAGE as EXPLORE_PAGE
+from latent_atlas.explorer import (
+    ExplorerModel,
+    OnnxFile,
+    explorer_model,
+    relative_runtime,
+    write_explorer,
+)
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.sections import build_sections
 from latent_atlas.shipped import shipped_classifier
@@ -209,27 +218,51 @@ def run_analyses(
     return Comparison(cfg.name, models, findings, title, data, metrics)
 
 
+def explorer_models(
+    cfg: ComparisonConfig, comp: Comparison, cache: Cache
+) -> tuple[list[ExplorerModel], OnnxFile | None]:
+    """What the explorer page shows of each model (the plane and range of the report's first
+    grid, the class map over it, the test embeddings), and the classifier it runs."""
+    path = cfg.classifier_for(comp.data)
+    classifier = cache.classifier(path, comp.data, cfg.analysis) if path else None
+    models = [
+        explorer_model(m.name, m.model.decoder, classifier, m.grids[0].grid.spec, m.embeddings,
+                       comp.data.test.labels, knn_k=cfg.analysis.knn_k, seed=cfg.analysis.seed)
+        for m in comp.models
+    ]  # fmt: skip
+    return models, OnnxFile.of(classifier) if classifier else None
+
+
 def run_comparison(
     cfg: ComparisonConfig,
     out: Path,
     cache: Cache | None = None,
     data: ImageDataset | None = None,
     stage: Callable[[str], None] = lambda s: None,
+    runtime: Path | None = None,
 ) -> dict:
-    """Analyse the models, compare, and write the report folder ``out`` atomically."""
+    """Analyse the models, compare, and write the report folder ``out`` atomically.
+
+    ``runtime``: a folder holding the explorer's runtime (``ortweb.write_runtime``) that the
+    report's explore.html refers to (a batch shares one); None puts one in the report folder.
+    """
     ensure_writable_dir(out.parent)
     t0 = time.perf_counter()
     timer = StageTimer(stage)
+    cache = cache or Cache()
     comp = run_analyses(cfg, cache, data, timer)
     timer(f"{cfg.name}: plot")
     sections = build_sections(comp.models, comp.data.class_names, comp.data.test.labels,
                               comp.findings, comp.study_title, comp.notes)  # fmt: skip
     figures = figures_of(sections)
+    timer(f"{cfg.name}: explorer")
+    explore, explore_classifier = explorer_models(cfg, comp, cache)
 
     timer(f"{cfg.name}: write")
     title = f"{cfg.name}: " + " vs ".join(m.name for m in comp.models)
+    link = {"href": EXPLORE_PAGE, "title": "Explore the latent planes (live, in the browser)"}
     context = dict(
-        title=title, sections=sections, models=comp.models, links=[],
+        title=title, sections=sections, models=comp.models, links=[link],
         dataset=comp.metrics["dataset"], versions=comp.metrics["versions"],
     )  # fmt: skip
     html_figs = {
@@ -242,6 +275,9 @@ def run_comparison(
         write_json(tmp / "metrics.json", comp.metrics)
         write_text(tmp / "report.html", render("report.html.j2", src=html_figs, **context))
         write_text(tmp / "report.md", render("report.md.j2", src=md_figs, **context))
+        rel = relative_runtime(out, runtime) if runtime else None
+        names = " vs ".join(m.name for m in comp.models) + f" ({cfg.name})"
+        write_explorer(tmp, explore, comp.data.class_names, explore_classifier, names, runtime=rel)
         timer.end()
         total = round(time.perf_counter() - t0, 3)
         finished = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -258,13 +294,14 @@ def result_summary(name: str, out: Path, comp: Comparison) -> dict:
         "metrics": comp.metrics,
         "models": [(m.name, m.metrics, m.provenance.latent_dim) for m in comp.models],
         "findings": comp.findings,
+        "explore": EXPLORE_PAGE,
     }
 
 
 # ---------------------------------------------------------------------------- batch
-def _run_one(cfg: ComparisonConfig, out: Path) -> dict:
+def _run_one(cfg: ComparisonConfig, out: Path, runtime: Path | None) -> dict:
     """Worker for --jobs > 1: one comparison in a fresh process (own cache)."""
-    return run_comparison(cfg, out / cfg.name)
+    return run_comparison(cfg, out / cfg.name, runtime=runtime)
 
 
 def run_batch(
@@ -279,6 +316,9 @@ def run_batch(
     Returns (successful results, [(name, error line)]); writes ``out/index.html`` if ``index``.
     """
     ensure_writable_dir(out)
+    # a batch (with its index) holds one explorer runtime for all its reports; a lone report
+    # holds its own, so that its folder stays whole
+    runtime = ortweb.write_runtime(out / ortweb.FOLDER) if index else None
     done: list[dict] = []
     failed: list[tuple[str, str]] = []
     bar = tqdm(total=len(comps), desc="comparisons", unit="cmp", disable=not progress)
@@ -291,13 +331,14 @@ def run_batch(
                 if key not in datasets:
                     datasets[key] = load_dataset(cfg.data, train=False)
                 done.append(run_comparison(cfg, out / cfg.name, cache, datasets[key],
-                                           stage=lambda s: bar.set_postfix_str(s)))  # fmt: skip
+                                           stage=lambda s: bar.set_postfix_str(s),
+                                           runtime=runtime))  # fmt: skip
             except AtlasError as exc:
                 failed.append((cfg.name, str(exc)))
             bar.update()
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_run_one, cfg, out): cfg for cfg in comps}
+            futures = {pool.submit(_run_one, cfg, out, runtime): cfg for cfg in comps}
             for fut in as_completed(futures):
                 try:
                     done.append(fut.result())
@@ -320,6 +361,7 @@ def ranking(results: list[dict]) -> list[dict]:
         for name, m, latent_dim in r["models"]:
             assert isinstance(m, ModelMetrics)
             rows.append({"comparison": r["name"], "model": name, "latent_dim": latent_dim,
+                         "explore": r.get("explore"),
                          "values": [km.value(m) for km in KEY_METRICS]})  # fmt: skip
     rows.sort(key=lambda row: -(row["values"][0] or 0))
     return rows

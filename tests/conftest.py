@@ -50,6 +50,18 @@ def real_data():
 
 
 @pytest.fixture(scope="session")
+def real_report(tmp_path_factory, real_data):
+    """The shipped VAE vs AE report (with the seed study), written once for every browser test."""
+    from latent_atlas.runs import ComparisonConfig, run_comparison
+
+    out = tmp_path_factory.mktemp("report") / "vae-vs-ae"
+    cfg = ComparisonConfig("vae-vs-ae", (SHIPPED / "vae", SHIPPED / "ae"), ("VAE", "AE"),
+                           SHIPPED / "classifier" / "classifier.onnx", study="seed")  # fmt: skip
+    run_comparison(cfg, out, data=real_data)
+    return out
+
+
+@pytest.fixture(scope="session")
 def toy(tmp_path_factory):
     """Ten random prototypes (one per class), test images = prototypes + noise, a prototype
     classifier, and model folders whose decoders are known functions of z."""

@@ -118,6 +118,20 @@ def test_decoder_outside_unit_range_refused(tmp_path, classifier, fused):
     assert compute_atlas(dec, classifier, inside, fused=fused).brightness.max() == pytest.approx(1)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_pixel_range_allows_float32_rounding_only(tmp_path, classifier, fused):
+    """1 + 2⁻²³ (a float32 Sigmoid rounded up) passes; 1 + 1e-5 is a decoder outside [0, 1]."""
+    for name, bias, ok in (("ulp", 1 + 2.0**-23, True), ("over", 1 + 1e-5, False),
+                           ("under", -1e-5, False)):  # fmt: skip
+        dec = load_model(linear_decoder(tmp_path / f"{name}.onnx", np.zeros(2), bias))
+        spec = GridSpec(steps=(3, 3))
+        if ok:
+            assert compute_atlas(dec, classifier, spec, fused=fused).brightness.max() > 1
+        else:
+            with pytest.raises(AtlasError, match="Sigmoid"):
+                compute_atlas(dec, classifier, spec, fused=fused)
+
+
 def test_grid_size_limit_at_its_edge():
     atlas_mod._check_spec(GridSpec(steps=(MAX_STEPS, MAX_STEPS)))
     with pytest.raises(AtlasError, match="at most 1001"):

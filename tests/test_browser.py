@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHIPPED
+from conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -15,17 +15,6 @@ FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 SCREENSHOT = REPO / "build" / "screenshots" / "report.png"
-
-
-@pytest.fixture(scope="module")
-def real_report(tmp_path_factory, real_data):
-    from latent_atlas.runs import ComparisonConfig, run_comparison
-
-    out = tmp_path_factory.mktemp("report") / "vae-vs-ae"
-    cfg = ComparisonConfig("vae-vs-ae", (SHIPPED / "vae", SHIPPED / "ae"), ("VAE", "AE"),
-                           SHIPPED / "classifier" / "classifier.onnx", study="seed")  # fmt: skip
-    run_comparison(cfg, out, data=real_data)
-    return out
 
 
 @pytest.mark.browser

@@ -15,25 +15,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.grid import GridSpec, Plane
 from latent_atlas.toolkit.runtime import load_model
 from toy_onnx import linear_decoder, prototype_classifier, region_decoder
 
 from latent_atlas import ortweb
 from latent_atlas.explorer import (
-    AxesPlane,
     ClassMap,
     ExplorerModel,
     OnnxFile,
     class_map,
     explorer_model,
     page_data,
-    plane_coordinates,
-    plane_points,
     relative_runtime,
     write_explorer,
 )
 
 NAMES = tuple(f"class {k}" for k in range(10))
+
+
+def axes_plane(d: int = 2, axes=(0, 1), fixed: tuple[float, ...] = ()) -> Plane:
+    return GridSpec(axes=axes, fixed=fixed or "prior").resolve_plane(d)
 
 
 def _decoder_file(path: Path, shape=(1, 28, 28), layout="NCHW") -> OnnxFile:
@@ -58,56 +60,46 @@ def regions(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------- planes
-def test_plane_points_put_the_swept_dims_on_the_axes_and_the_rest_fixed():
-    plane = AxesPlane.of(4, axes=(1, 3), fixed=(0.5, 9.0, -2.0, 9.0))
-    z = plane_points(plane, np.array([1.25, -3.0]), np.array([0.1, 2.0]))
-    assert z.dtype == np.float32
-    np.testing.assert_array_equal(z, np.float32([[0.5, 1.25, -2.0, 0.1], [0.5, -3.0, -2.0, 2.0]]))
-    np.testing.assert_allclose(plane_coordinates(plane, z), [[1.25, 0.1], [-3.0, 2.0]], atol=1e-6)
-    assert plane.labels == ("z₂", "z₄")
-
-
-@pytest.mark.parametrize(
-    "dim, axes, fixed",
-    [(2, (0, 0), ()), (2, (0, 2), ()), (1, (0, 1), ()), (3, (0, 1), (1.0,))],
-)
-def test_axes_plane_refuses_impossible_planes(dim, axes, fixed):
-    with pytest.raises(AtlasError, match="plane"):
-        AxesPlane.of(dim, axes, fixed)
-
-
 def test_plane_points_round_once_like_the_page():
-    """(origin + u·b₀) + v·b₁ in float64, rounded once: a tilted plane is not an exact case."""
-    plane = AxesPlane(np.array([0.1, 0.2, 0.3]), np.array([[0.3, 0.7, 0.1], [1 / 3, 0.0, 2.0]]),
-                      ("PC1", "PC2"))  # fmt: skip
+    """The page computes z = (origin + u·b₀) + v·b₁ in float64 and rounds once to float32;
+    Python's plane (what the reference decodes at) must do exactly the same, tilted planes too."""
+    plane = Plane("pca", np.array([0.1, 0.2, 0.3]), np.array([[0.3, 0.7, 0.1], [1 / 3, 0.0, 2.0]]),
+                  ("PC1", "PC2"))  # fmt: skip
     u, v = 0.123456789, -1.987654321
     expected = [np.float32((o + u * b0) + v * b1) for o, b0, b1 in zip(*[plane.origin,
                 *plane.basis], strict=True)]  # fmt: skip
-    np.testing.assert_array_equal(plane_points(plane, np.array([u]), np.array([v]))[0], expected)
+    np.testing.assert_array_equal(plane.points(np.array([u]), np.array([v]))[0], expected)
+    z = axes_plane(4, (1, 3), (0.5, 9.0, -2.0, 9.0)).points(np.array([1.25]), np.array([0.1]))
+    np.testing.assert_array_equal(z, np.float32([[0.5, 1.25, -2.0, 0.1]]))
 
 
 # ---------------------------------------------------------------------------- class map
-@pytest.mark.parametrize("batch_size", [4096, 7])
-def test_class_map_known_answer(regions, batch_size):
+def test_class_map_known_answer(regions):
     """The region decoder draws prototype 1 exactly where z₁ >= 0: the classifier's map is
-    class 1 on those columns and class 0 on the others, whatever the batch size."""
+    class 1 on those columns and class 0 on the others (a column at z₁ = 0 is class 1)."""
     _, decoder, classifier = regions
-    plane = AxesPlane.of(2)
-    cmap = class_map(decoder, classifier, plane, (-4, 4), (-3, 5), steps=(8, 5),
-                     batch_size=batch_size)  # fmt: skip
-    x = np.linspace(-4, 4, 8)
-    assert cmap.labels.shape == (5, 8)
+    spec = GridSpec()
+    plane = spec.resolve_plane(2)
+    cmap = class_map(decoder, classifier, spec, plane, (-4.0, 4.0), (-3.0, 5.0), steps=(9, 5))
+    assert cmap is not None and cmap.labels.shape == (5, 9)
+    x = np.linspace(-4, 4, 9)
     np.testing.assert_array_equal(cmap.labels, np.tile((x >= 0).astype(int), (5, 1)))
     assert cmap.confidence is not None and cmap.confidence.min() > 0.99
     assert cmap.x_range == (-4.0, 4.0) and cmap.y_range == (-3.0, 5.0)
-    assert "8×5" in cmap.source
+    assert "9×5" in cmap.source and "classifier" in cmap.source
 
 
-def test_class_map_edge_at_zero(regions):
-    """A column exactly at z₁ = 0 belongs to prototype 1 (>=), the one just left of it not."""
-    _, decoder, classifier = regions
-    cmap = class_map(decoder, classifier, AxesPlane.of(2), (-1, 1), (-1, 1), steps=(3, 2))
-    np.testing.assert_array_equal(cmap.labels, [[0, 1, 1], [0, 1, 1]])
+def test_class_map_without_a_classifier_comes_from_the_nearest_embeddings(regions):
+    _, decoder, _ = regions
+    emb = np.array([[-2.0, 0.0], [-2.5, 1.0], [-1.5, -1.0], [2.0, 0.0], [2.5, 1.0], [1.5, -1.0]])
+    labels = np.array([4, 4, 4, 7, 7, 7])
+    spec = GridSpec()
+    cmap = class_map(decoder, None, spec, spec.resolve_plane(2), (-4.0, 4.0), (-1.0, 1.0), emb,
+                     labels, steps=(8, 3), knn_k=3)  # fmt: skip
+    assert cmap is not None and cmap.confidence is None and "3 nearest" in cmap.source
+    x = np.linspace(-4, 4, 8)
+    np.testing.assert_array_equal(cmap.labels, np.tile(np.where(x < 0, 4, 7), (3, 1)))
+    assert class_map(decoder, None, spec, spec.resolve_plane(2), (-1, 1), (-1, 1)) is None
 
 
 def test_explorer_model_subsamples_embeddings_reproducibly(regions):
@@ -115,25 +107,40 @@ def test_explorer_model_subsamples_embeddings_reproducibly(regions):
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(300, 2))
     labels = rng.integers(0, 10, 300)
-    a = explorer_model("A", decoder, classifier, AxesPlane.of(2), (-4, 4), (-4, 4), emb, labels,
-                       steps=(4, 4), max_points=100)  # fmt: skip
-    b = explorer_model("A", decoder, None, AxesPlane.of(2), (-4, 4), (-4, 4), emb, labels,
-                       max_points=100)  # fmt: skip
+    spec = GridSpec(x_range=(-3.0, 2.0))
+    a = explorer_model("A", decoder, classifier, spec, emb, labels, steps=(4, 4), max_points=100)
+    b = explorer_model("A", decoder, None, spec, emb, labels, steps=(4, 4), max_points=100)
     assert a.embeddings is not None and a.embedding_labels is not None
     assert a.embeddings.shape == (100, 2) and a.embeddings_total == 300
     np.testing.assert_array_equal(a.embeddings, b.embeddings)  # same seed, same points
     # every point is one of the embeddings, with its own label
     idx = [int(np.flatnonzero((emb == p).all(axis=1))[0]) for p in a.embeddings]
     np.testing.assert_array_equal(labels[idx], a.embedding_labels)
-    assert a.atlas is not None and b.atlas is None  # no classifier, no class map
+    assert a.atlas is not None and "classifier" in a.atlas.source
+    assert b.atlas is not None and "nearest" in b.atlas.source
+    assert a.x_range == (-3.0, 2.0) and a.y_range == (-4.0, 4.0)
     assert a.decoder.sha256 == decoder.sha256 and a.decoder.input_name == "z"
+
+
+def test_explorer_model_on_the_auto_range_and_a_pca_plane(regions):
+    """The plane and range come from the spec as the report's grids resolve them."""
+    _, decoder, _ = regions
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(500, 2)) * [3.0, 0.5] + [1.0, -2.0]
+    spec = GridSpec(mode="auto", plane="pca")
+    m = explorer_model("A", decoder, None, spec, emb, np.zeros(500, np.int64), steps=(4, 4))
+    plane = spec.resolve_plane(2, emb)
+    x, y = spec.coordinates(emb, plane)
+    np.testing.assert_array_equal(m.plane.basis, plane.basis)
+    assert m.x_range == (x[0], x[-1]) and m.y_range == (y[0], y[-1])
+    assert m.plane.labels == ("PC1", "PC2")
 
 
 # ---------------------------------------------------------------------------- page data
 def _model(name: str, path: Path, **kw) -> ExplorerModel:
     labels = np.array([[0, 1], [2, 9]])
     return ExplorerModel(
-        name, _decoder_file(path), 2, AxesPlane.of(2), (-4.0, 4.0), (-2.0, 2.0),
+        name, _decoder_file(path), 2, axes_plane(), (-4.0, 4.0), (-2.0, 2.0),
         ClassMap((-4.0, 4.0), (-2.0, 2.0), labels, np.array([[0.5, 1.0], [0.0, 0.25]])),
         np.array([[0.5, -1.0], [3.0, 1.5]]), np.array([3, 7]), 10, **kw,
     )  # fmt: skip
@@ -160,7 +167,7 @@ def test_page_data_holds_each_file_once_and_decodes_back(tmp_path):
 def test_page_data_many_classes_travel_as_uint16(tmp_path):
     dec = linear_decoder(tmp_path / "dec.onnx", np.array([0.1, -0.1]), 0.5)
     names = [f"c{k}" for k in range(300)]
-    m = ExplorerModel("A", _decoder_file(dec), 2, AxesPlane.of(2), (-1, 1), (-1, 1),
+    m = ExplorerModel("A", _decoder_file(dec), 2, axes_plane(), (-1, 1), (-1, 1),
                       ClassMap((-1, 1), (-1, 1), np.array([[0, 299], [256, 1]])))  # fmt: skip
     data, _ = page_data([m], None, names)
     assert data["labelBytes"] == 2
@@ -179,7 +186,7 @@ def test_a_model_file_changed_after_analysis_is_refused(tmp_path, change, match)
     dec = linear_decoder(tmp_path / "dec.onnx", np.array([0.1, -0.1]), 0.5)
     digest = hashlib.sha256(dec.read_bytes()).hexdigest()
     m = ExplorerModel("A", OnnxFile(dec, "z", "image", "NCHW", (1, 28, 28), digest), 2,
-                      AxesPlane.of(2), (-1, 1), (-1, 1))  # fmt: skip
+                      axes_plane(), (-1, 1), (-1, 1))  # fmt: skip
     page_data([m], None, NAMES)  # unchanged: fine
     change(dec)
     with pytest.raises(AtlasError, match=match):
@@ -202,11 +209,11 @@ def test_bad_inputs_are_refused(tmp_path):
     with pytest.raises(AtlasError, match="no models"):
         write_explorer(tmp_path / "out", [], NAMES)
     with pytest.raises(AtlasError, match="plane of shape"):
-        ExplorerModel("A", _decoder_file(dec), 3, AxesPlane.of(2), (-1, 1), (-1, 1))
+        ExplorerModel("A", _decoder_file(dec), 3, axes_plane(), (-1, 1), (-1, 1))
     with pytest.raises(AtlasError, match="range"):
-        ExplorerModel("A", _decoder_file(dec), 2, AxesPlane.of(2), (1, 1), (-1, 1))
+        ExplorerModel("A", _decoder_file(dec), 2, axes_plane(), (1, 1), (-1, 1))
     with pytest.raises(AtlasError, match="one label per embedding"):
-        ExplorerModel("A", _decoder_file(dec), 2, AxesPlane.of(2), (-1, 1), (-1, 1),
+        ExplorerModel("A", _decoder_file(dec), 2, axes_plane(), (-1, 1), (-1, 1),
                       embeddings=np.zeros((3, 2)), embedding_labels=np.zeros(2))  # fmt: skip
     assert not (tmp_path / "out").exists()
 
@@ -215,7 +222,7 @@ def test_bad_inputs_are_refused(tmp_path):
 def test_write_explorer_writes_the_page_and_its_runtime(tmp_path):
     dec = linear_decoder(tmp_path / "dec.onnx", np.array([0.1, -0.1]), 0.5)
     names = ("T-shirt", 'say "<b>hi</b>" & </script>')  # user text, escaped everywhere
-    m = ExplorerModel("<VAE>", _decoder_file(dec), 2, AxesPlane.of(2), (-4, 4), (-4, 4),
+    m = ExplorerModel("<VAE>", _decoder_file(dec), 2, axes_plane(), (-4, 4), (-4, 4),
                       ClassMap((-4, 4), (-4, 4), np.array([[0, 1], [1, 0]])))  # fmt: skip
     page = write_explorer(tmp_path / "out", [m], names, title="t & <t>")
     html = page.read_text()
@@ -238,7 +245,7 @@ def test_write_explorer_writes_the_page_and_its_runtime(tmp_path):
 
 def test_a_shared_runtime_is_referred_to_not_copied(tmp_path):
     dec = linear_decoder(tmp_path / "dec.onnx", np.array([0.1, -0.1]), 0.5)
-    m = ExplorerModel("A", _decoder_file(dec), 2, AxesPlane.of(2), (-4, 4), (-4, 4))
+    m = ExplorerModel("A", _decoder_file(dec), 2, axes_plane(), (-4, 4), (-4, 4))
     batch = tmp_path / "batch out"
     ortweb.write_runtime(batch / ortweb.FOLDER)
     for name in ("one", "two"):
@@ -323,3 +330,47 @@ def test_vendoring_from_the_npm_tarball_checks_integrity_and_hashes(tmp_path):
     assert not (target / "ort.wasm.min.js").exists()
     ortweb.vendor(tarball, integrity, target)
     assert ortweb.runtime_files.__wrapped__(target) == ortweb.runtime_files()
+
+
+# ---------------------------------------------------------------------------- in reports
+def test_a_batch_shares_one_runtime_and_a_lone_report_holds_its_own(toy, tmp_path, monkeypatch):
+    """Every report gets explore.html, linked from report.html, report.md and the index; a
+    batch writes the runtime once beside its reports, a lone report inside its folder."""
+    import latent_atlas.runs as rep
+    from latent_atlas.pipeline import AnalysisConfig
+    from latent_atlas.runs import ComparisonConfig, run_batch
+
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, train=True: toy["data"])
+    fast = AnalysisConfig(grids=(GridSpec(steps=(5, 5)),), n_samples=300, trust_sample=100,
+                          silhouette_sample=200)  # fmt: skip
+    comps = [
+        ComparisonConfig("one", (toy["linear"], toy["regions"]),
+                         classifier=toy["root"] / "classifier.onnx", analysis=fast),
+        ComparisonConfig("two", (toy["regions"], toy["constant"]), classifier=None,
+                         analysis=fast),
+    ]  # fmt: skip
+    out = tmp_path / "batch"
+    done, failed = run_batch(comps, out, progress=False)
+    assert failed == [] and len(done) == 2
+    assert sorted(p.name for p in (out / ortweb.FOLDER).iterdir()) == sorted(ortweb.runtime_files())
+    index = (out / "index.html").read_text()
+    for name in ("one", "two"):
+        folder = out / name
+        assert not (folder / ortweb.FOLDER).exists()
+        html = (folder / "explore.html").read_text()
+        assert 'src="../explorer-runtime/ort-wasm.js"' in html
+        assert 'href="explore.html"' in (folder / "report.html").read_text()
+        assert "(explore.html)" in (folder / "report.md").read_text()
+        assert f'href="{name}/explore.html"' in index
+    one = _page_json((out / "one" / "explore.html").read_text())
+    two = _page_json((out / "two" / "explore.html").read_text())
+    assert one["classifier"] is not None and "classifier" in one["models"][0]["atlas"]["source"]
+    assert two["classifier"] is None and "nearest" in two["models"][0]["atlas"]["source"]
+    assert [m["name"] for m in one["models"]] == ["linear", "regions"]
+    assert one["models"][0]["embeddings"]["of"] == len(toy["data"].test)
+
+    lone = tmp_path / "lone"
+    run_batch(comps[:1], lone, progress=False, index=False)
+    assert (lone / "one" / ortweb.FOLDER / "ort-wasm.js").is_file()
+    assert not (lone / ortweb.FOLDER).exists()
+    assert 'src="explorer-runtime/ort-wasm.js"' in (lone / "one" / "explore.html").read_text()

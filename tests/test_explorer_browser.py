@@ -9,6 +9,7 @@ models) also measures the decode + draw time per pointer move."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -19,18 +20,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 from conftest import REPO, SHIPPED
+from latent_atlas.toolkit.grid import GridSpec, Plane
 from onnx import TensorProto, helper, numpy_helper
 from test_browser import CHROMIUM, FLAGS
 
-from latent_atlas.explorer import (
-    AxesPlane,
-    ClassMap,
-    ExplorerModel,
-    OnnxFile,
-    explorer_model,
-    plane_points,
-    write_explorer,
-)
+from latent_atlas.explorer import ClassMap, ExplorerModel, OnnxFile, write_explorer
 
 pytestmark = pytest.mark.browser
 OUT = REPO / "build" / "explorer"
@@ -44,6 +38,7 @@ class Reference:
 
     def __init__(self, decoder: OnnxFile, classifier: OnnxFile | None = None) -> None:
         self.decoder = decoder
+        self.sha256 = hashlib.sha256(decoder.path.read_bytes()).hexdigest()
         self.dec = ort.InferenceSession(str(decoder.path), providers=["CPUExecutionProvider"])
         self.classifier = classifier
         self.clf = classifier and ort.InferenceSession(
@@ -99,6 +94,28 @@ def canvas_rgb(page, selector: str, index: int = 0) -> np.ndarray:
     return np.array(flat, np.uint8).reshape(h, w, 4)[..., :3]
 
 
+class Shown:
+    """One model as the page describes it to itself (its JSON): name, range, plane."""
+
+    def __init__(self, spec: dict) -> None:
+        self.name = spec["name"]
+        self.x_range, self.y_range = tuple(spec["xRange"]), tuple(spec["yRange"])
+        self.plane = Plane("page", np.array(spec["plane"]["origin"], np.float64),
+                           np.array(spec["plane"]["basis"], np.float64),
+                           tuple(spec["plane"]["labels"]))  # fmt: skip
+        self.decoder_sha256 = spec["decoderSha256"]
+
+
+def shown_models(page) -> list[Shown]:
+    data = page.evaluate(
+        """() => { const d = JSON.parse(document.getElementById('explorer-data').textContent);
+           d.models.forEach(m => { m.decoderSha256 =
+             document.getElementById('onnx-' + m.decoder.blob).dataset.sha256; });
+           return d.models; }"""
+    )
+    return [Shown(m) for m in data]
+
+
 def move_to(page, panel: int, u: float, v: float) -> dict:
     """Put the pointer on plane point (u, v) of a panel and wait for the page's update."""
     before = page.evaluate("latentExplorer.updates")
@@ -109,15 +126,17 @@ def move_to(page, panel: int, u: float, v: float) -> dict:
     return page.evaluate("latentExplorer.state()")
 
 
-def spot(model: ExplorerModel, fx: float, fy: float) -> tuple[float, float]:
+def spot(model: Shown, fx: float, fy: float) -> tuple[float, float]:
     (x0, x1), (y0, y1) = model.x_range, model.y_range
     return x0 + fx * (x1 - x0), y1 - fy * (y1 - y0)
 
 
-def check_decodes(page, models, refs, class_names) -> int:
+def check_decodes(page, refs, class_names) -> int:
     """At three spots of every panel: each panel's picture equals Python's decode at the
     latent point the page used, within 2/255, and its class is Python's. Returns the checks."""
     checks = 0
+    models = shown_models(page)
+    assert [m.decoder_sha256 for m in models] == [r.sha256 for r in refs]
     for i, m in enumerate(models):
         for fx, fy in SPOTS:
             u, v = spot(m, fx, fy)
@@ -131,7 +150,7 @@ def check_decodes(page, models, refs, class_names) -> int:
             for j, (other, ref) in enumerate(zip(models, refs, strict=True)):
                 shown = state["panels"][j]
                 z = np.array([shown["z"]], np.float32)
-                expected_z = plane_points(other.plane, [cursor["u"]], [cursor["v"]])
+                expected_z = other.plane.points(np.array([cursor["u"]]), np.array([cursor["v"]]))
                 np.testing.assert_array_equal(z, expected_z)
                 images = ref.image(z)
                 got = canvas_rgb(page, ".decoded", j)
@@ -220,7 +239,8 @@ def test_toy_models_rgb_nhwc_planes_and_no_classifier(browser, tmp_path):
                        "image", layout, rgb)  # fmt: skip
         # a 3-D latent space: the plane of z₁ and z₃, z₂ fixed at 0.7
         models.append(ExplorerModel(
-            name, dec, 3, AxesPlane.of(3, (0, 2), (0.0, 0.7, 0.0)), (-2.0, 3.0), (-1.0, 1.0),
+            name, dec, 3, GridSpec(axes=(0, 2), fixed=(0.0, 0.7, 0.0)).resolve_plane(3),
+            (-2.0, 3.0), (-1.0, 1.0),
             ClassMap((-2.0, 3.0), (-1.0, 1.0), rng.integers(0, 4, (9, 11))),
             rng.normal(size=(50, 2)), rng.integers(0, 4, 50), 50,
         ))  # fmt: skip
@@ -228,12 +248,12 @@ def test_toy_models_rgb_nhwc_planes_and_no_classifier(browser, tmp_path):
     gray = (1, 8, 8)  # the shape of sklearn's digits, flat output, no classifier
     dec = OnnxFile(image_decoder(tmp_path / "gray.onnx", 2, gray, "flat", 3), "z", "image",
                    "flat", gray)  # fmt: skip
-    lone = ExplorerModel("digits", dec, 2, AxesPlane.of(2), (-4.0, 4.0), (-4.0, 4.0))
+    lone = ExplorerModel("digits", dec, 2, GridSpec().resolve_plane(2), (-4.0, 4.0), (-4.0, 4.0))
     write_explorer(tmp_path / "gray", [lone], [], None, report=None)
 
     page = open_page(browser, tmp_path / "rgb" / "explore.html")
     refs = [Reference(m.decoder, clf) for m in models]
-    assert check_decodes(page, models, refs, names) == 3 * 2 * 2
+    assert check_decodes(page, refs, names) == 3 * 2 * 2
     assert page.evaluate("latentExplorer.state().panels[0].z[1]") == pytest.approx(0.7, abs=1e-6)
     assert page.evaluate("document.querySelector('.decoded').width") == 32
     assert page.errors == [] and page.failed == []
@@ -254,7 +274,7 @@ def test_toy_models_rgb_nhwc_planes_and_no_classifier(browser, tmp_path):
     assert not page.is_visible(".strip >> nth=0")
 
     page = open_page(browser, tmp_path / "gray" / "explore.html")
-    assert check_decodes(page, [lone], [Reference(dec)], []) == 3
+    assert check_decodes(page, [Reference(dec)], []) == 3
     assert page.inner_text(".class-name") == "no classifier"
     assert page.is_disabled("#show-embeddings")
     assert page.errors == [] and page.failed == []
@@ -263,7 +283,7 @@ def test_toy_models_rgb_nhwc_planes_and_no_classifier(browser, tmp_path):
 def test_a_page_without_its_runtime_says_so(browser, tmp_path):
     dec = OnnxFile(image_decoder(tmp_path / "d.onnx", 2, (1, 4, 4), "NCHW", 0), "z", "image",
                    "NCHW", (1, 4, 4))  # fmt: skip
-    m = ExplorerModel("m", dec, 2, AxesPlane.of(2), (-1.0, 1.0), (-1.0, 1.0))
+    m = ExplorerModel("m", dec, 2, GridSpec().resolve_plane(2), (-1.0, 1.0), (-1.0, 1.0))
     write_explorer(tmp_path, [m], [], runtime="elsewhere", report=None)
     page = browser.new_page()
     page.goto((tmp_path / "explore.html").as_uri())
@@ -273,29 +293,31 @@ def test_a_page_without_its_runtime_says_so(browser, tmp_path):
 
 
 # ---------------------------------------------------------------------------- shipped models
-@pytest.fixture(scope="module")
-def shipped_explorer(tmp_path_factory, real_data):
+@pytest.mark.real_data
+def test_shipped_models_decode_live_like_python(browser, real_report, real_data):
+    """The report's own explore.html (``latent-atlas report`` on the shipped models), reached
+    through the report's link, opened from disk."""
     from latent_atlas.toolkit.runtime import load, load_classifier
 
-    out = tmp_path_factory.mktemp("explore")
-    clf = load_classifier(SHIPPED / "classifier" / "classifier.onnx", 10)
-    models = []
-    for name in ("vae", "ae"):
-        pair = load(SHIPPED / name, name=name.upper())
-        emb = pair.encode(real_data.test.images)
-        models.append(explorer_model(pair.name, pair.decoder, clf, AxesPlane.of(2), (-4.0, 4.0),
-                                     (-4.0, 4.0), emb, real_data.test.labels))  # fmt: skip
-    clf_file = OnnxFile.of(clf)
-    write_explorer(out, models, real_data.class_names, clf_file, title="VAE vs AE")
-    return out, models, clf_file, real_data.class_names
+    assert (real_report / "explorer-runtime" / "ort-wasm.js").is_file()
+    report = browser.new_page()
+    report.goto((real_report / "report.html").as_uri())
+    report.click("nav >> text=Explore the latent planes")
+    report.wait_for_url("**/explore.html")
+    report.close()
 
-
-@pytest.mark.real_data
-def test_shipped_models_decode_live_like_python(browser, shipped_explorer):
-    folder, models, clf, names = shipped_explorer
-    page = open_page(browser, folder / "explore.html")
-    refs = [Reference(m.decoder, clf) for m in models]
-    assert check_decodes(page, models, refs, names) == 3 * 2 * 2
+    clf = OnnxFile.of(load_classifier(SHIPPED / "classifier" / "classifier.onnx", 10))
+    refs = [Reference(OnnxFile.of(load(SHIPPED / name).decoder), clf) for name in ("vae", "ae")]
+    names = real_data.class_names
+    page = open_page(browser, real_report / "explore.html")
+    assert check_decodes(page, refs, names) == 3 * 2 * 2
+    models = shown_models(page)
+    assert [m.name for m in models] == ["VAE", "AE"]
+    shown_clf = page.evaluate(
+        """() => { const d = JSON.parse(document.getElementById('explorer-data').textContent);
+           return document.getElementById('onnx-' + d.classifier.blob).dataset.sha256; }"""
+    )
+    assert shown_clf == hashlib.sha256(clf.path.read_bytes()).hexdigest()
 
     # decode + classify + draw per pointer move, both models, measured in the page
     m = models[0]
@@ -348,7 +370,9 @@ def test_shipped_models_decode_live_like_python(browser, shipped_explorer):
     for j, ref in enumerate(refs):
         strip = canvas_rgb(page, ".strip-images", j)
         assert strip.shape == (28, 280, 3) and page.is_visible(f".model >> nth={j} >> .strip")
-        z = plane_points(models[j].plane, [e["u"] for e in ends], [e["v"] for e in ends])
+        z = models[j].plane.points(
+            np.array([e["u"] for e in ends]), np.array([e["v"] for e in ends])
+        )
         expected = rgba_8bit(ref.image(z))
         assert np.abs(strip[:, :28].astype(int) - expected[0]).max() <= 2
         assert np.abs(strip[:, -28:].astype(int) - expected[1]).max() <= 2
@@ -363,7 +387,7 @@ def test_shipped_models_decode_live_like_python(browser, shipped_explorer):
     assert all(u.startswith(("file://", "blob:", "data:")) for u in page.requests), page.requests
     assert sum(u.startswith("file://") for u in page.requests) == 3  # page + two scripts
 
-    dark = open_page(browser, folder / "explore.html", scheme="dark")
+    dark = open_page(browser, real_report / "explore.html", scheme="dark")
     bg = dark.evaluate("getComputedStyle(document.body).backgroundColor")
     fg = dark.evaluate("getComputedStyle(document.body).color")
     lum = [sum(int(c) for c in s[s.index("(") + 1 : -1].split(",")[:3]) for s in (bg, fg)]

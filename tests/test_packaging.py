@@ -140,3 +140,7 @@ def test_wheel_is_a_working_install(wheel, tmp_path):
     metrics = json.loads((work / "reports" / "vae-vs-ae" / "metrics.json").read_text())
     assert set(metrics["models"]) == {"VAE", "AE"}
     assert str(tmp_path / "venv") in metrics["models"]["VAE"]["provenance"]["source"]
+    # and the explorer beside it, with the runtime the wheel carried
+    report = work / "reports" / "vae-vs-ae"
+    assert "ort-wasm.js" in (report / "explore.html").read_text()
+    assert (report / "explorer-runtime" / "ort-wasm.js").stat().st_size > 4_000_000
