@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import sklearn
 from latent_atlas.analysis.validation import (
     check_array,
     check_int,
@@ -17,6 +18,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
 EMB = ("N", "d")
+WORKING_MEMORY_MIB = 32  # sklearn's chunk of pairwise distances (see silhouette)
 
 
 def _check_labelled(
@@ -99,7 +101,11 @@ def silhouette(
         size = None
     rs = check_int(seed, "seed", lo=0)
     try:
-        return float(silhouette_score(emb, lab, sample_size=size, random_state=rs))
+        # sklearn computes the distance matrix in row chunks of `working_memory` MiB (default
+        # 1024: all 5000 × 5000 float64 distances, 200 MB, at once); per-row sums do not
+        # depend on the chunking, so the value is the same
+        with sklearn.config_context(working_memory=WORKING_MEMORY_MIB):
+            return float(silhouette_score(emb, lab, sample_size=size, random_state=rs))
     except ValueError as exc:  # e.g. the random subset holds one class only
         raise AtlasError(f"sample_size: {size} gave an unusable subset ({exc})") from exc
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import SHIPPED
 from latent_atlas.analysis.brightness import brightness_gradient
 from latent_atlas.toolkit import atlas as atlas_mod
+from latent_atlas.toolkit import batching
 from latent_atlas.toolkit.atlas import (
     MAX_STEPS,
     auto_batch,
@@ -365,13 +366,13 @@ def test_auto_batch_from_activation_sizes():
         image_shape=shape, decoder_output="out", decoder_layout="NCHW", classifier_input="x",
         classifier_layout="flat", logits_output="out",
     )  # fmt: skip
-    per_row = atlas_mod._row_bytes(fused)
+    per_row = batching.row_bytes(onnx.shape_inference.infer_shapes(fused))
     assert per_row is not None and per_row % 4 == 0 and per_row >= 4 * 60 * 4
     assert auto_batch(fused, budget=per_row * 1000) == 960
     assert auto_batch(fused, budget=per_row * 1024) == 1024
     assert auto_batch(fused, budget=per_row * 1023) == 960
-    assert auto_batch(fused, budget=per_row) == atlas_mod.MIN_BATCH
-    assert auto_batch(fused, budget=per_row * 10**6) == atlas_mod.MAX_BATCH
+    assert auto_batch(fused, budget=per_row) == batching.MIN_BATCH
+    assert auto_batch(fused, budget=per_row * 10**6) == batching.MAX_BATCH
 
 
 # ---------------------------------------------------------------------------- through the runtime

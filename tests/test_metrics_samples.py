@@ -94,3 +94,20 @@ def test_reconstruction_errors_checks():
         reconstruction_errors(x, np.zeros((2, 16)))
     with pytest.raises(AtlasError, match=r"x: values in \[0, 255\], expected values in \[0, 1\]"):
         reconstruction_errors(np.where(np.eye(4) > 0, 255.0, 0.0)[None].repeat(2, 0), x)
+
+
+def test_reconstruction_errors_in_chunks_equal_the_whole_array_formula():
+    # computed a chunk of images at a time (bounded memory): bit for bit the same numbers as
+    # the formula on the whole array, for a count that is not a multiple of the chunk
+    from latent_atlas.analysis import samples
+
+    rng = np.random.default_rng(3)
+    n = 2 * samples.CHUNK_IMAGES + 7
+    x = rng.random((n, 1, 6, 5), dtype=np.float32)
+    x_hat = rng.random((n, 1, 6, 5), dtype=np.float32)
+    xx, xh = x.astype(np.float64), x_hat.astype(np.float64)
+    p = np.clip(xh, samples.BCE_CLIP, 1.0 - samples.BCE_CLIP)
+    bce = -(xx * np.log(p) + (1.0 - xx) * np.log1p(-p)).reshape(n, -1).sum(axis=1)
+    errs = reconstruction_errors(x, x_hat)
+    assert errs["mse"] == float(np.mean((xx - xh) ** 2))
+    assert errs["bce"] == float(bce.mean())

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from latent_atlas.toolkit import runtime
+from latent_atlas.toolkit import batching, runtime
 from latent_atlas.toolkit.binding import BoundRunner
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, Plane
@@ -41,11 +41,7 @@ INPUT = "z"  # the composed graph's one input: latent codes [N, d]
 OUTPUTS = ("labels", "confidence", "brightness", "pixel_min", "pixel_max")
 DEFAULT_STEPS = 256  # per axis: 65 536 points
 MAX_STEPS = 1001  # per axis: 1 002 001 points, ~16 MB of results
-# Activations onnxruntime may hold for one batch (an upper bound: the sum of every
-# intermediate tensor of the composed graph, before its memory planner reuses any).
-ACTIVATION_BUDGET = 192 * 2**20
-MIN_BATCH, MAX_BATCH = 64, 4096
-FALLBACK_BATCH = 512  # when shape inference cannot size the activations
+FALLBACK_BATCH = batching.UNKNOWN_BATCH  # when shape inference cannot size the activations
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 Shape = tuple[int, int, int]
@@ -361,34 +357,11 @@ def fused_session(
     return runtime._session(raw, where, provider, threads)
 
 
-def _row_bytes(model: onnx.ModelProto) -> int | None:
-    """Bytes of every intermediate tensor per batch row, from shape inference; None where a
-    tensor's size is not known (a symbol other than the batch)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:
-        return None
-    total = 0
-    for v in inferred.graph.value_info:
-        dims = v.type.tensor_type.shape.dim
-        if not dims or dims[0].HasField("dim_value"):
-            continue  # constants and scalars: not per row
-        rest = [d.dim_value if d.HasField("dim_value") else 0 for d in dims[1:]]
-        if 0 in rest:
-            return None
-        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).itemsize
-        total += int(np.prod(rest)) * itemsize
-    return total or None
-
-
-def auto_batch(model: onnx.ModelProto, budget: int = ACTIVATION_BUDGET) -> int:
-    """Rows per onnxruntime call so that the graph's activations fit ``budget`` bytes, in
-    [MIN_BATCH, MAX_BATCH], a multiple of 64 (``FALLBACK_BATCH`` if sizes are unknown)."""
-    per_row = _row_bytes(model)
-    if per_row is None:
-        return FALLBACK_BATCH
-    rows = budget // per_row
-    return int(min(MAX_BATCH, max(MIN_BATCH, rows // 64 * 64)))
+def auto_batch(model: onnx.ModelProto, budget: int = batching.ACTIVATION_BUDGET) -> int:
+    """Rows per onnxruntime call so that the composed graph's activations fit ``budget``
+    bytes (see :mod:`latent_atlas.toolkit.batching`)."""
+    graph = batching.inferred(model)
+    return FALLBACK_BATCH if graph is None else batching.activation_batch(graph, budget)
 
 
 # ---------------------------------------------------------------------------- the atlas
