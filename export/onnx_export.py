@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 import torch
 from latent_atlas.toolkit.atomic import write_bytes, write_json
-from latent_atlas.toolkit.data import FashionMNIST
+from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.models import Autoencoder, ClassifierWithFeatures, MeanEncoder
 from latent_atlas.toolkit.runtime import sha256_file
@@ -127,7 +127,7 @@ def export_one(
     return {"file": path.name, "sha256": sha256_file(path), "parity_max_abs_diff": parity}
 
 
-def _base_meta(record: TrainRecord, data: FashionMNIST, kind: str) -> dict[str, str]:
+def _base_meta(record: TrainRecord, data: ImageDataset, kind: str) -> dict[str, str]:
     return {
         "kind": kind,
         "image_shape": "1,28,28",
@@ -138,10 +138,10 @@ def _base_meta(record: TrainRecord, data: FashionMNIST, kind: str) -> dict[str, 
     }
 
 
-def export_autoencoder(folder: Path, out: Path, data: FashionMNIST, cfg: ExportConfig) -> dict:
+def export_autoencoder(folder: Path, out: Path, data: ImageDataset, cfg: ExportConfig) -> dict:
     model, record = load_trained(folder)
     assert isinstance(model, Autoencoder)
-    x = data.test.float_images()[: max(PARITY_BATCHES)]
+    x = data.test.images[: max(PARITY_BATCHES)]
     meta = _base_meta(record, data, model.cfg.kind)
     meta |= {"latent_dim": str(model.cfg.latent_dim), "architecture": model.cfg.arch}
     encoder = MeanEncoder(model).eval()
@@ -156,10 +156,10 @@ def export_autoencoder(folder: Path, out: Path, data: FashionMNIST, cfg: ExportC
     return write_card(out, record, meta, files)
 
 
-def export_classifier(folder: Path, out: Path, data: FashionMNIST, cfg: ExportConfig) -> dict:
+def export_classifier(folder: Path, out: Path, data: ImageDataset, cfg: ExportConfig) -> dict:
     model, record = load_trained(folder)
     wrapped = ClassifierWithFeatures(model).eval()  # type: ignore[arg-type]
-    x = data.test.float_images()
+    x = data.test.images
     meta = _base_meta(record, data, "classifier") | {"role": "classifier", "architecture": "cnn"}
     path = out / "classifier.onnx"
     files = [
@@ -209,7 +209,7 @@ def write_manifest(out: Path) -> Path:
     return write_json(out / "manifest.json", {"files": files})
 
 
-def export_all(data: FashionMNIST, cfg: ExportConfig) -> dict[str, dict]:
+def export_all(data: ImageDataset, cfg: ExportConfig) -> dict[str, dict]:
     cards = {}
     for kind in ("vae", "ae"):
         cards[kind] = export_autoencoder(cfg.runs / kind, cfg.out / kind, data, cfg)

@@ -3,6 +3,7 @@ themselves); paths are relative to the file.
 
     out = "reports"                 # optional
     data = "sklearn:digits"         # optional, default: Fashion-MNIST
+    class_names = "names.txt"       # optional: one class name per line
     classifier = "path/c.onnx"      # optional: a file, "auto" (default) or "none"
 
     [[comparison]]
@@ -28,9 +29,9 @@ from latent_atlas.runs import ComparisonConfig
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
 
-BATCH_KEYS = {"out", "data", "classifier", "comparison"}
+BATCH_KEYS = {"out", "data", "class_names", "classifier", "comparison"}
 ENTRY_KEYS = {"name", "models", "labels", "model_a", "model_b", "label_a", "label_b",
-              "classifier", "data", "grid", "study"}  # fmt: skip
+              "classifier", "data", "class_names", "grid", "study"}  # fmt: skip
 GRID_KEYS = {"steps", "range", "mode", "quantile", "percentiles", "plane", "axes", "fixed"}
 
 
@@ -159,6 +160,8 @@ def read_batch(path: Path, base: AnalysisConfig) -> tuple[Path, list[ComparisonC
                 labels=tuple(labels),
                 classifier=classifier(e.get("classifier", doc.get("classifier", "auto")), where),
                 data=data(e.get("data", doc.get("data")), where),
+                class_names=None if (names := e.get("class_names", doc.get("class_names")))
+                is None else resolve(names, where),
                 study=None if study is None else _typed(study, str, where, "a study name"),
                 analysis=replace(base, grids=specs),
             ))  # fmt: skip

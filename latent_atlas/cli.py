@@ -28,15 +28,24 @@ def _data_source(args: argparse.Namespace) -> str | None:
     return os.environ.get("LATENT_ATLAS_DATA") or None
 
 
-_data_dir = _data_source  # the train/export handlers' name for it
+def _class_names(args: argparse.Namespace) -> Path | None:
+    return Path(args.class_names) if getattr(args, "class_names", None) else None
 
 
 def _add_data_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
-        metavar="DIR",
-        help="folder with the four Fashion-MNIST IDX files, gzipped or not "
+        metavar="SOURCE",
+        help="the dataset: a folder of IDX files (train-images-idx3-ubyte[.gz] … "
+        "t10k-labels-idx1-ubyte[.gz]), an .npz (x_train, y_train, x_test, y_test), an image "
+        "folder (train/<class>/*.png, test/<class>/*.png) or sklearn:digits "
         "(default: $LATENT_ATLAS_DATA, else /usr/share/datasets/fashion-mnist)",
+    )
+    p.add_argument(
+        "--class-names",
+        metavar="FILE",
+        help="text file with one class name per line, line k naming label k "
+        "(default: the names the data carries, else the label numbers)",
     )
 
 
@@ -95,7 +104,7 @@ def _train(args: argparse.Namespace) -> None:
         seed=args.seed, threads=args.threads, train_limit=args.train_limit,
         progress=not args.no_progress,
     )  # fmt: skip
-    data = load_fashion_mnist(_data_dir(args))
+    data = load_dataset(_data_source(args), class_names=_class_names(args))
     train_all(data, cfg, Path(args.out))
     print(f"trained models written to {args.out}/")
 
@@ -129,9 +138,9 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from latent_atlas.export.onnx_export import ExportConfig, export_all
-    from latent_atlas.toolkit.data import load_fashion_mnist
+    from latent_atlas.toolkit.data import load_dataset
 
-    data = load_fashion_mnist(_data_dir(args))
+    data = load_dataset(_data_source(args), train=False, class_names=_class_names(args))
     export_all(data, ExportConfig(Path(args.runs), Path(args.out), args.atol, args.rtol))
 
 
@@ -286,7 +295,8 @@ def _grid(args: argparse.Namespace) -> None:
     if needs_data and any(m.encoder is not None for m in models):
         from latent_atlas.toolkit.data import load_dataset
 
-        test_images = load_dataset(_data_source(args), train=False).test.images
+        data = load_dataset(_data_source(args), train=False, class_names=_class_names(args))
+        test_images = data.test.images
     out = ensure_writable_dir(Path(args.out))
     for i, model in enumerate(models):
         embeddings = None
@@ -453,7 +463,7 @@ def _comparison(args: argparse.Namespace) -> ComparisonConfig:
     name = args.name or ("vae-vs-ae" if defaults and not args.label else "")
     cfg = ComparisonConfig(
         name=name or "comparison", models=models, labels=labels, classifier=classifier,
-        data=_data_source(args), study=None if study == "none" else study,
+        data=_data_source(args), class_names=_class_names(args), study=None if study == "none" else study,
         study_required=bool(args.study), analysis=_analysis_config(args),
     )  # fmt: skip
     if not name:  # named after its labels: "VAE-vs-AE-vs-β4"

@@ -50,8 +50,9 @@ from latent_atlas.toolkit.errors import AtlasError
 @dataclass(frozen=True)
 class ComparisonConfig:
     """One comparison: two or more models (folders or decoder files), their display labels,
-    the classifier (None: class maps from the nearest test embeddings), the dataset (None: the
-    default), a study to run (None: none) and the analysis settings."""
+    the classifier (None: class maps from the nearest test embeddings), the dataset (a path or
+    ``sklearn:digits``; None: the default) and its class names file (None: the data's own), a
+    study to run (None: none) and the analysis settings."""
 
     name: str
     models: tuple[Path, ...]
@@ -60,6 +61,7 @@ class ComparisonConfig:
     # shipped classifier for the dataset when there is one, else none
     classifier: Path | str | None = "auto"
     data: str | Path | None = None
+    class_names: Path | None = None
     study: str | None = None
     # False when the study was not asked for but defaulted (the shipped pair): then a study
     # whose needs are not met is skipped with a note instead of failing the report
@@ -176,7 +178,7 @@ def run_analyses(
     """Analyse every model of ``cfg``, run its study, and gather metrics.json."""
     cache = cache or Cache()
     stage("load data")
-    data = data or load_dataset(cfg.data, train=False)
+    data = data or load_dataset(cfg.data, train=False, class_names=cfg.class_names)
     labels = cfg.display_labels()
     classifier = cfg.classifier_for(data)
     models = [
@@ -324,12 +326,14 @@ def run_batch(
     bar = tqdm(total=len(comps), desc="comparisons", unit="cmp", disable=not progress)
     if jobs <= 1:
         cache = Cache()
-        datasets: dict[str | None, ImageDataset] = {}
+        datasets: dict[tuple[str | None, Path | None], ImageDataset] = {}
         for cfg in comps:
             try:
-                key = str(cfg.data) if cfg.data else None
+                key = (str(cfg.data) if cfg.data else None, cfg.class_names)
                 if key not in datasets:
-                    datasets[key] = load_dataset(cfg.data, train=False)
+                    datasets[key] = load_dataset(
+                        cfg.data, train=False, class_names=cfg.class_names
+                    )
                 done.append(run_comparison(cfg, out / cfg.name, cache, datasets[key],
                                            stage=lambda s: bar.set_postfix_str(s),
                                            runtime=runtime))  # fmt: skip

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from latent_atlas.toolkit.data import CLASS_NAMES, DEFAULT_DATA_DIR, ImageDataset, Split
+from latent_atlas.toolkit.data import (
+    DEFAULT_DATA_DIR,
+    FASHION_MNIST_CLASSES,
+    ImageDataset,
+    Split,
+)
 from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, region_decoder
 
 from latent_atlas.shipped import shipped
@@ -72,7 +77,7 @@ def toy(tmp_path_factory):
     noisy = np.clip(protos[labels] + rng.normal(0, 0.05, (200, 28, 28)), 0, 1)
     images = ((noisy * 255).round() / 255).astype(np.float32)[:, None]  # [200, 1, 28, 28]
     test = Split(images, labels.astype(np.int64))
-    data = ImageDataset("toy", test, test, CLASS_NAMES, "0" * 64, str(root))
+    data = ImageDataset("toy", test, test, FASHION_MNIST_CLASSES, "0" * 64, str(root))
     prototype_classifier(root / "classifier.onnx", protos)
     projection = rng.normal(0, 0.1, (784, 2))
     folders = {}

@@ -1,20 +1,65 @@
+"""The dataset seam: ImageDataset, load_dataset and each loader, on tiny data made here."""
+
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 
 import numpy as np
 import pytest
 from conftest import idx_bytes, write_idx_folder
 from latent_atlas.toolkit.data import (
-    CLASS_NAMES,
-    IMAGES_MAGIC,
-    LABELS_MAGIC,
-    load_fashion_mnist,
-    parse_idx,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_SHA256,
+    ImageDataset,
+    Split,
+    load_dataset,
 )
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx
 
 
+def _split(n: int = 4, shape=(1, 3, 2), k: int = 2) -> Split:
+    rng = np.random.default_rng(n)
+    return Split(rng.random((n, *shape), dtype=np.float32), np.arange(n, dtype=np.int64) % k)
+
+
+# ---------------------------------------------------------------------------- the types
+def test_dataset_properties():
+    d = ImageDataset("d", _split(4, (3, 5, 7)), None, ("a", "b"), "0" * 64, "here")
+    assert d.image_shape == (3, 5, 7) and d.n_classes == 2 and len(d.test) == 4
+
+
+@pytest.mark.parametrize(
+    "images, labels, word",
+    [
+        (np.zeros((2, 1, 2, 2), np.float64), np.zeros(2, np.int64), "float64"),
+        (
+            np.zeros((2, 2, 2), np.float32),
+            np.zeros(2, np.int64),
+            "expected float32 \\[N, C, H, W\\]",
+        ),
+        (np.zeros((2, 1, 2, 2), np.float32), np.zeros(2, np.uint8), "uint8"),
+        (np.zeros((2, 1, 2, 2), np.float32), np.zeros(3, np.int64), "2 images but 3 labels"),
+        (np.zeros((0, 1, 2, 2), np.float32), np.zeros(0, np.int64), "no images"),
+    ],
+)
+def test_split_checks_its_arrays(images, labels, word):
+    with pytest.raises(AtlasError, match=word):
+        Split(images, labels)
+
+
+def test_dataset_checks_labels_against_class_names():
+    with pytest.raises(AtlasError, match="test label 2 is outside the 2 classes"):
+        ImageDataset("d", _split(4, k=3), None, ("a", "b"), "0" * 64, "x")
+    with pytest.raises(AtlasError, match="repeat"):
+        ImageDataset("d", _split(4), None, ("a", "a"), "0" * 64, "x")
+    with pytest.raises(AtlasError, match="train images \\[1, 2, 2\\], test images \\[1, 3, 2\\]"):
+        ImageDataset("d", _split(4), _split(4, (1, 2, 2)), ("a", "b"), "0" * 64, "x")
+
+
+# ---------------------------------------------------------------------------- IDX
 def test_parse_idx_round_trip():
     arr = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
     out = parse_idx(idx_bytes(arr), IMAGES_MAGIC, "x")
@@ -22,19 +67,70 @@ def test_parse_idx_round_trip():
 
 
 @pytest.mark.parametrize("gz", [True, False])
-def test_tiny_folder_loads(tmp_path, gz):
-    data = load_fashion_mnist(write_idx_folder(tmp_path, gz=gz), expect_counts=False)
-    assert data.train.images.shape == (12, 28, 28)
+def test_tiny_idx_folder_loads(tmp_path, gz):
+    data = load_dataset(write_idx_folder(tmp_path, gz=gz))
+    assert data.train is not None and data.train.images.shape == (12, 1, 28, 28)
     assert data.test.labels.tolist() == [0, 1, 2, 3, 4, 5]
-    assert data.class_names == CLASS_NAMES and data.class_names[9] == "Ankle boot"
-    x = data.test.float_images()
+    assert data.test.labels.dtype == np.int64
+    # not Fashion-MNIST (its hash says so): the class names are the label numbers
+    assert data.class_names == tuple(str(k) for k in range(10))
+    assert data.name == tmp_path.name and data.source == str(tmp_path)
+    x = data.test.images
     assert x.dtype == np.float32 and x.shape == (6, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
 
 
-def test_gz_and_plain_have_same_sha(tmp_path):
-    a = load_fashion_mnist(write_idx_folder(tmp_path / "a", gz=True), expect_counts=False)
-    b = load_fashion_mnist(write_idx_folder(tmp_path / "b", gz=False), expect_counts=False)
-    assert a.sha256 == b.sha256 and len(a.sha256) == 64
+def test_idx_pixels_are_bytes_over_255(tmp_path):
+    folder = write_idx_folder(tmp_path)
+    raw = gzip.decompress((folder / "t10k-images-idx3-ubyte.gz").read_bytes())
+    expect = np.frombuffer(raw, np.uint8, offset=16).reshape(6, 1, 28, 28)
+    np.testing.assert_array_equal(load_dataset(folder).test.images, expect.astype(np.float32) / 255)
+
+
+def test_idx_sha_is_over_the_decompressed_files_in_order(tmp_path):
+    a = load_dataset(write_idx_folder(tmp_path / "a", gz=True))
+    b = load_dataset(write_idx_folder(tmp_path / "b", gz=False))
+    order = ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
+    h = hashlib.sha256()
+    for stem in order:
+        h.update((tmp_path / "b" / f"{stem}-ubyte").read_bytes())
+    assert a.sha256 == b.sha256 == h.hexdigest()
+
+
+def test_idx_train_false_skips_the_train_split_not_its_hash(tmp_path):
+    folder = write_idx_folder(tmp_path)
+    full, test_only = load_dataset(folder), load_dataset(folder, train=False)
+    assert test_only.train is None and full.train is not None
+    assert test_only.sha256 == full.sha256
+    np.testing.assert_array_equal(test_only.test.images, full.test.images)
+
+
+def test_idx_train_files_optional_for_analysis(tmp_path):
+    folder = write_idx_folder(tmp_path)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (folder / name).unlink()
+    assert len(load_dataset(folder, train=False).test) == 6
+    with pytest.raises(AtlasError, match="train-images-idx3-ubyte.*not found"):
+        load_dataset(folder)
+
+
+def test_idx_dot_spelling_and_any_size(tmp_path):
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", 5), ("t10k", 3)):
+        images = rng.integers(0, 256, (n, 7, 9), dtype=np.uint8)
+        (tmp_path / f"{prefix}-images.idx3-ubyte").write_bytes(idx_bytes(images))
+        (tmp_path / f"{prefix}-labels.idx1-ubyte").write_bytes(idx_bytes(np.arange(n) % 3))
+    data = load_dataset(tmp_path)
+    assert data.image_shape == (1, 7, 9) and len(data.train) == 5 and data.n_classes == 3
+
+
+def test_idx_class_names_file(tmp_path):
+    folder = write_idx_folder(tmp_path / "d")
+    names = [f"class {k}" for k in range(10)]
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    assert load_dataset(folder, class_names=tmp_path / "names.txt").class_names == tuple(names)
+    (tmp_path / "short.txt").write_text("a\nb\n")
+    with pytest.raises(AtlasError, match="label 9 is outside the class list \\(2 names in class"):
+        load_dataset(folder, class_names=tmp_path / "short.txt")
 
 
 def test_wrong_magic():
@@ -51,9 +147,26 @@ def test_wrong_size(cut, word):
         parse_idx(raw, IMAGES_MAGIC, "f")
 
 
+@pytest.mark.parametrize("cut, word", [(-5, "truncated"), (3, "trailing bytes")])
+def test_wrong_size_gzipped(tmp_path, cut, word):
+    folder = write_idx_folder(tmp_path)
+    raw = idx_bytes(np.zeros((6, 28, 28), np.uint8))
+    raw = raw[:cut] if cut < 0 else raw + b"\0" * cut
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw))
+    with pytest.raises(AtlasError, match=f"t10k-images-idx3-ubyte.gz: .*{word}"):
+        load_dataset(folder)
+
+
 def test_header_too_short():
     with pytest.raises(AtlasError, match="too short"):
         parse_idx(b"\0\0\x08", LABELS_MAGIC, "f")
+
+
+def test_dimension_product_past_int64_is_refused_not_wrapped():
+    # 2**32-1 cubed is about 2**96: int64 arithmetic would wrap it (the old reader did)
+    raw = IMAGES_MAGIC.to_bytes(4, "big") + (0xFFFFFFFF).to_bytes(4, "big") * 3
+    with pytest.raises(AtlasError, match="more than int64 can count"):
+        parse_idx(raw, IMAGES_MAGIC, "f")
 
 
 def test_count_mismatch(tmp_path):
@@ -62,45 +175,343 @@ def test_count_mismatch(tmp_path):
         gzip.compress(idx_bytes(np.zeros(5, np.uint8)))
     )
     with pytest.raises(AtlasError, match="6 images but t10k-labels-idx1-ubyte.gz has 5 labels"):
-        load_fashion_mnist(folder, expect_counts=False)
+        load_dataset(folder)
 
 
-def test_wrong_image_size(tmp_path):
+def test_split_image_sizes_differ(tmp_path):
     folder = write_idx_folder(tmp_path)
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(
         gzip.compress(idx_bytes(np.zeros((6, 32, 32), np.uint8)))
     )
-    with pytest.raises(AtlasError, match=r"images of \(32, 32\), expected \(28, 28\)"):
-        load_fashion_mnist(folder, expect_counts=False)
+    with pytest.raises(AtlasError, match="28×28 pixels, but t10k-images-idx3-ubyte.gz holds 32×32"):
+        load_dataset(folder)
 
 
-def test_expected_counts_enforced(tmp_path):
-    with pytest.raises(AtlasError, match="12 images, expected 60000"):
-        load_fashion_mnist(write_idx_folder(tmp_path))
+def test_missing_default_folder_names_package_and_flag(tmp_path, monkeypatch):
+    import latent_atlas.toolkit.data as data
 
-
-def test_missing_folder_names_package_and_flag(tmp_path):
+    monkeypatch.setattr(data, "DEFAULT_DATA_DIR", tmp_path / "nope")
     with pytest.raises(AtlasError, match="dataset-fashion-mnist.*--data"):
-        load_fashion_mnist(tmp_path / "nope")
+        load_dataset()
+
+
+def test_missing_user_path_says_what_is_accepted(tmp_path):
+    with pytest.raises(AtlasError, match="nope: does not exist; expected a folder of IDX files"):
+        load_dataset(tmp_path / "nope")
 
 
 def test_missing_file(tmp_path):
     folder = write_idx_folder(tmp_path)
     (folder / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(AtlasError, match="train-labels-idx1-ubyte.*not found"):
-        load_fashion_mnist(folder, expect_counts=False)
+        load_dataset(folder)
 
 
 def test_corrupt_gzip(tmp_path):
     folder = write_idx_folder(tmp_path)
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bnot really gzip")
     with pytest.raises(AtlasError, match="cannot be read"):
-        load_fashion_mnist(folder, expect_counts=False)
+        load_dataset(folder)
 
 
 @pytest.mark.real_data
 def test_real_dataset(real_data):
+    assert real_data.name == "fashion-mnist" and real_data.class_names == FASHION_MNIST_CLASSES
+    assert real_data.sha256 == FASHION_MNIST_SHA256  # metrics.json and the cards quote it
     assert real_data.train.images.shape == (60000, 1, 28, 28)
     assert real_data.test.images.shape == (10000, 1, 28, 28)
     # Fashion-MNIST is balanced: 1000 test images per class
     assert np.bincount(real_data.test.labels).tolist() == [1000] * 10
+
+
+# ---------------------------------------------------------------------------- .npz
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "layout, shape",
+    [("hw", (5, 4, 6)), ("hwc1", (5, 4, 6, 1)), ("hwc3", (5, 4, 6, 3)), ("chw3", (5, 3, 4, 6))],
+)
+def test_npz_layouts(tmp_path, layout, shape):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    y = np.arange(5) % 2
+    data = load_dataset(_npz(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:3], y_test=y[:3]))
+    nchw = x[:, None] if layout == "hw" else x if layout == "chw3" else x.transpose(0, 3, 1, 2)
+    assert data.image_shape == nchw.shape[1:]
+    np.testing.assert_array_equal(data.train.images, nchw.astype(np.float32) / 255)
+    assert data.test.labels.tolist() == [0, 1, 0] and data.class_names == ("0", "1")
+    assert (
+        data.name == "d"
+        and data.sha256 == hashlib.sha256((tmp_path / "d.npz").read_bytes()).hexdigest()
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_npz_float_images_in_unit_range(tmp_path, dtype):
+    x = np.linspace(0, 1, 2 * 3 * 3).reshape(2, 3, 3).astype(dtype)
+    y = np.array([[1], [0]], np.uint8)  # Keras's CIFAR labels are [N, 1]
+    data = load_dataset(_npz(tmp_path / "f.npz", x_test=x, y_test=y), train=False)
+    np.testing.assert_array_equal(data.test.images[:, 0], x.astype(np.float32))
+    assert data.test.labels.tolist() == [1, 0] and data.train is None
+
+
+def test_npz_class_names_and_flag_override(tmp_path):
+    x, y = np.zeros((3, 2, 2), np.uint8), np.array([0, 2, 1])
+    path = _npz(tmp_path / "n.npz", x_test=x, y_test=y, class_names=np.array(["cat", "dog", "eel"]))
+    assert load_dataset(path, train=False).class_names == ("cat", "dog", "eel")
+    (tmp_path / "names.txt").write_text("a\nb\nc\n")
+    assert load_dataset(path, train=False, class_names=tmp_path / "names.txt").class_names == (
+        "a", "b", "c",
+    )  # fmt: skip
+
+
+def test_npz_compressed_and_train_false_same_sha(tmp_path):
+    x, y = np.ones((4, 3, 3), np.uint8), np.arange(4)
+    np.savez_compressed(tmp_path / "c.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    a, b = load_dataset(tmp_path / "c.npz"), load_dataset(tmp_path / "c.npz", train=False)
+    assert a.sha256 == b.sha256 and b.train is None and len(a.train) == 4
+
+
+def _bad_npz(tmp_path, **arrays):
+    base = {"x_test": np.zeros((3, 4, 4), np.uint8), "y_test": np.array([0, 1, 1])}
+    return load_dataset(_npz(tmp_path / "b.npz", **(base | arrays)), train=False)
+
+
+@pytest.mark.parametrize(
+    "arrays, word",
+    [
+        ({"x_test": np.full((3, 4, 4), np.nan, np.float32)}, "image 0 holds NaN"),
+        ({"x_test": np.full((3, 4, 4), 255.0, np.float32)}, "from 255 to 255; expected \\[0, 1\\]"),
+        ({"x_test": np.zeros((3, 4, 4), np.int64)}, "int64; expected uint8"),
+        ({"x_test": np.zeros((3, 5, 5, 5), np.uint8)}, "shape \\[3, 5, 5, 5\\]"),
+        ({"x_test": np.zeros((0, 4, 4), np.uint8), "y_test": np.zeros(0, int)}, "empty split"),
+        ({"y_test": np.array([0, 1])}, "3 images in x_test but 2 labels in y_test"),
+        ({"y_test": np.array([0.0, 1.0, 1.0])}, "float64; expected integer"),
+        ({"y_test": np.array([0, -1, 1])}, "label -1"),
+        ({"class_names": np.array(["a"])}, "label 1 is outside the class list \\(1 names"),
+        ({"class_names": np.array(["a", "a"])}, "blank or repeated"),
+    ],
+)
+def test_npz_refusals(tmp_path, arrays, word):
+    with pytest.raises(AtlasError, match=word):
+        _bad_npz(tmp_path, **arrays)
+
+
+def test_npz_missing_key(tmp_path):
+    path = _npz(tmp_path / "m.npz", x_test=np.zeros((2, 2, 2), np.uint8), y_test=np.zeros(2, int))
+    with pytest.raises(AtlasError, match="no x_train \\(found \\['x_test', 'y_test'\\]\\)"):
+        load_dataset(path)
+    path = _npz(tmp_path / "k.npz", images=np.zeros((2, 2, 2), np.uint8))
+    with pytest.raises(AtlasError, match="no x_test .*Keras convention"):
+        load_dataset(path, train=False)
+
+
+def test_npz_object_arrays_are_not_unpickled(tmp_path):
+    path = tmp_path / "o.npz"
+    np.savez(path, x_test=np.array([object()] * 2, dtype=object), y_test=np.zeros(2, int))
+    with pytest.raises(AtlasError, match="holds Python objects"):
+        load_dataset(path, train=False)
+
+
+def test_npz_header_larger_than_its_entry_is_refused_before_loading(tmp_path):
+    import zipfile
+
+    # a header that declares 10**12 bytes over a body of 16: refused from the zip directory
+    header = {"descr": "|u1", "fortran_order": False, "shape": (10**6, 1000, 1000)}
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    raw = buf.getvalue() + bytes(16)
+    with zipfile.ZipFile(tmp_path / "h.npz", "w") as zf:
+        zf.writestr("x_test.npy", raw)
+        zf.writestr("y_test.npy", _npy(np.zeros(3, np.int64)))
+    with pytest.raises(AtlasError, match="declares uint8 \\[1000000, 1000, 1000\\]"):
+        load_dataset(tmp_path / "h.npz", train=False)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_npz_not_a_zip(tmp_path):
+    (tmp_path / "z.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(AtlasError, match="not a readable .npz file"):
+        load_dataset(tmp_path / "z.npz")
+
+
+# ---------------------------------------------------------------------------- image folder
+def _png(path, array, mode=None):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode).save(path)
+
+
+def _image_folder(root, n_train=4, n_test=3, shape=(5, 6), classes=("cat", "dog")):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        for i in range(n):
+            a = rng.integers(0, 256, shape, dtype=np.uint8)
+            arrays[split, i] = a
+            _png(root / split / classes[i % len(classes)] / f"img{i}.png", a)
+    return arrays
+
+
+def test_image_folder_grayscale_in_file_name_order(tmp_path):
+    arrays = _image_folder(tmp_path, n_train=12)
+    data = load_dataset(tmp_path)
+    assert data.image_shape == (1, 5, 6) and data.class_names == ("cat", "dog")
+    # img2 before img10 (numbers compare as numbers), classes interleaved as the names say
+    assert data.train.labels.tolist() == [0, 1] * 6
+    expect = np.stack([arrays["train", i] for i in range(12)])[:, None]
+    np.testing.assert_array_equal(data.train.images, expect.astype(np.float32) / 255)
+
+
+def test_image_folder_rgb_three_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (3, 4, 5, 3), dtype=np.uint8)
+    for i in range(3):
+        _png(tmp_path / "test" / "x" / f"{i}.png", a[i])
+    data = load_dataset(tmp_path, train=False)
+    assert data.image_shape == (3, 4, 5)
+    np.testing.assert_array_equal(data.test.images, a.transpose(0, 3, 1, 2) / np.float32(255))
+
+
+def test_image_folder_same_pairs_as_torchvision(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    _image_folder(tmp_path, n_train=9, classes=("b", "a", "c"))
+    ours = load_dataset(tmp_path)
+    theirs = ImageFolder(str(tmp_path / "train"))
+    assert list(ours.class_names) == theirs.classes  # same class indices as torchvision
+    pairs = sorted((np.asarray(img)[:, :, 0].tobytes(), y) for img, y in theirs)  # RGB there
+    mine = sorted(
+        ((x[0] * 255).round().astype(np.uint8).tobytes(), int(y))
+        for x, y in zip(ours.train.images, ours.train.labels, strict=True)
+    )
+    assert mine == pairs
+
+
+def test_image_folder_skips_hidden_and_other_files(tmp_path):
+    _image_folder(tmp_path)
+    (tmp_path / "test" / "cat" / "._img0.png").write_bytes(b"AppleDouble")
+    (tmp_path / "test" / "cat" / "notes.txt").write_text("hi")
+    (tmp_path / "test" / ".ipynb_checkpoints").mkdir()
+    data = load_dataset(tmp_path)
+    assert len(data.test) == 3 and data.class_names == ("cat", "dog")
+
+
+def test_image_folder_class_names_file(tmp_path):
+    _image_folder(tmp_path)
+    (tmp_path / "names.txt").write_text("Cat\nDog\n")
+    assert load_dataset(tmp_path, class_names=tmp_path / "names.txt").class_names == ("Cat", "Dog")
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    with pytest.raises(AtlasError, match="3 names, but image folder .* has 2 class folders"):
+        load_dataset(tmp_path, class_names=tmp_path / "three.txt")
+
+
+def test_image_folder_train_false_same_sha(tmp_path):
+    _image_folder(tmp_path)
+    a, b = load_dataset(tmp_path), load_dataset(tmp_path, train=False)
+    assert a.sha256 == b.sha256 and b.train is None
+
+
+def test_image_folder_opaque_alpha_is_dropped_transparent_refused(tmp_path):
+    rgba = np.full((2, 2, 4), 200, np.uint8)
+    rgba[..., 3] = 255
+    _png(tmp_path / "test" / "a" / "0.png", rgba)
+    assert load_dataset(tmp_path, train=False).image_shape == (3, 2, 2)
+    rgba[0, 0, 3] = 0
+    _png(tmp_path / "test" / "a" / "1.png", rgba)
+    with pytest.raises(AtlasError, match="1.png: transparent pixels"):
+        load_dataset(tmp_path, train=False)
+
+
+@pytest.mark.parametrize(
+    "make, word",
+    [
+        (lambda t: _png(t / "test" / "dog" / "img9.png", np.zeros((7, 6), np.uint8)),
+         "img9.png: 6×7 pixels, L; but .*img0.png is 6×5, L; expected one image size"),
+        (lambda t: _png(t / "test" / "dog" / "img9.png", np.zeros((5, 6, 3), np.uint8)),
+         "img9.png: 6×5 pixels, RGB.*expected one image size and channel count"),
+        (lambda t: (t / "test" / "dog" / "img9.png").write_bytes(b"not a png"),
+         "img9.png: not a readable image"),
+        (lambda t: _png(t / "test" / "dog" / "img9.png", np.zeros((5, 6), np.uint16)), "mode I;16"),
+    ],
+)  # fmt: skip
+def test_image_folder_refusals(tmp_path, make, word):
+    _image_folder(tmp_path)
+    make(tmp_path)
+    with pytest.raises(AtlasError, match=word):
+        load_dataset(tmp_path)
+
+
+def test_image_folder_empty_split_and_missing_train(tmp_path):
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    with pytest.raises(AtlasError, match="no images .*empty split"):
+        load_dataset(tmp_path, train=False)
+    with pytest.raises(AtlasError, match="no train/ folder"):
+        load_dataset(tmp_path)
+
+
+def test_image_folder_non_utf8_class_name(tmp_path):
+    import os
+
+    _image_folder(tmp_path)
+    os.mkdir(os.path.join(os.fsencode(tmp_path / "test"), b"caf\xe9"))
+    with pytest.raises(AtlasError, match="caf\\\\xe9: its name is not valid UTF-8"):
+        load_dataset(tmp_path)
+
+
+# ---------------------------------------------------------------------------- sklearn:digits
+def test_digits_split_is_every_fifth_of_each_class():
+    from sklearn.datasets import load_digits
+
+    data = load_dataset("sklearn:digits")
+    assert data.name == "digits" and data.image_shape == (1, 8, 8)
+    assert (len(data.train), len(data.test)) == (1442, 355)
+    assert data.class_names == tuple("0123456789") and data.test.images.max() == 1.0
+    bunch = load_digits()
+    # the first test image: the earliest of the ten classes' 5th images
+    first = min(np.flatnonzero(bunch.target == k)[4] for k in range(10))
+    np.testing.assert_array_equal(data.test.images[0, 0], bunch.images[first] / 16)
+    # every class in both splits, about one in five in test
+    assert (np.bincount(data.test.labels) == np.bincount(bunch.target) // 5).all()
+    again = load_dataset("sklearn:digits", train=False)
+    assert again.sha256 == data.sha256 and again.train is None
+    np.testing.assert_array_equal(again.test.images, data.test.images)
+
+
+# ---------------------------------------------------------------------------- load_dataset
+def test_unknown_sources(tmp_path):
+    with pytest.raises(AtlasError, match="sklearn:iris: unknown; expected sklearn:digits"):
+        load_dataset("sklearn:iris")
+    (tmp_path / "x.csv").write_text("1,2")
+    with pytest.raises(AtlasError, match="x.csv: a file that is not an .npz"):
+        load_dataset(tmp_path / "x.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AtlasError, match="holds neither IDX files nor train/ and test/"):
+        load_dataset(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    "text, word",
+    [("", "is empty"), ("a\n\nb\n", "line 2 is blank"), ("a\nb\na\n", "line 3 repeats 'a'")],
+)
+def test_class_names_file_refusals(tmp_path, text, word):
+    folder = write_idx_folder(tmp_path / "d")
+    (tmp_path / "n.txt").write_text(text)
+    with pytest.raises(AtlasError, match=word):
+        load_dataset(folder, class_names=tmp_path / "n.txt")
+
+
+def test_class_names_file_not_utf8(tmp_path):
+    folder = write_idx_folder(tmp_path / "d")
+    (tmp_path / "n.txt").write_bytes(b"caf\xe9\n")
+    with pytest.raises(AtlasError, match="not UTF-8 text"):
+        load_dataset(folder, class_names=tmp_path / "n.txt")

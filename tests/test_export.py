@@ -96,7 +96,7 @@ def test_shipped_artifacts_reproduce_their_cards(real_data):
         assert pair.decoder.metadata["kind"] == kind and pair.decoder.latent_dim == 2
     clf = load_classifier(SHIPPED / "classifier" / "classifier.onnx", 10, provider="cpu")
     card = json.loads((SHIPPED / "classifier" / "card.json").read_text())
-    logits = clf(real_data.test.float_images())
+    logits = clf(real_data.test.images)
     accuracy = float((logits.argmax(1) == real_data.test.labels).mean())
     assert accuracy == pytest.approx(card["test_metrics_onnx"]["accuracy"], abs=5e-4)
     assert accuracy >= 0.92

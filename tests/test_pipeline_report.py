@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from latent_atlas.analysis.render import fmt
 from latent_atlas.analysis.results import ModelMetrics, flatten, from_json
-from latent_atlas.toolkit.data import CLASS_NAMES
+from latent_atlas.toolkit.data import FASHION_MNIST_CLASSES as CLASS_NAMES
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
 
@@ -112,7 +112,7 @@ def _run(toy, path, jobs=1):
     import latent_atlas.runs as rep
 
     real = rep.load_dataset
-    rep.load_dataset = lambda source=None, train=True: data
+    rep.load_dataset = lambda source=None, **kw: data
     try:
         return out, run_batch(comps, out, jobs=jobs, progress=False)
     finally:
@@ -134,7 +134,7 @@ def test_cli_batch_exit_code_and_error_line(toy, tmp_path, capsys, monkeypatch):
     import latent_atlas.runs as rep
     from latent_atlas.cli import main
 
-    monkeypatch.setattr(rep, "load_dataset", lambda source=None, train=True: toy["data"])
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
     rc = main(["report", "--batch", str(_batch_file(toy, tmp_path)), "--no-progress"])
     captured = capsys.readouterr()
     assert rc == 2
@@ -152,7 +152,7 @@ def test_script_in_name_is_escaped(toy, tmp_path):
     import latent_atlas.runs as rep
 
     real = rep.load_dataset
-    rep.load_dataset = lambda source=None, train=True: toy["data"]
+    rep.load_dataset = lambda source=None, **kw: toy["data"]
     try:
         rep.run_batch([cfg], tmp_path, progress=False)
     finally:

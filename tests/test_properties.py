@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from latent_atlas.analysis.brightness import brightness_gradient, gradient_magnitude
 from latent_atlas.analysis.classes import class_shares, softmax
-from latent_atlas.toolkit.data import IMAGES_MAGIC, LABELS_MAGIC, parse_idx
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
+from latent_atlas.toolkit.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx
 from latent_atlas.toolkit.runtime import load_model
 from toy_onnx import linear_decoder
 

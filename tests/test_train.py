@@ -29,7 +29,7 @@ def test_one_epoch_smoke_and_reload(real_data, tmp_path):
     saved = json.loads((tmp_path / "ae" / "train.json").read_text())
     assert saved["test_metrics"] == records["ae"].test_metrics
     model, _ = load_trained(tmp_path / "ae")
-    x = torch.from_numpy(real_data.test.float_images()[:4])
+    x = torch.from_numpy(real_data.test.images[:4])
     assert model(x)[0].shape == (4, 1, 28, 28)
 
 

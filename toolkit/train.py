@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from latent_atlas.toolkit.atomic import write_json, write_with
-from latent_atlas.toolkit.data import FashionMNIST
+from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.models import (
     Autoencoder,
@@ -62,7 +62,7 @@ def batches(n: int, size: int, gen: torch.Generator | None) -> Iterator[torch.Te
 
 
 def _tensors(split: Any, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(split.float_images())
+    x = torch.from_numpy(split.images)
     y = torch.from_numpy(split.labels.astype(np.int64))
     return (x[:limit], y[:limit]) if limit else (x, y)
 
@@ -181,7 +181,7 @@ class TrainRecord:
 
 
 def train_model(
-    kind: str, data: FashionMNIST, cfg: TrainConfig
+    kind: str, data: ImageDataset, cfg: TrainConfig
 ) -> tuple[torch.nn.Module, TrainRecord]:
     """Train one model; return it and its record."""
     set_seed(cfg.seed)
@@ -259,7 +259,7 @@ def load_trained(folder: Path) -> tuple[torch.nn.Module, TrainRecord]:
     return model, record
 
 
-def train_all(data: FashionMNIST, cfg: TrainConfig, out: Path) -> dict[str, TrainRecord]:
+def train_all(data: ImageDataset, cfg: TrainConfig, out: Path) -> dict[str, TrainRecord]:
     """Train every model in ``cfg.models`` and save each under ``out/<kind>/``."""
     records = {}
     for kind in cfg.models:
