@@ -250,3 +250,217 @@ def test_usage_error_is_one_line(capsys):
     assert main(["grid", "--model", "x", "--range", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--range: expected 2 arguments" in err[0]
+
+
+# ================================================================ bad data (engineer "data")
+# Every dataset source through the CLI: `report --data X` (the test split only) or
+# `train --data X` (both splits). Kept apart from the rows above to keep merges easy.
+def _report_data(tmp: Path, data: Path | str, *extra: str) -> list[str]:
+    return ["report", "--data", str(data), "--out", str(tmp / "out"), "--no-progress", *extra]
+
+
+def _npz_cli(tmp: Path, **arrays: np.ndarray) -> list[str]:
+    base = {"x_test": np.zeros((3, 4, 4), np.uint8), "y_test": np.array([0, 1, 1])}
+    np.savez(tmp / "d.npz", **{k: v for k, v in (base | arrays).items() if v is not None})
+    return _report_data(tmp, tmp / "d.npz")
+
+
+def _npz_bytes(tmp: Path, raw: bytes) -> list[str]:
+    (tmp / "d.npz").write_bytes(raw)
+    return _report_data(tmp, tmp / "d.npz")
+
+
+def _npz_truncated(tmp: Path) -> list[str]:
+    _npz_cli(tmp)
+    raw = (tmp / "d.npz").read_bytes()
+    return _npz_bytes(tmp, raw[: len(raw) // 2])
+
+
+def _npz_header_lies(tmp: Path) -> list[str]:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|u1", "fortran_order": False, "shape": (10**6, 1000, 1000)}
+    )
+    with zipfile.ZipFile(tmp / "d.npz", "w") as zf:
+        zf.writestr("x_test.npy", buf.getvalue() + bytes(16))
+        zf.writestr("y_test.npy", b"")
+    return _report_data(tmp, tmp / "d.npz")
+
+
+def _npz_objects(tmp: Path) -> list[str]:
+    np.savez(tmp / "d.npz", x_test=np.array([object()] * 3), y_test=np.zeros(3, int))
+    return _report_data(tmp, tmp / "d.npz")
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def _image_folder(tmp: Path, odd: Callable[[Path], object] | None = None) -> list[str]:
+    for i in range(4):
+        _png(tmp / "imgs" / "test" / f"c{i % 2}" / f"{i}.png", np.full((6, 6), 40 * i, np.uint8))
+    if odd is not None:
+        odd(tmp / "imgs" / "test")
+    return _report_data(tmp, tmp / "imgs")
+
+
+def _non_utf8_class(test: Path) -> None:
+    import os
+
+    name = os.path.join(os.fsencode(test), b"caf\xe9")
+    os.mkdir(name)
+    _png(Path(os.fsdecode(name)) / "9.png", np.zeros((6, 6), np.uint8))
+
+
+def _huge_png(tmp: Path, side: int) -> list[str]:
+    from PIL import Image
+
+    (tmp / "imgs" / "test" / "c0").mkdir(parents=True)
+    Image.new("1", (side, side)).save(tmp / "imgs" / "test" / "c0" / "9.png")  # a few kB
+    return _report_data(tmp, tmp / "imgs")
+
+
+def _idx_cli(tmp: Path, name: str, raw: bytes, gz: bool = True, **more: bytes) -> list[str]:
+    """A tiny IDX folder with file ``name`` (and each of ``more``: stem -> bytes) replaced."""
+    folder = write_idx_folder(tmp / "data", gz=gz)
+    for file, content in {name: raw, **{k + "-ubyte.gz": v for k, v in more.items()}}.items():
+        (folder / file).write_bytes(gzip.compress(content) if gz else content)
+    return _report_data(tmp, folder)
+
+
+def _idx_header(magic: int, *dims: int) -> bytes:
+    return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def _idx_gzip_bomb(tmp: Path) -> list[str]:
+    folder = write_idx_folder(tmp / "data")
+    body = idx_bytes(np.zeros((6, 28, 28), np.uint8))
+    one_mib = gzip.compress(bytes(1 << 20), compresslevel=9)  # members concatenate: 64 MiB
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(body) + one_mib * 64)
+    return _report_data(tmp, folder)
+
+
+def _idx_sparse(tmp: Path) -> list[str]:
+    folder = write_idx_folder(tmp / "data", gz=False)
+    with open(folder / "t10k-images-idx3-ubyte", "r+b") as fh:
+        fh.truncate(100 << 30)  # a 100 GiB sparse file
+    return _report_data(tmp, folder)
+
+
+def _idx_too_big(tmp: Path) -> list[str]:
+    n = 2**31 // 784 + 1  # headers alone: nothing behind them is ever read
+    return _idx_cli(tmp, "t10k-images-idx3-ubyte.gz", _idx_header(0x803, n, 28, 28),
+                    **{"t10k-labels-idx1": _idx_header(0x801, n)})  # fmt: skip
+
+
+def _idx_non_utf8_folder(tmp: Path) -> list[str]:
+    import os
+
+    folder = Path(os.fsdecode(os.path.join(os.fsencode(tmp), b"donn\xe9es")))
+    write_idx_folder(folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bbroken")
+    return _report_data(tmp, folder)
+
+
+def _class_names(tmp: Path, text: bytes | None) -> list[str]:
+    folder = write_idx_folder(tmp / "data")
+    if text is not None:
+        (tmp / "names.txt").write_bytes(text)
+    return _report_data(tmp, folder, "--class-names", str(tmp / "names.txt"))
+
+
+def _fashion_test_foreign_train(tmp: Path) -> list[str]:
+    from conftest import DEFAULT_DATA_DIR
+
+    folder = write_idx_folder(tmp / "data")
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).unlink()
+        (folder / name).symlink_to(DEFAULT_DATA_DIR / name)
+    return ["train", "--data", str(folder), "--out", str(tmp / "out"), "--no-progress"]
+
+
+DATA_ROWS = [
+    Row("npz missing key", lambda t: _npz_cli(t, x_test=None), r"d.npz: no x_test \(found \['y_test'\]\); expected the Keras convention"),
+    Row("npz NaN pixels", lambda t: _npz_cli(t, x_test=np.full((3, 4, 4), np.nan, np.float32)), "x_test image 0 holds NaN or infinite pixels"),
+    Row("npz float pixels 0..255", lambda t: _npz_cli(t, x_test=np.full((3, 4, 4), 9.0)), r"from 9 to 9; expected \[0, 1\] \(divide 0..255 images by 255"),
+    Row("npz labels outside class list", lambda t: _npz_cli(t, class_names=np.array(["a"])), r"label 1 is outside the class list \(1 names in its class_names array\)"),
+    Row("npz empty split", lambda t: _npz_cli(t, x_test=np.zeros((0, 4, 4), np.uint8), y_test=np.zeros(0, int)), r"x_test holds 0 images; expected at least one \(empty split\)"),
+    Row("npz labels count", lambda t: _npz_cli(t, y_test=np.array([0, 1])), "3 images in x_test but 2 labels in y_test"),
+    Row("npz pickled objects", _npz_objects, r"x_test holds Python objects .*allow_pickle=False"),
+    Row("npz header larger than its entry", _npz_header_lies, r"x_test declares uint8 \[1000000, 1000, 1000\]"),
+    Row("npz not a zip", lambda t: _npz_bytes(t, b"\x93NUMPY not a zip"), "d.npz: not a readable .npz file"),
+    Row("npz truncated", _npz_truncated, "d.npz: not a readable .npz file"),
+    Row("npz train split missing for train", lambda t: ["train", *_npz_cli(t)[1:]], r"no x_train \(found \['x_test', 'y_test'\]\)"),
+    Row("image folder mixed sizes", lambda t: _image_folder(t, lambda d: _png(d / "c1" / "9.png", np.zeros((7, 6), np.uint8))),
+        r"9.png: 6×7 pixels, L; but .*0.png is 6×6, L; expected one image size"),
+    Row("image folder mixed channels", lambda t: _image_folder(t, lambda d: _png(d / "c1" / "9.png", np.zeros((6, 6, 3), np.uint8))),
+        "9.png: 6×6 pixels, RGB; .*expected one image size and channel count"),
+    Row("image folder non-UTF-8 class name", lambda t: _image_folder(t, _non_utf8_class), r"caf\\xe9: its name is not valid UTF-8"),
+    Row("image folder not an image", lambda t: _image_folder(t, lambda d: (d / "c0" / "5.png").write_bytes(b"GIF89a?")), "5.png: not a readable image"),
+    Row("image folder image too large", lambda t: _huge_png(t, 5000), r"expected sides of 1..4096"),
+    Row("image folder decompression bomb", lambda t: _huge_png(t, 30000), "9.png: not a readable image .*decompression bomb"),
+    Row("image folder empty split", lambda t: (((t / "imgs" / "test" / "c0").mkdir(parents=True)), _report_data(t, t / "imgs"))[1],
+        r"no images .*expected at least one \(empty split\)"),
+    Row("IDX gzip bomb", _idx_gzip_bomb, r"t10k-images-idx3-ubyte.gz: more than 4720 bytes, .*\(trailing bytes\)"),
+    Row("IDX sparse 100 GiB file", _idx_sparse, r"107374182400 bytes, expected 4720 .*\(trailing bytes\)"),
+    Row("IDX dimensions overflow int64", lambda t: _idx_cli(t, "t10k-images-idx3-ubyte.gz", _idx_header(0x803, 2**32 - 1, 2**32 - 1, 2**32 - 1)),
+        "more than int64 can count"),
+    Row("IDX declared size over the limit", _idx_too_big, r"pixel values \(8.0 GiB as float32\); expected at most .*use a subset"),
+    Row("IDX trailing bytes", lambda t: _idx_cli(t, "t10k-labels-idx1-ubyte", idx_bytes(np.zeros(6, np.uint8)) + b"\0", gz=False),
+        r"t10k-labels-idx1-ubyte: 15 bytes, expected 14 .*\(trailing bytes\)"),
+    Row("IDX empty split", lambda t: _idx_cli(t, "t10k-images-idx3-ubyte.gz", _idx_header(0x803, 0, 28, 28),
+        **{"t10k-labels-idx1": _idx_header(0x801, 0)}), r"0 images; expected at least one \(empty split\)"),
+    Row("IDX labels outside the class list", lambda t: _class_names(t, b"a\nb\n"), r"label 9 is outside the class list \(2 names in class names file"),
+    Row("IDX folder name not UTF-8", _idx_non_utf8_folder, r"donn\\xe9es/t10k-labels-idx1-ubyte.gz: cannot be read"),
+    Row("class names file missing", lambda t: _class_names(t, None), "class names file .*names.txt: not found"),
+    Row("class names file not UTF-8", lambda t: _class_names(t, b"caf\xe9\n"), "not UTF-8 text"),
+    Row("class names file repeats", lambda t: _class_names(t, b"a\nb\na\n"), "line 3 repeats 'a'"),
+    Row("data is some other file", lambda t: ((t / "x.csv").write_text("1,2"), _report_data(t, t / "x.csv"))[1], "x.csv: a file that is not an .npz"),
+    Row("unknown sklearn dataset", lambda t: _report_data(t, "sklearn:iris"), "sklearn:iris: unknown; expected sklearn:digits"),
+    Row("folder that is no dataset", lambda t: (((t / "d").mkdir()), _report_data(t, t / "d"))[1], "holds neither IDX files nor train/ and test/"),
+    pytest.param(Row("Fashion-MNIST test split with a foreign train split", _fashion_test_foreign_train,
+                     r"12 images, expected 60000 for the train split \(the test split is Fashion-MNIST's"),
+                 marks=pytest.mark.real_data),
+]  # fmt: skip
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    "row", DATA_ROWS, ids=[getattr(r, "values", [r])[0].name for r in DATA_ROWS]
+)
+def test_cli_refuses_bad_data_cleanly(row, tmp_path, capsys):
+    import re
+
+    args = row.setup(tmp_path)
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    rc = main(args)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert rc == 2
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    lines[0].encode("utf-8")  # printable on a UTF-8 terminal: no undecodable bytes in it
+    assert re.search(row.expect, lines[0]), lines[0]
+    # nothing created, changed or deleted: `report` makes its (empty) --out folder before it
+    # reads the data, as the rows above allow; no file in it
+    after = _tree(tmp_path)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert {k: v for k, v in after.items() if not k.startswith(str(tmp_path / "out"))} == before
+
+
+def test_data_from_the_environment_variable(tmp_path, capsys, monkeypatch):
+    _npz_cli(tmp_path, y_test=np.array([0, 1]))
+    monkeypatch.setenv("LATENT_ATLAS_DATA", str(tmp_path / "d.npz"))
+    assert main(["report", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "d.npz: 3 images in x_test but 2 labels" in err[0]

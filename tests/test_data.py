@@ -9,6 +9,8 @@ import io
 import numpy as np
 import pytest
 from conftest import idx_bytes, write_idx_folder
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from latent_atlas.toolkit.data import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_SHA256,
@@ -515,3 +517,247 @@ def test_class_names_file_not_utf8(tmp_path):
     (tmp_path / "n.txt").write_bytes(b"caf\xe9\n")
     with pytest.raises(AtlasError, match="not UTF-8 text"):
         load_dataset(folder, class_names=tmp_path / "n.txt")
+
+
+# ---------------------------------------------------------------------------- memory bounds
+def _gz_zeros(n_mib: int) -> bytes:
+    """A gzip stream of ``n_mib`` MiB of zeros, built from one compressed MiB repeated
+    (gzip allows concatenated members): a bomb made in milliseconds, about 1 kB per MiB."""
+    return gzip.compress(bytes(1 << 20), compresslevel=9) * n_mib
+
+
+def test_gzip_bomb_stops_one_byte_past_the_header_size(tmp_path, monkeypatch):
+    from latent_atlas.toolkit import idx
+
+    folder = write_idx_folder(tmp_path)
+    body = idx_bytes(np.zeros((6, 28, 28), np.uint8))
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(body) + _gz_zeros(256))
+    counted = {"bytes": 0}
+    real_stream = idx.IdxReader.stream
+
+    def counting(self, consume, hashers=()):
+        def count(chunk, at):
+            if "t10k-images" in self.name:
+                counted["bytes"] = max(counted["bytes"], at + len(chunk))
+            if consume is not None:
+                consume(chunk, at)
+
+        return real_stream(self, count, hashers)
+
+    monkeypatch.setattr(idx.IdxReader, "stream", counting)
+    with pytest.raises(AtlasError, match="more than 4720 bytes, expected 4720 .*trailing bytes"):
+        load_dataset(folder)
+    assert counted["bytes"] <= 6 * 28 * 28  # the 256 MiB behind it were never inflated
+
+
+def test_sparse_100_gib_file_is_refused_from_its_size(tmp_path):
+    folder = write_idx_folder(tmp_path, gz=False)
+    path = folder / "train-images-idx3-ubyte"
+    with open(path, "r+b") as fh:
+        fh.truncate(100 << 30)  # sparse: no disk used, no byte read
+    with pytest.raises(AtlasError, match="107374182400 bytes, expected 9424 .*trailing bytes"):
+        load_dataset(folder, train=False)
+
+
+def test_declared_size_above_the_limit_is_refused_before_allocating(tmp_path):
+    from latent_atlas.toolkit.dataset import MAX_VALUES
+
+    folder = write_idx_folder(tmp_path)
+    n = MAX_VALUES // (28 * 28) + 1
+    header = IMAGES_MAGIC.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28))
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(LABELS_MAGIC.to_bytes(4, "big") + n.to_bytes(4, "big"))
+    )
+    with pytest.raises(AtlasError, match="pixel values .* expected at most 2,147,483,648"):
+        load_dataset(folder, train=False)
+
+
+def test_image_folder_refuses_huge_images_from_their_header(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    Image.new("1", (5000, 300)).save(tmp_path / "test" / "a" / "wide.png")  # a few hundred bytes
+    with pytest.raises(AtlasError, match="images of 300×5000 pixels; expected sides of 1..4096"):
+        load_dataset(tmp_path, train=False)
+    Image.new("1", (30000, 30000)).save(tmp_path / "test" / "a" / "wide.png")  # 900 Mpixel
+    with pytest.raises(AtlasError, match="wide.png: not a readable image .*decompression bomb"):
+        load_dataset(tmp_path, train=False)
+
+
+_PEAK = """
+import sys
+from latent_atlas.toolkit.data import load_dataset
+from latent_atlas.toolkit.errors import AtlasError
+try:
+    load_dataset(sys.argv[1], train=sys.argv[2] == "train")
+    outcome = "loaded"
+except AtlasError as exc:
+    outcome = str(exc)
+status = open("/proc/self/status").read()
+peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+print(peak, outcome)
+"""
+
+
+def _peak_kib(source, train: bool) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(source), "train" if train else "test"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    peak, outcome = r.stdout.strip().split(" ", 1)
+    return int(peak), outcome
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test-only"])
+def test_gzip_bomb_peak_rss_within_1_2x_of_the_real_data(tmp_path, train):
+    """Issue 9: a 4.6 MB .gz inflating to 1 GiB (Fashion-MNIST's real t10k images followed by
+    1 GiB of zeros) peaks within 1.2× of loading the real data, in a fresh process each."""
+    from conftest import DEFAULT_DATA_DIR
+
+    real = DEFAULT_DATA_DIR
+    bomb = tmp_path / "bomb"
+    bomb.mkdir()
+    for f in real.iterdir():
+        (bomb / f.name).symlink_to(f)
+    (bomb / "t10k-images-idx3-ubyte.gz").unlink()
+    bomb_gz = (real / "t10k-images-idx3-ubyte.gz").read_bytes() + _gz_zeros(1024)
+    (bomb / "t10k-images-idx3-ubyte.gz").write_bytes(bomb_gz)
+    assert len(bomb_gz) < 6_000_000  # 4.4 MB of real images, 1.1 MB of zeros
+    real_peak, ok = _peak_kib(real, train)
+    bomb_peak, refusal = _peak_kib(bomb, train)
+    print(f"\npeak RSS (VmHWM), train={train}: real {real_peak} KiB, bomb {bomb_peak} KiB")
+    assert ok == "loaded" and "trailing bytes" in refusal
+    assert bomb_peak <= 1.2 * real_peak
+
+
+# ---------------------------------------------------------------------------- property tests
+# Random bytes and random headers into the IDX and npz readers: each either loads a dataset
+# that keeps every promise of the type, or refuses with AtlasError — never another exception.
+def _load_or_refuse(source, **kw):
+    try:
+        data = load_dataset(source, **kw)
+    except AtlasError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return None
+    for split in (data.test, data.train):
+        if split is None:
+            continue
+        assert split.images.dtype == np.float32 and split.images.ndim == 4
+        assert np.isfinite(split.images).all()
+        assert split.images.min() >= 0 and split.images.max() <= 1
+        assert split.labels.dtype == np.int64 and 0 <= split.labels.min()
+        assert split.labels.max() < data.n_classes
+    return data
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(0, 4), h=st.integers(0, 3), w=st.integers(0, 3), n_labels=st.integers(0, 5),
+    cut=st.integers(-3, 3), gz=st.booleans(), seed=st.integers(0, 2**16),
+    which=st.sampled_from(["t10k-images", "t10k-labels", "train-images", "train-labels"]),
+)  # fmt: skip
+def test_idx_folder_with_random_headers(n, h, w, n_labels, cut, gz, seed, which):
+    import tempfile
+    from pathlib import Path
+
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_idx_folder(Path(tmp), n_train=3, n_test=3, gz=gz)
+        if which.endswith("images"):
+            raw = idx_bytes(rng.integers(0, 256, (n, h, w), dtype=np.uint8))
+        else:
+            raw = idx_bytes(rng.integers(0, 256, n_labels, dtype=np.uint8))
+        raw = raw[:cut] if cut < 0 else raw + bytes(cut)
+        stem = which + ("-idx3" if which.endswith("images") else "-idx1")
+        name = f"{stem}-ubyte" + (".gz" if gz else "")
+        (folder / name).write_bytes(gzip.compress(raw) if gz else raw)
+        data = _load_or_refuse(folder)
+        if data is not None:  # only a consistent replacement loads
+            assert cut == 0 and (n if which.endswith("images") else n_labels) == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=200),
+    st.sampled_from(["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    st.booleans(),
+)
+def test_idx_folder_with_random_bytes(raw, name, gz):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_idx_folder(Path(tmp), gz=gz)
+        (folder / (name + (".gz" if gz else ""))).write_bytes(raw)
+        assert _load_or_refuse(folder) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_npz_with_random_bytes(raw):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "r.npz").write_bytes(raw)
+        assert _load_or_refuse(Path(tmp) / "r.npz", train=False) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 255), st.booleans())
+def test_npz_with_a_damaged_byte_or_cut(at, value, cut):
+    import tempfile
+    from pathlib import Path
+
+    x = np.arange(4 * 3 * 3, dtype=np.uint8).reshape(4, 3, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.npz"
+        np.savez(path, x_train=x, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4) % 2)
+        raw = bytearray(path.read_bytes())
+        at %= len(raw)
+        if cut:
+            raw = raw[:at]
+        else:
+            raw[at] = value
+        path.write_bytes(bytes(raw))
+        _load_or_refuse(path)
+
+
+DTYPES = ["|u1", "<f4", ">f8", "<f2", "<i8", "|b1", "<c8", "|O", "<U3", "|S2", "<M8[s]", "|V4",
+          "<u2", "[('a', '<i4')]"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(["x_test", "y_test", "class_names"]),
+    descr=st.sampled_from(DTYPES),
+    shape=st.lists(st.integers(0, 2**40), max_size=5).map(tuple),
+    fortran=st.booleans(),
+    body=st.integers(0, 600),
+)
+def test_npz_with_random_npy_headers(key, descr, shape, fortran, body):
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    shown_descr = descr if descr.startswith("[") else repr(descr)
+    text = f"{{'descr': {shown_descr}, 'fortran_order': {fortran!r}, 'shape': {shape!r}, }}"
+    text += " " * (-(len(text) + 11) % 64) + "\n"
+    header = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+    arrays = {"x_test": np.zeros((3, 2, 2), np.uint8), "y_test": np.arange(3)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.npz"
+        with zipfile.ZipFile(path, "w") as zf:
+            for k, v in arrays.items():
+                if k != key:
+                    buf = io.BytesIO()
+                    np.save(buf, v)
+                    zf.writestr(k + ".npy", buf.getvalue())
+            zf.writestr(key + ".npy", header + bytes(body))
+        _load_or_refuse(path, train=False)

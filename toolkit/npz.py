@@ -35,6 +35,12 @@ CONVENTION = (
     "expected the Keras convention: np.savez(path, x_train=…, y_train=…, x_test=…, y_test=…)"
 )
 BLOCK = 4096  # images converted to float32 at a time
+# what zipfile and numpy raise on a damaged file: NotImplementedError for an unknown zip
+# version or compression method, RuntimeError for an encrypted entry
+ZIP_ERRORS = (
+    ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError,
+    RuntimeError,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Header:
             )
             shape, fortran, dtype = read(fp)
             header_len = fp.tell()
-    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+    except ZIP_ERRORS as exc:
         raise AtlasError(f"{where}: {key} is not a NumPy array ({exc}); {CONVENTION}") from None
     if dtype.hasobject:
         raise AtlasError(
@@ -140,7 +146,7 @@ def load_npz(path: Path, train: bool = True, class_names: Path | None = None) ->
     where = shown(path)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise AtlasError(f"{where}: not a readable .npz file ({exc}); {CONVENTION}") from None
     with zf:
         infos = {
@@ -191,14 +197,7 @@ def load_npz(path: Path, train: bool = True, class_names: Path | None = None) ->
                     n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in raw.tolist()
                 )
             images = {s: _images(npz[f"x_{s}"], layouts[s][0], f"x_{s}", where) for s in keep}
-    except (
-        ValueError,
-        OSError,
-        EOFError,
-        zlib.error,
-        zipfile.BadZipFile,
-        UnicodeDecodeError,
-    ) as exc:
+    except (*ZIP_ERRORS, UnicodeDecodeError) as exc:
         raise AtlasError(f"{where}: cannot be read ({exc}); {CONVENTION}") from None
     for s, y in labels.items():
         if y.min() < 0:
