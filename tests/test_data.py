@@ -761,3 +761,77 @@ def test_npz_with_random_npy_headers(key, descr, shape, fortran, body):
                     zf.writestr(k + ".npy", buf.getvalue())
             zf.writestr(key + ".npy", header + bytes(body))
         _load_or_refuse(path, train=False)
+
+
+# ---------------------------------------------------------------------------- same data, three sources
+@pytest.fixture(scope="module")
+def fashion_three_ways(tmp_path_factory, real_data):
+    """Fashion-MNIST as the test wrote it: an .npz (with class_names) and an image folder
+    (class folders 0..9, files numbered in the IDX order, a --class-names file)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("fashion")
+    pixels = {
+        s: (getattr(real_data, s).images[:, 0] * 255).round().astype(np.uint8)
+        for s in ("train", "test")
+    }
+    np.savez(
+        root / "fashion.npz",
+        x_train=pixels["train"], y_train=real_data.train.labels.astype(np.uint8),
+        x_test=pixels["test"], y_test=real_data.test.labels.astype(np.uint8),
+        class_names=np.array(real_data.class_names),
+    )  # fmt: skip
+    for s, folder in (("train", "train"), ("test", "test")):
+        labels = getattr(real_data, s).labels
+        for k in range(10):
+            (root / "images" / folder / str(k)).mkdir(parents=True)
+        for i, (image, label) in enumerate(zip(pixels[s], labels, strict=True)):
+            Image.fromarray(image).save(root / "images" / folder / str(label) / f"{i:05d}.png")
+    (root / "names.txt").write_text("\n".join(real_data.class_names) + "\n")
+    return root
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_fashion_mnist_as_npz_and_image_folder_loads_identically(real_data, fashion_three_ways):
+    root = fashion_three_ways
+    npz = load_dataset(root / "fashion.npz")
+    folder = load_dataset(root / "images", class_names=root / "names.txt")
+    for other in (npz, folder):
+        assert other.class_names == real_data.class_names == FASHION_MNIST_CLASSES
+        for s in ("train", "test"):
+            ours, theirs = getattr(other, s), getattr(real_data, s)
+            np.testing.assert_array_equal(ours.images, theirs.images)  # same images, same order
+            np.testing.assert_array_equal(ours.labels, theirs.labels)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_fashion_mnist_three_sources_give_the_same_metrics(real_data, fashion_three_ways):
+    """Issue 12: the analysis of the shipped pair on the IDX folder, the .npz and the image
+    folder writes the same metrics.json, except where the data came from (its path and its
+    sha256, which is over the files as stored)."""
+    import json
+
+    from conftest import SHIPPED
+
+    from latent_atlas.runs import ComparisonConfig, run_analyses
+
+    root = fashion_three_ways
+    sources = {
+        "idx": load_dataset(real_data.source, train=False),
+        "npz": load_dataset(root / "fashion.npz", train=False),
+        "images": load_dataset(root / "images", train=False, class_names=root / "names.txt"),
+    }
+    cfg = ComparisonConfig(
+        name="three", model_a=SHIPPED / "vae", model_b=SHIPPED / "ae",
+        classifier=SHIPPED / "classifier" / "classifier.onnx",
+    )  # fmt: skip
+    metrics = {}
+    for key, data in sources.items():
+        m = run_analyses(cfg, data=data)[2]
+        assert m["dataset"].pop("folder") == data.source
+        assert m["dataset"].pop("sha256") == data.sha256
+        metrics[key] = json.dumps(m, sort_keys=True)
+    assert metrics["npz"] == metrics["idx"]
+    assert metrics["images"] == metrics["idx"]
