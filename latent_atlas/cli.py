@@ -91,7 +91,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from latent_atlas.toolkit.data import load_fashion_mnist
+    from latent_atlas.toolkit.data import load_dataset
     from latent_atlas.toolkit.train import TrainConfig, train_all
 
     for flag in ("latent_dim", "hidden", "epochs", "classifier_epochs", "batch_size"):
@@ -463,7 +463,8 @@ def _comparison(args: argparse.Namespace) -> ComparisonConfig:
     name = args.name or ("vae-vs-ae" if defaults and not args.label else "")
     cfg = ComparisonConfig(
         name=name or "comparison", models=models, labels=labels, classifier=classifier,
-        data=_data_source(args), class_names=_class_names(args), study=None if study == "none" else study,
+        data=_data_source(args), class_names=_class_names(args),
+        study=None if study == "none" else study,
         study_required=bool(args.study), analysis=_analysis_config(args),
     )  # fmt: skip
     if not name:  # named after its labels: "VAE-vs-AE-vs-β4"

@@ -331,9 +331,7 @@ def run_batch(
             try:
                 key = (str(cfg.data) if cfg.data else None, cfg.class_names)
                 if key not in datasets:
-                    datasets[key] = load_dataset(
-                        cfg.data, train=False, class_names=cfg.class_names
-                    )
+                    datasets[key] = load_dataset(cfg.data, train=False, class_names=cfg.class_names)
                 done.append(run_comparison(cfg, out / cfg.name, cache, datasets[key],
                                            stage=lambda s: bar.set_postfix_str(s),
                                            runtime=runtime))  # fmt: skip

@@ -763,7 +763,7 @@ def test_npz_with_random_npy_headers(key, descr, shape, fortran, body):
         _load_or_refuse(path, train=False)
 
 
-# ---------------------------------------------------------------------------- same data, three sources
+# ------------------------------------------------------------------ same data, three sources
 @pytest.fixture(scope="module")
 def fashion_three_ways(tmp_path_factory, real_data):
     """Fashion-MNIST as the test wrote it: an .npz (with class_names) and an image folder
@@ -810,7 +810,8 @@ def test_fashion_mnist_as_npz_and_image_folder_loads_identically(real_data, fash
 def test_fashion_mnist_three_sources_give_the_same_metrics(real_data, fashion_three_ways):
     """Issue 12: the analysis of the shipped pair on the IDX folder, the .npz and the image
     folder writes the same metrics.json, except where the data came from (its path and its
-    sha256, which is over the files as stored)."""
+    sha256, which is over the files as stored). Each is recognised as Fashion-MNIST (by its
+    test split), so each gets the shipped classifier."""
     import json
 
     from conftest import SHIPPED
@@ -821,17 +822,25 @@ def test_fashion_mnist_three_sources_give_the_same_metrics(real_data, fashion_th
     sources = {
         "idx": load_dataset(real_data.source, train=False),
         "npz": load_dataset(root / "fashion.npz", train=False),
-        "images": load_dataset(root / "images", train=False, class_names=root / "names.txt"),
+        "images": load_dataset(root / "images", train=False),  # folders 0..9: Fashion's names
     }
-    cfg = ComparisonConfig(
-        name="three", model_a=SHIPPED / "vae", model_b=SHIPPED / "ae",
-        classifier=SHIPPED / "classifier" / "classifier.onnx",
-    )  # fmt: skip
+    cfg = ComparisonConfig(name="three", models=(SHIPPED / "vae", SHIPPED / "ae"))
     metrics = {}
     for key, data in sources.items():
-        m = run_analyses(cfg, data=data)[2]
-        assert m["dataset"].pop("folder") == data.source
+        m = run_analyses(cfg, data=data).metrics
+        assert m["dataset"]["name"] == "fashion-mnist"
+        assert m["classifier"] == str(SHIPPED / "classifier" / "classifier.onnx")
+        assert m["dataset"].pop("source") == data.source
         assert m["dataset"].pop("sha256") == data.sha256
         metrics[key] = json.dumps(m, sort_keys=True)
     assert metrics["npz"] == metrics["idx"]
     assert metrics["images"] == metrics["idx"]
+
+
+def test_a_file_name_never_claims_a_recognised_dataset(tmp_path):
+    # "auto" picks the shipped classifier by the dataset's name: a name is earned by content
+    x, y = np.zeros((3, 28, 28), np.uint8), np.arange(3)
+    np.savez(tmp_path / "fashion-mnist.npz", x_test=x, y_test=y)
+    assert load_dataset(tmp_path / "fashion-mnist.npz", train=False).name == "fashion-mnist-user"
+    digits = write_idx_folder(tmp_path / "digits")
+    assert load_dataset(digits).name == "digits-user"

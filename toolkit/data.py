@@ -8,6 +8,7 @@ The default source is Debian's ``dataset-fashion-mnist`` folder. The CLI reads
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from latent_atlas.toolkit.dataset import ImageDataset, Split, shown
@@ -17,6 +18,7 @@ from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.idx import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_SHA256,
+    is_fashion_mnist_test,
     is_idx_folder,
     load_idx_folder,
 )
@@ -33,6 +35,8 @@ __all__ = [
     "Split",
     "load_dataset",
 ]
+# Names that select a shipped classifier ("auto"): only the data they name may carry them.
+RECOGNISED = ("fashion-mnist", "digits")
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV_VAR = "LATENT_ATLAS_DATA"
@@ -72,21 +76,35 @@ def load_dataset(
             raise AtlasError(f"dataset folder {path}: does not exist; {MISSING_HINT}")
         raise AtlasError(f"dataset {shown(path)}: does not exist; expected {ACCEPTED}")
     if is_file:
-        if path.suffix.lower() == ".npz":
-            return load_npz(path, train, class_names)
-        raise AtlasError(
-            f"dataset {shown(path)}: a file that is not an .npz; expected {ACCEPTED} "
-            "(for IDX files, pass the folder that holds them)"
-        )
+        if path.suffix.lower() != ".npz":
+            raise AtlasError(
+                f"dataset {shown(path)}: a file that is not an .npz; expected {ACCEPTED} "
+                "(for IDX files, pass the folder that holds them)"
+            )
+        return _recognised(load_npz(path, train, class_names), class_names)
     if not is_dir:
         raise AtlasError(
             f"dataset {shown(path)}: not a regular file or folder; expected {ACCEPTED}"
         )
     if is_idx_folder(path):
-        return load_idx_folder(path, train, class_names, MISSING_HINT if default else "")
+        return _recognised(
+            load_idx_folder(path, train, class_names, MISSING_HINT if default else ""), class_names
+        )
     if is_image_folder(path):
-        return load_image_folder(path, train, class_names)
+        return _recognised(load_image_folder(path, train, class_names), class_names)
     raise AtlasError(
         f"dataset folder {shown(path)}: holds neither IDX files nor train/ and test/ class "
         f"folders; " + (MISSING_HINT if default else f"expected {ACCEPTED}")
     )
+
+
+def _recognised(data: ImageDataset, class_names: Path | None) -> ImageDataset:
+    """Fashion-MNIST is named so, whatever file holds it (by the sha256 of its test split);
+    any other data never carries a recognised name, whatever its file is called."""
+    if is_fashion_mnist_test(data.test):
+        numbered = data.class_names == tuple(str(k) for k in range(len(data.class_names)))
+        names = FASHION_MNIST_CLASSES if numbered and class_names is None else data.class_names
+        return replace(data, name="fashion-mnist", class_names=names)
+    if data.name in RECOGNISED:
+        return replace(data, name=f"{data.name}-user")
+    return data
