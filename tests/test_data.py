@@ -844,3 +844,10 @@ def test_a_file_name_never_claims_a_recognised_dataset(tmp_path):
     assert load_dataset(tmp_path / "fashion-mnist.npz", train=False).name == "fashion-mnist-user"
     digits = write_idx_folder(tmp_path / "digits")
     assert load_dataset(digits).name == "digits-user"
+
+
+def test_sparse_100_gib_npz_is_refused_without_reading_it(tmp_path):
+    with open(tmp_path / "s.npz", "wb") as fh:
+        fh.truncate(100 << 30)
+    with pytest.raises(AtlasError, match="s.npz: not a readable .npz file"):
+        load_dataset(tmp_path / "s.npz")

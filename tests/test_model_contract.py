@@ -213,7 +213,7 @@ def test_no_classifier_class_maps_come_from_the_nearest_embeddings(toy):
 def test_report_with_decoder_only_and_no_classifier(tmp_path, toy, capsys, monkeypatch):
     import latent_atlas.runs as rep
 
-    monkeypatch.setattr(rep, "load_dataset", lambda source=None, train=True: toy["data"])
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
     solo = linear_decoder(tmp_path / "solo.onnx", np.array([0.05, 0.0]), 0.5)
     rc, lines = _cli(["report", "--model", str(toy["regions"]), "--model", str(solo),
                       "--classifier", "none", "--steps", "5", "--out", str(tmp_path / "r"),
@@ -274,7 +274,7 @@ def test_eight_dim_conv_vae_on_a_plane(tmp_path, toy, capsys, monkeypatch):
     # through the CLI, with a 2-D model beside it: the report says which plane each grid is
     import latent_atlas.runs as rep
 
-    monkeypatch.setattr(rep, "load_dataset", lambda source=None, train=True: toy["data"])
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
     rc, lines = _cli(["report", "--model", str(toy["linear"]), "--model", str(folder),
                       "--plane", "pca", "--steps", "5", "--out", str(tmp_path / "r"),
                       "--classifier", str(toy["root"] / "classifier.onnx"), "--no-progress"],
@@ -294,7 +294,7 @@ def test_axes_beyond_the_latent_dim_are_one_line(tmp_path, capsys):
 def test_three_models_in_one_report(tmp_path, toy, capsys, monkeypatch):
     import latent_atlas.runs as rep
 
-    monkeypatch.setattr(rep, "load_dataset", lambda source=None, train=True: toy["data"])
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
     third = toy_pair(tmp_path / "third", weights=(0.0, 0.08), bias=0.4)
     rc, lines = _cli(["report", "--model", str(toy["linear"]), "--model", str(toy["regions"]),
                       "--model", str(third), "--label", "A", "--label", "B", "--label", "C",
