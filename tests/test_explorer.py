@@ -340,7 +340,7 @@ def test_a_batch_shares_one_runtime_and_a_lone_report_holds_its_own(toy, tmp_pat
     from latent_atlas.pipeline import AnalysisConfig
     from latent_atlas.runs import ComparisonConfig, run_batch
 
-    monkeypatch.setattr(rep, "load_dataset", lambda source=None, train=True: toy["data"])
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
     fast = AnalysisConfig(grids=(GridSpec(steps=(5, 5)),), n_samples=300, trust_sample=100,
                           silhouette_sample=200)  # fmt: skip
     comps = [
