@@ -29,6 +29,8 @@ from matplotlib.patches import Patch, Rectangle
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "atlas_figure",
+    "atlas_rgba",
     "class_color",
     "class_map_figure",
     "class_share_bars",
@@ -381,6 +383,111 @@ def confidence_figure(
         vmax=1.0,
         labels=labels,
     )
+
+
+def atlas_rgba(
+    labels: ArrayLike, confidence: ArrayLike, n_classes: int, threshold: float = 0.5
+) -> NDArray[np.float64]:
+    """Class colours of a dense class map, paler where the classifier is unsure.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (ny, nx)
+        Class index per point, in ``[0, n_classes)``.
+    confidence : array_like, shape (ny, nx)
+        Max softmax probability per point, in [0, 1].
+    n_classes : int
+        Number of classes K.
+    threshold : float, optional
+        Points with confidence below this are mixed half-way with white (ambiguous).
+
+    Returns
+    -------
+    numpy.ndarray, shape (ny, nx, 4), float64
+        RGBA in [0, 1]; the class's tab10 colour, or its half-white tint where ambiguous.
+    """
+    lab = check_array(labels, "labels", ndim=2, dtype_kind="i", bounds=(0, n_classes - 1))
+    conf = check_array(confidence, "confidence", shape=lab.shape, bounds=(0.0, 1.0))
+    palette = np.array([class_color(k) for k in range(n_classes)], dtype=np.float64)
+    rgba = palette[lab]
+    unsure = conf < threshold
+    rgba[unsure, :3] = 0.5 * rgba[unsure, :3] + 0.5
+    return rgba
+
+
+def atlas_figure(
+    labels: ArrayLike,
+    confidence: ArrayLike,
+    brightness: ArrayLike,
+    gradient: ArrayLike,
+    x: ArrayLike,
+    y: ArrayLike,
+    class_names: Sequence[str],
+    title: str = "",
+    labels_xy: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
+    threshold: float = 0.5,
+) -> Figure:
+    """A dense atlas in three panels: class, brightness and brightness gradient per point.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (ny, nx)
+        Class per point (the classifier's argmax), in ``[0, len(class_names))``.
+    confidence : array_like, shape (ny, nx)
+        Max softmax probability per point, in [0, 1]; points below ``threshold`` are drawn in
+        a paler tint of their class (ambiguous).
+    brightness : array_like, shape (ny, nx)
+        Mean pixel value of the decoded image per point, in [0, 1].
+    gradient : array_like, shape (ny, nx)
+        ``|∇ brightness|`` per point, >= 0, in brightness per latent unit.
+    x : array_like, shape (nx,)
+        Increasing first plane coordinates.
+    y : array_like, shape (ny,)
+        Increasing second plane coordinates; ``y[0]`` is drawn at the bottom.
+    class_names : sequence of str, length K
+        Name of each class index.
+    title : str, optional
+        Figure title (plain text).
+    labels_xy : (str, str), optional
+        Axis labels.
+    threshold : float, optional
+        Ambiguity threshold on the confidence.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three map axes (class, brightness, gradient) drawn with ``pcolormesh`` on cell edges
+        halfway between points, then two colour bars; the class legend lists the classes
+        present, in index order.
+    """
+    rgba = atlas_rgba(labels, confidence, len(class_names), threshold)
+    ny, nx = rgba.shape[:2]
+    xs = _check_coords(x, nx, "x")
+    ys = _check_coords(y, ny, "y")
+    bright = check_array(brightness, "brightness", shape=(ny, nx), bounds=(0.0, 1.0))
+    grad = check_array(gradient, "gradient", shape=(ny, nx), bounds=(0.0, np.inf))
+    ex, ey = _cell_edges(xs), _cell_edges(ys)
+    fig = Figure(figsize=(16.0, 5.0), layout="constrained")
+    axes = fig.subplots(1, 3)
+    axes[0].pcolormesh(ex, ey, rgba, shading="flat")
+    present = np.unique(np.asarray(labels))
+    handles = [Patch(facecolor=class_color(int(k)), label=plain(class_names[int(k)]))
+               for k in present]  # fmt: skip
+    axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncols=3,
+                   frameon=False, fontsize="small")  # fmt: skip
+    axes[0].set_title(f"class (paler: confidence < {threshold:g})")
+    mesh = axes[1].pcolormesh(ex, ey, bright, cmap="gray", vmin=0.0, vmax=1.0, shading="flat")
+    fig.colorbar(mesh, ax=axes[1], label="mean brightness", shrink=0.8)
+    axes[1].set_title("brightness")
+    mesh = axes[2].pcolormesh(ex, ey, grad, cmap="magma", shading="flat")
+    fig.colorbar(mesh, ax=axes[2], label="brightness per latent unit", shrink=0.8)
+    axes[2].set_title("|∇ brightness|")
+    for ax in axes:
+        _axis_labels(ax, labels_xy)
+        ax.set_aspect("equal", adjustable="box")
+    if title:
+        fig.suptitle(plain(title))
+    return fig
 
 
 # --------------------------------------------------------------------------- embeddings, shares

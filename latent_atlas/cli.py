@@ -507,13 +507,20 @@ def _analyze(args: argparse.Namespace) -> None:
     from latent_atlas.toolkit.atomic import atomic_dir, write_bytes, write_json
 
     cfg = _comparison(args)
-    # load data; per model: embed, reconstruct, samples, one per grid; then plot
     n = len(cfg.models)
-    bar, stage = _stage_bar(1 + n * (3 + len(cfg.analysis.grids)) + 1, args.no_progress)
+    # load data; per model: embed, reconstruct, samples, each grid, the atlas; then plot
+    per_model = 3 + len(cfg.analysis.grids) + (1 if cfg.analysis.atlas_steps else 0)
+    bar, stage = _stage_bar(1 + n * per_model + 1, args.no_progress)
     comp = run_analyses(cfg, stage=stage)
     stage("plot")
-    figures = figures_of(build_sections(comp.models, comp.data.class_names,
-                                        comp.data.test.labels, comp.findings))  # fmt: skip
+    sections = build_sections(
+        comp.models,
+        comp.data.class_names,
+        comp.data.test.labels,
+        comp.findings,
+        ambiguity_threshold=cfg.analysis.ambiguity_threshold,
+    )
+    figures = figures_of(sections)
     with atomic_dir(Path(args.out)) as tmp:
         write_json(tmp / "metrics.json", comp.metrics)
         for f in figures:

@@ -26,7 +26,7 @@ from latent_atlas import ortweb
 from latent_atlas.analysis.classes import nearest_embedding_classes
 from latent_atlas.analysis.plots import class_color
 from latent_atlas.analysis.render import render
-from latent_atlas.toolkit.atlas import compute_atlas
+from latent_atlas.toolkit.atlas import Atlas, compute_atlas
 from latent_atlas.toolkit.atomic import write_text
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, Plane
@@ -160,12 +160,18 @@ def class_map(
     labels: np.ndarray | None = None,
     steps: tuple[int, int] = DEFAULT_STEPS,
     knn_k: int = 5,
+    atlas: Atlas | None = None,
 ) -> ClassMap | None:
     """The background of a plane: the class at every point of an even ``steps`` grid over
     ``x_range`` × ``y_range`` on ``spec``'s plane — the classifier's, from the dense atlas
     (:func:`toolkit.atlas.compute_atlas`: one fused graph, streamed), or without a classifier
     the majority class of the ``knn_k`` nearest test embeddings in the full latent space (as
-    the report's class maps). None when there is neither."""
+    the report's class maps). None when there is neither. ``atlas``: one computed already over
+    this plane and range (the report's), used as it is."""
+    if atlas is not None:  # computed already (the report's dense atlas, same plane and range)
+        ny, nx = atlas.shape
+        source = f"the classifier's class of the decoded image, {nx}×{ny} points"
+        return ClassMap(x_range, y_range, atlas.labels, atlas.confidence, source)
     nx, ny = steps
     even = replace(spec, mode="linear", steps=(nx, ny), x_range=x_range, y_range=y_range)
     if classifier is not None:
@@ -192,6 +198,7 @@ def explorer_model(
     max_points: int = MAX_POINTS,
     seed: int = 0,
     knn_k: int = 5,
+    atlas: Atlas | None = None,
 ) -> ExplorerModel:
     """What the page shows of one model, on ``spec``'s plane and over its range (a report's
     first grid): the class map (:func:`class_map`) and a seeded subsample of the test
@@ -199,8 +206,8 @@ def explorer_model(
     plane = spec.resolve_plane(decoder.latent_dim, embeddings)
     x, y = spec.coordinates(embeddings, plane)
     x_range, y_range = (float(x[0]), float(x[-1])), (float(y[0]), float(y[-1]))
-    atlas = class_map(decoder, classifier, spec, plane, x_range, y_range, embeddings, labels,
-                      steps, knn_k)  # fmt: skip
+    background = class_map(decoder, classifier, spec, plane, x_range, y_range, embeddings,
+                           labels, steps, knn_k, atlas)  # fmt: skip
     points = point_labels = None
     total = 0
     if embeddings is not None and labels is not None:
@@ -212,7 +219,7 @@ def explorer_model(
         point_labels = np.asarray(labels)[keep]
     return ExplorerModel(
         name, OnnxFile.of(decoder), decoder.latent_dim, plane, x_range, y_range,
-        atlas, points, point_labels, total,
+        background, points, point_labels, total,
     )  # fmt: skip
 
 

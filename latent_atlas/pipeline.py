@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from latent_atlas.analysis.results import (
     SeedTopRows,
     SmoothnessMetrics,
 )
+from latent_atlas.toolkit.atlas import MAX_STEPS, Atlas, compute_atlas
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import DecodedGrid, GridSpec, decode_grid
@@ -62,6 +63,10 @@ class AnalysisConfig:
     batch_size: int = 4096
     provider: str = "auto"
     threads: int = 0
+    # the dense atlas (toolkit.atlas): points per axis over the first grid's plane and range,
+    # decoded and classified in one composed graph; 0: none. 128² ≈ 16 000 points: the
+    # explorer's background and a report figure for a few seconds of classifier time
+    atlas_steps: int = 128
 
     def __post_init__(self) -> None:
         if not self.grids:
@@ -85,6 +90,12 @@ class AnalysisConfig:
         for name, (v, lo) in ints.items():
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise AtlasError(f"{name}: {v!r}, expected an integer >= {lo}")
+        if self.atlas_steps != 0 and not (
+            isinstance(self.atlas_steps, int) and 2 <= self.atlas_steps <= MAX_STEPS
+        ):
+            raise AtlasError(
+                f"atlas steps: {self.atlas_steps!r}, expected 0 (none) or 2..{MAX_STEPS}"
+            )
         if self.provider not in ("auto", "cuda", "cpu"):
             raise AtlasError(f"--provider: {self.provider!r}, expected auto, cuda or cpu")
 
@@ -104,6 +115,15 @@ class GridAnalysis:
 
 
 @dataclass
+class AtlasAnalysis:
+    """The dense atlas of a model's first grid (plane and range) and its brightness gradient
+    magnitude ``[ny, nx]`` (brightness per latent unit, from ``analysis.brightness``)."""
+
+    atlas: Atlas
+    gradient: np.ndarray
+
+
+@dataclass
 class ModelAnalysis:
     name: str
     model: Model
@@ -111,6 +131,7 @@ class ModelAnalysis:
     grids: list[GridAnalysis]
     metrics: ModelMetrics
     provenance: Provenance
+    atlas: AtlasAnalysis | None = None
 
 
 @dataclass
@@ -341,6 +362,11 @@ def analyze_model(
                            cell_px=model.image_shape[2])  # fmt: skip
         grids.append(analyze_grid(grid, clf, emb, labels, names, cfg))
 
+    atlas = None
+    if clf is not None and grids and cfg.atlas_steps:
+        stage(f"{display}: atlas")
+        atlas = analyze_atlas(model, clf, grids[0].grid, emb, cfg.atlas_steps)
+
     metrics = ModelMetrics(
         embedding=embedding, reconstruction=reconstruction, samples=samples,
         grids={g.key: g.metrics for g in grids}, not_available=missing,
@@ -355,4 +381,26 @@ def analyze_model(
         encoder_sha256=model.encoder.sha256 if model.encoder else None,
         classifier_sha256=clf.sha256 if clf else None,
     )
-    return ModelAnalysis(display, model, emb, grids, metrics, provenance)
+    return ModelAnalysis(display, model, emb, grids, metrics, provenance, atlas)
+
+
+def atlas_spec(grid: DecodedGrid, steps: int) -> GridSpec:
+    """An even ``steps`` × ``steps`` grid over ``grid``'s plane and range (the explorer's
+    background is drawn on the same points)."""
+    x_range = (float(grid.x[0]), float(grid.x[-1]))
+    y_range = (float(grid.y[0]), float(grid.y[-1]))
+    return replace(grid.spec, mode="linear", steps=(steps, steps), x_range=x_range,
+                   y_range=y_range)  # fmt: skip
+
+
+def analyze_atlas(
+    model: Model,
+    classifier: OnnxModel,
+    grid: DecodedGrid,
+    embeddings: np.ndarray | None,
+    steps: int,
+) -> AtlasAnalysis:
+    """The dense atlas over ``grid``'s plane and range, and its brightness gradient."""
+    atlas = compute_atlas(model.decoder, classifier, atlas_spec(grid, steps), embeddings=embeddings)
+    d1, d2 = br.brightness_gradient(atlas.brightness, atlas.x, atlas.y)
+    return AtlasAnalysis(atlas, br.gradient_magnitude(d1, d2))

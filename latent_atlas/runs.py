@@ -224,12 +224,14 @@ def explorer_models(
     cfg: ComparisonConfig, comp: Comparison, cache: Cache
 ) -> tuple[list[ExplorerModel], OnnxFile | None]:
     """What the explorer page shows of each model (the plane and range of the report's first
-    grid, the class map over it, the test embeddings), and the classifier it runs."""
+    grid, the class map over it — the model's dense atlas when the analysis made one — the
+    test embeddings), and the classifier it runs."""
     path = cfg.classifier_for(comp.data)
     classifier = cache.classifier(path, comp.data, cfg.analysis) if path else None
     models = [
         explorer_model(m.name, m.model.decoder, classifier, m.grids[0].grid.spec, m.embeddings,
-                       comp.data.test.labels, knn_k=cfg.analysis.knn_k, seed=cfg.analysis.seed)
+                       comp.data.test.labels, knn_k=cfg.analysis.knn_k, seed=cfg.analysis.seed,
+                       atlas=m.atlas.atlas if m.atlas else None)
         for m in comp.models
     ]  # fmt: skip
     return models, OnnxFile.of(classifier) if classifier else None
@@ -255,7 +257,8 @@ def run_comparison(
     comp = run_analyses(cfg, cache, data, timer)
     timer(f"{cfg.name}: plot")
     sections = build_sections(comp.models, comp.data.class_names, comp.data.test.labels,
-                              comp.findings, comp.study_title, comp.notes)  # fmt: skip
+                              comp.findings, comp.study_title, comp.notes,
+                              cfg.analysis.ambiguity_threshold)  # fmt: skip
     figures = figures_of(sections)
     timer(f"{cfg.name}: explorer")
     explore, explore_classifier = explorer_models(cfg, comp, cache)

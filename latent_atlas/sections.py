@@ -167,6 +167,40 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...]) -> list[
     return sections
 
 
+def _atlas_section(models: list[ModelAnalysis], names: tuple[str, ...],
+                   threshold: float) -> Section | None:  # fmt: skip
+    """The dense atlas of each model (class, brightness, |∇ brightness| at every point)."""
+    figs = []
+    for i, m in enumerate(models):
+        if m.atlas is None:
+            continue
+        a, grid = m.atlas.atlas, m.grids[0].grid
+        ny, nx = a.shape
+        fig = plots.atlas_figure(a.labels, a.confidence, a.brightness, m.atlas.gradient, a.x, a.y,
+                                 names, f"{m.name}: dense atlas, {nx}×{ny} points", grid.labels,
+                                 threshold)  # fmt: skip
+        how = "one composed ONNX graph" if a.method == "fused" else "decode, then classify"
+        figs.append(FigureImage(
+            f"m{i}_atlas.png", f"{m.name}: class, brightness and |∇ brightness| at {nx}×{ny} "
+            f"points ({how})",
+            f"{m.name}: three maps over the plane of the first grid at {nx}×{ny} points: the "
+            "classifier's class of the decoded image (paler where its confidence is below "
+            f"{threshold:g}), the image's mean brightness, and the brightness gradient magnitude",
+            _png(fig),
+        ))  # fmt: skip
+    if not figs:
+        return None
+    first = next(m for m in models if m.atlas is not None)
+    intro = (
+        "The first grid's plane and range sampled densely: every point decoded and classified "
+        "inside onnxruntime (decoder and classifier composed into one graph, so no image leaves "
+        "it); the gradient is taken on the brightness map in latent units. The same class map "
+        "is the explorer's background."
+        + (f" ({first.atlas.atlas.note})" if first.atlas and first.atlas.atlas.note else "")
+    )
+    return Section("atlas", "Dense atlas", tuple(FigureRow((f,)) for f in figs), intro)
+
+
 def build_sections(
     models: list[ModelAnalysis],
     class_names: tuple[str, ...],
@@ -174,6 +208,7 @@ def build_sections(
     findings: list[Finding] | None = None,
     study_title: str = "",
     notes: list[str] | None = None,
+    ambiguity_threshold: float = 0.5,
 ) -> list[Section]:
     """Every section of a report over ``models`` (in report order)."""
     labels = [m.name for m in models]
@@ -200,6 +235,9 @@ def build_sections(
         )
         sections.append(Section("embeddings", "Encoder embeddings", (emb,), intro))
     sections += _grid_sections(models, class_names)
+    atlas = _atlas_section(models, class_names, ambiguity_threshold)
+    if atlas is not None:
+        sections.append(atlas)
     sections.append(Section("all-metrics", "All metrics", (
         Table(("metric", *labels), tuple(all_rows(metrics)), "metrics-table", code=True),
     ), "Click a column header to sort."))  # fmt: skip
