@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -14,6 +15,7 @@ from latent_atlas.shipped import shipped
 from latent_atlas.toolkit.errors import AtlasError
 
 if TYPE_CHECKING:
+    from latent_atlas.engine import EngineConfig
     from latent_atlas.pipeline import AnalysisConfig
     from latent_atlas.runs import ComparisonConfig
     from latent_atlas.toolkit.grid import GridSpec
@@ -232,6 +234,31 @@ def _grid_spec(args: argparse.Namespace) -> GridSpec:
         mode=args.mode, quantile=args.quantile, plane=plane, axes=axes,
         fixed=fixed,
     )  # fmt: skip
+
+
+def _add_engine_flags(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--jobs", type=int, default=1, help=f"{what} run at once (default: 1)")
+    g.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: worker processes on this machine; ray: a Ray cluster (default: local)",
+    )
+    g.add_argument(
+        "--address",
+        help="--engine ray: the cluster's address (default: $RAY_ADDRESS; neither: a local "
+        "Ray instance with --jobs CPUs)",
+    )
+
+
+def _engine_config(args: argparse.Namespace) -> EngineConfig:
+    from latent_atlas.engine import EngineConfig
+
+    address = args.address
+    if args.engine == "ray" and address is None:
+        address = os.environ.get("RAY_ADDRESS") or None
+    return EngineConfig(args.engine, args.jobs, address)
 
 
 def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
@@ -544,7 +571,7 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="parent folder of the report folders (default: reports, or "
                    "the batch file's `out`)")  # fmt: skip
     p.add_argument("--batch", metavar="TOML", help="batch file of comparisons (see README)")
-    p.add_argument("--jobs", type=int, default=1, help="comparisons run in parallel processes")
+    _add_engine_flags(p, "comparisons")
     _add_models_flags(p)
     p.set_defaults(func=_report)
 
@@ -553,8 +580,7 @@ def _report(args: argparse.Namespace) -> int:
     from latent_atlas.batchfile import read_batch
     from latent_atlas.runs import run_batch
 
-    if args.jobs < 1:
-        raise AtlasError(f"--jobs: {args.jobs}, expected >= 1")
+    engine = _engine_config(args)
     if args.batch:
         base = _analysis_config(args)
         out, comps = read_batch(Path(args.batch), base)
@@ -563,7 +589,7 @@ def _report(args: argparse.Namespace) -> int:
         comps = [_comparison(args)]
         out = Path(args.out or "reports")
     done, failed = run_batch(
-        comps, out, args.jobs, progress=not args.no_progress, index=bool(args.batch)
+        comps, out, progress=not args.no_progress, index=bool(args.batch), engine=engine
     )
     for r in done:
         print(f"{r['name']}: {r['folder']}/report.html")
@@ -576,9 +602,51 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- sweep
+def _sweep_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="train and export K seeds of each configuration in a TOML file",
+        description="Train and export every (configuration, seed) of a sweep file into its own "
+        "artifact folder OUT/<config>-seed<k>/ (encoder.onnx, decoder.onnx, card.json, "
+        "run.json, manifest.json). Finished runs are skipped, so an interrupted sweep resumes. "
+        "Runs go through the engine: worker processes here (--jobs), or a Ray cluster "
+        "(--engine ray). See README for the file format.",
+    )
+    p.add_argument("file", metavar="TOML", help="sweep file: [[config]] tables, seeds, threads")
+    p.add_argument("--out", help="parent folder of the run folders (default: the file's `out`)")
+    p.add_argument("--seeds", type=int, metavar="K", help="seeds 0..K-1 (default: the file's)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_data_flag(p)
+    _add_engine_flags(p, "training runs")
+    p.set_defaults(func=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from latent_atlas.sweep import read_sweep, run_sweep
+
+    engine = _engine_config(args)
+    # --data, else the file's `data`, else $LATENT_ATLAS_DATA, else the default dataset
+    cfg = read_sweep(
+        Path(args.file), out=Path(args.out) if args.out else None, seeds=args.seeds,
+        data=args.data,
+    )  # fmt: skip
+    if cfg.data is None and os.environ.get("LATENT_ATLAS_DATA"):
+        cfg = replace(cfg, data=os.environ["LATENT_ATLAS_DATA"])
+    result = run_sweep(cfg, engine, progress=not args.no_progress)
+    print(
+        f"{len(result.trained)} trained, {len(result.skipped)} already finished, "
+        f"{len(result.failed)} failed: {result.out}/"
+    )
+    for name, error in result.failed:
+        print(f"latent-atlas sweep: error: {name}: {error}", file=sys.stderr)
+    return 2 if result.failed else 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _train_parser,
     _export_parser,
+    _sweep_parser,
     _grid_parser,
     _bench_parser,
     _analyze_parser,

@@ -3,7 +3,9 @@
 and timings.json (wall times, kept apart so metrics.json is byte-identical across runs).
 
 ``run_batch`` runs many comparisons, continues past a failing one, reuses sessions and
-encodings, and writes an index.html ranking the models.
+encodings, and writes an index.html ranking the models. With ``--jobs N`` or ``--engine ray``
+the comparisons run as engine tasks (``latent_atlas.engine``): each report comes back as bytes
+and the parent writes it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import base64
 import platform
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -25,6 +26,14 @@ from latent_atlas import ortweb
 from latent_atlas.analysis.render import figures_of, render
 from latent_atlas.analysis.results import KEY_METRICS, ModelMetrics, rounded
 from latent_atlas.analysis.studies import Finding, StudyInput, get_study, run_study
+from latent_atlas.engine import (
+    EngineConfig,
+    Task,
+    make_engine,
+    pack_folder,
+    scratch_folder,
+    unpack_folder,
+)
 from latent_atlas.explorer import PAGE as EXPLORE_PAGE
 from latent_atlas.explorer import (
     ExplorerModel,
@@ -304,9 +313,18 @@ def result_summary(name: str, out: Path, comp: Comparison) -> dict:
 
 
 # ---------------------------------------------------------------------------- batch
-def _run_one(cfg: ComparisonConfig, out: Path, runtime: Path | None) -> dict:
-    """Worker for --jobs > 1: one comparison in a fresh process (own cache)."""
-    return run_comparison(cfg, out / cfg.name, runtime=runtime)
+def _run_one(cfg: ComparisonConfig, shared_runtime: bool) -> dict:
+    """Engine task: one comparison in a fresh worker process (own cache), built in the
+    worker's own scratch folder; the report's files come back as bytes with the summary.
+
+    ``shared_runtime``: the report refers to the batch's explorer runtime, ``<out>/<FOLDER>``
+    beside the report folders; the scratch folder has the same layout, so the link computed
+    there is the final one (the runtime itself is written once, by the parent).
+    """
+    with scratch_folder() as tmp:
+        runtime = tmp / ortweb.FOLDER if shared_runtime else None
+        summary = run_comparison(cfg, tmp / "report", runtime=runtime)
+        return summary | {"files": pack_folder(tmp / "report")}
 
 
 def run_batch(
@@ -315,11 +333,15 @@ def run_batch(
     jobs: int = 1,
     progress: bool = True,
     index: bool = True,
+    engine: EngineConfig | None = None,
 ) -> tuple[list[dict], list[tuple[str, str]]]:
     """Run every comparison; a failing one is recorded and the rest go on.
 
-    Returns (successful results, [(name, error line)]); writes ``out/index.html`` if ``index``.
+    ``jobs`` > 1 (or an ``engine`` other than local with one job) runs the comparisons as
+    engine tasks. Returns (successful results, [(name, error line)]); writes
+    ``out/index.html`` if ``index``.
     """
+    engine = engine or EngineConfig("local", jobs)
     ensure_writable_dir(out)
     # a batch (with its index) holds one explorer runtime for all its reports; a lone report
     # holds its own, so that its folder stays whole
@@ -327,7 +349,7 @@ def run_batch(
     done: list[dict] = []
     failed: list[tuple[str, str]] = []
     bar = tqdm(total=len(comps), desc="comparisons", unit="cmp", disable=not progress)
-    if jobs <= 1:
+    if engine.kind == "local" and engine.jobs <= 1:
         cache = Cache()
         datasets: dict[tuple[str | None, Path | None], ImageDataset] = {}
         for cfg in comps:
@@ -342,13 +364,16 @@ def run_batch(
                 failed.append((cfg.name, str(exc)))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_run_one, cfg, out, runtime): cfg for cfg in comps}
-            for fut in as_completed(futures):
-                try:
-                    done.append(fut.result())
-                except AtlasError as exc:
-                    failed.append((futures[fut].name, str(exc)))
+        # any failure, of any type, in one comparison is named and the others go on
+        tasks = [Task(cfg.name, _run_one, (cfg, runtime is not None)) for cfg in comps]
+        with make_engine(engine) as runner:
+            for outcome in runner.run(tasks):
+                if outcome.ok:
+                    summary = dict(outcome.value)
+                    folder = unpack_folder(summary.pop("files"), out / outcome.name)
+                    done.append(summary | {"folder": str(folder)})
+                else:
+                    failed.append((outcome.name, outcome.error or "failed"))
                 bar.update()
         order = [c.name for c in comps]
         done.sort(key=lambda r: order.index(r["name"]))

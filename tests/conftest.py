@@ -91,3 +91,15 @@ def toy(tmp_path_factory):
         make(folder / "decoder.onnx")
         folders[name] = folder
     return {"root": root, "data": data, "protos": protos, **folders}
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance with two CPUs, as a user's laptop "cluster" (the engine leaves a
+    connection it did not open running)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=200 * 2**20)  # fmt: skip
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,153 @@
+"""The seed study's figure as its loop really drew it.
+
+The seed (``shared/seeds/000_*.txt``) decodes a 21×21 grid over [-4, 4]² one cell at a time::
+
+    xx, yy = np.meshgrid(x, y)
+    latent_image = np.zeros((21*28, 21*28))
+    for j in reversed(range(len(yy))):
+        for i in range(len(xx)):
+            z = [xx[j, i], yy[j, i]]  ...  image = dec(z)
+            row_start, row_end, col_start, col_end = j*28, (j+1)*28, i*28, (i+1)*28
+        latent_image[row_start:row_end, col_start:col_end] = image
+    plt.imshow(latent_image, cmap='gray')
+
+The assignment sits after the inner loop, so each row ``j`` writes only the cell of the inner
+loop's last ``i`` — the last column, z₁ = x[-1] = 4 — and the other twenty columns stay 0.0
+(black). ``imshow`` draws array row 0 at the top, so the top block row is j = 0, z₂ = y[0] = −4:
+z₂ grows downward. Two more details of the code as written: ``len(xx)`` is the number of *rows*
+of the meshgrid, so on a grid that is not square the inner loop runs ``ny`` times (the written
+column is ``ny − 1``, and a grid with more rows than columns fails with an IndexError); and
+every one of the ``ny · nx`` cells is decoded although only ``ny`` of them are drawn.
+
+:func:`as_written_mosaic` builds that figure from correctly decoded cells; :func:`seed_loop`
+reproduces the loop itself through a decode callable (kept apart, so a test can show that both
+agree). The correct grid lives elsewhere (``plots.mosaic_image``: z₂ increasing upward, every
+cell drawn).
+
+Arrays follow the grid convention: ``cells[i, j]`` is the image decoded at
+``(z₁ = x[j], z₂ = y[i])``, ``x`` and ``y`` increasing, images ``[C, H, W]`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from latent_atlas.toolkit.errors import AtlasError
+from numpy.typing import ArrayLike
+
+
+def _cells(cells: ArrayLike) -> np.ndarray:
+    arr = np.asarray(cells)
+    if arr.ndim != 5:
+        raise AtlasError(f"cells: shape {arr.shape}, expected [ny, nx, C, H, W]")
+    if min(arr.shape) < 1:
+        raise AtlasError(f"cells: shape {arr.shape}, expected no empty axis")
+    return arr
+
+
+def written_column(ny: int, nx: int) -> int:
+    """The one column the seed's loop writes in every row: its inner loop's last index.
+
+    ``range(len(xx))`` counts the meshgrid's rows, so the column is ``ny − 1`` (= ``nx − 1``
+    on the seed's square grid). With more rows than columns the seed's code fails.
+    """
+    if ny > nx:
+        raise AtlasError(
+            f"grid of {ny} rows × {nx} columns: the seed's loop runs its column index over "
+            "len(xx), the number of rows, and fails on a grid with more rows than columns"
+        )
+    return ny - 1
+
+
+def drawn_cells(cells: ArrayLike) -> np.ndarray:
+    """The cells the as-written figure shows, top block row first.
+
+    Parameters
+    ----------
+    cells : array_like, shape (ny, nx, C, H, W)
+        The correctly decoded grid.
+
+    Returns
+    -------
+    numpy.ndarray, shape (ny, C, H, W)
+        ``out[r]`` is the image in block row ``r`` counted from the top of the figure:
+        ``cells[r, written_column(ny, nx)]``, i.e. z₂ = y[r] (the lowest z₂ at the top).
+    """
+    arr = _cells(cells)
+    ny, nx = arr.shape[:2]
+    return arr[:, written_column(ny, nx)].copy()
+
+
+def written_mask(ny: int, nx: int) -> np.ndarray:
+    """``bool [ny, nx]`` in figure order (row 0 at the top): True for the cells the seed's
+    loop wrote, False for the ones left black."""
+    mask = np.zeros((ny, nx), dtype=bool)
+    mask[:, written_column(ny, nx)] = True
+    return mask
+
+
+def as_written_mosaic(cells: ArrayLike) -> np.ndarray:
+    """The seed's figure (``latent_image``) as its code draws it, from correctly decoded cells.
+
+    Parameters
+    ----------
+    cells : array_like, shape (ny, nx, C, H, W)
+        The correctly decoded grid, values in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray, shape (ny·H, nx·W, C), float32
+        Image rows counted from the top as ``imshow`` draws them: block row ``r`` (pixel rows
+        ``r·H … (r+1)·H − 1``) holds ``cells[r, c]`` in block column ``c = written_column``
+        (``nx − 1`` for a square grid); every other pixel is 0.0. For the seed's 21×21 grid of
+        28×28 images, pixel columns 0–559 are 0.0 in every row.
+    """
+    arr = _cells(cells)
+    ny, nx, c, h, w = arr.shape
+    col = written_column(ny, nx)
+    image = np.zeros((ny * h, nx * w, c), dtype=np.float32)
+    for r in range(ny):
+        image[r * h : (r + 1) * h, col * w : (col + 1) * w] = arr[r, col].transpose(1, 2, 0)
+    return image
+
+
+def seed_loop(
+    decode: Callable[[np.ndarray], ArrayLike],
+    x: ArrayLike,
+    y: ArrayLike,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+) -> np.ndarray:
+    """The seed's loop, statement for statement (numpy in place of torch).
+
+    Parameters
+    ----------
+    decode : callable
+        ``decode(z)`` with ``z`` float32 ``[1, 2]`` returns the decoded image (anything that
+        reshapes to ``image_shape``), like the seed's ``dec(z)``.
+    x, y : array_like, shapes (nx,) and (ny,)
+        The z₁ and z₂ values (the seed: ``np.linspace(-4, 4, 21)`` each).
+    image_shape : (C, H, W), default (1, 28, 28)
+
+    Returns
+    -------
+    numpy.ndarray, shape (ny·H, nx·W, C), float32
+        ``latent_image`` as the seed's ``imshow`` receives it (one channel axis added).
+    """
+    c, h, w = image_shape
+    xx, yy = np.meshgrid(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    latent_image = np.zeros((len(yy) * h, len(xx[0]) * w, c), dtype=np.float32)
+    row_start = row_end = col_start = col_end = 0
+    image = np.zeros((h, w, c), dtype=np.float32)
+    for j in reversed(range(len(yy))):
+        for i in range(len(xx)):
+            z = np.array([xx[j, i], yy[j, i]], dtype=np.float32).reshape(1, 2)
+            output = decode(z)
+            image = np.asarray(output, dtype=np.float32).reshape(c, h, w).transpose(1, 2, 0)
+            row_start = j * h
+            row_end = (j + 1) * h
+            col_start = i * w
+            col_end = (i + 1) * w
+        # the seed's indentation: after the inner loop, once per row
+        latent_image[row_start:row_end, col_start:col_end] = image
+    return latent_image
