@@ -260,7 +260,7 @@ def test_a_batch_on_ray_writes_the_same_metrics_as_the_local_engine(toy, tmp_pat
     from latent_atlas.runs import run_batch
 
     fast = AnalysisConfig(n_samples=300, trust_sample=100, silhouette_sample=200)
-    out, comps = read_batch(_toy_batch(toy, tmp_path, n=2), fast, toy["root"] / "c.onnx")
+    out, comps = read_batch(_toy_batch(toy, tmp_path, n=2), fast)
     results = {}
     for kind in ("local", "ray"):
         done, failed = run_batch(comps, out / kind, progress=False,

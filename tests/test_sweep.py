@@ -163,7 +163,7 @@ def test_a_folder_that_is_not_this_run_is_refused(tmp_path):
 # ---------------------------------------------------------------------------- real sweeps
 @pytest.mark.slow
 def test_local_sweep_writes_loadable_run_folders(local_sweep):
-    from latent_atlas.toolkit.runtime import ModelPair
+    from latent_atlas.toolkit.runtime import load
 
     assert sorted(p.name for p in local_sweep.iterdir()) == ["sweep.json", "vae-seed0",
                                                              "vae-seed1"]  # fmt: skip
@@ -176,8 +176,8 @@ def test_local_sweep_writes_loadable_run_folders(local_sweep):
             MANIFEST,
             RUN_FILE,
         ]
-        pair = ModelPair.from_dir(folder)  # hashes checked against the run's manifest
-        assert pair.latent_dim == 2
+        model = load(folder)  # hashes checked against the run's manifest
+        assert model.latent_dim == 2 and model.encoder is not None
         card = json.loads((folder / "card.json").read_text())
         assert card["train_config"]["seed"] == seed and card["epochs"] == 1
     a, b = ((local_sweep / f"vae-seed{s}" / "decoder.onnx").read_bytes() for s in (0, 1))
