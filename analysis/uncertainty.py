@@ -128,7 +128,10 @@ def difference_interval(a: ArrayLike, b: ArrayLike, level: float = LEVEL) -> Int
     se2 = va + vb
     if se2 == 0:
         return Interval(diff, diff, diff, level, "welch", float(len(xa) + len(xb) - 2))
-    df = se2**2 / (va**2 / (len(xa) - 1) + vb**2 / (len(xb) - 1))
+    # Welch–Satterthwaite on the variances scaled by the larger one: the same ν, without the
+    # squares underflowing to 0/0 for tiny spreads
+    ra, rb = va / max(va, vb), vb / max(va, vb)
+    df = (ra + rb) ** 2 / (ra**2 / (len(xa) - 1) + rb**2 / (len(xb) - 1))
     half = float(stats.t.ppf((1 + level) / 2, df) * math.sqrt(se2))
     return Interval(diff, diff - half, diff + half, level, "welch", float(df))
 

@@ -203,3 +203,10 @@ def test_threshold_is_checked():
     with pytest.raises(AtlasError, match="threshold nan"):
         Threshold(float("nan"), ">")
     assert Threshold(1.25, ">=").describe() == ">= 1.25"
+
+
+def test_welch_with_tiny_spread_has_finite_ends():
+    # found by hypothesis: the squared variances underflowed to 0/0
+    iv = difference_interval([0.0, 0.0], [0.0, 9.277695109320977e-135])
+    assert iv.df == pytest.approx(1.0)  # all the spread in one group of two: ν = 1
+    assert iv.low <= iv.mean <= iv.high and np.isfinite([iv.low, iv.high]).all()
