@@ -232,7 +232,8 @@ def test_sigterm_to_a_jobs_2_batch_leaves_no_process_and_no_temp_folder(toy, tmp
     out = tmp_path / "reports"
     hidden = [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else []
     assert hidden == []
-    for report in out.iterdir() if out.exists() else []:
+    reports = [p for p in out.iterdir() if p.name.startswith("c")] if out.exists() else []
+    for report in reports:
         assert (report / "metrics.json").is_file() and (report / "report.html").is_file()
 
 
@@ -266,6 +267,15 @@ def test_a_batch_on_ray_writes_the_same_metrics_as_the_local_engine(toy, tmp_pat
         done, failed = run_batch(comps, out / kind, progress=False,
                                  engine=EngineConfig(kind, 2))  # fmt: skip
         assert failed == [] and [r["name"] for r in done] == ["c0", "c1"]
-        results[kind] = {c: (out / kind / c / "metrics.json").read_bytes() for c in ("c0", "c1")}
+        results[kind] = {
+            (c, f): (out / kind / c / f).read_bytes()
+            for c in ("c0", "c1")
+            for f in ("metrics.json", "explore.html")
+        }
         assert (out / kind / "index.html").is_file()
+        # built in a worker's scratch folder, the explorer still links the batch's one runtime
+        page = (out / kind / "c0" / "explore.html").read_text()
+        assert '"../explorer-runtime/ort.wasm.min.js"' in page
+        assert (out / kind / "explorer-runtime" / "ort.wasm.min.js").is_file()
+        assert not (out / kind / "c0" / "explorer-runtime").exists()
     assert results["local"] == results["ray"]
