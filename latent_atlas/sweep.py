@@ -284,11 +284,9 @@ def _foreign(folder: Path, record: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- the task
 def load_training_data(source: str | None) -> Any:
     """The dataset at ``source`` (None: the default), train split included."""
-    from latent_atlas.toolkit.data import load_fashion_mnist
+    from latent_atlas.toolkit.data import load_dataset
 
-    # Any split sizes: the counts are checked against the files' headers; a sweep's smoke
-    # test trains on a few hundred images.
-    return load_fashion_mnist(source, expect_counts=False)
+    return load_dataset(source, train=True)
 
 
 def train_run(run: Run, source: str | None, dataset_sha256: str) -> dict[str, bytes]:
