@@ -51,6 +51,8 @@ from latent_atlas.toolkit.runtime import OnnxModel, load_model
 SEED_LOOP_MAX_CELLS = 50_000  # the seed loop at 1001×1001 would take tens of minutes
 GEMM_N = {"cpu": 2048, "cuda": 4096}
 FLOP_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
+FRACTION_KEYS = ("fraction_of_gemm", "bound_fraction_of_gemm", "cpu_fraction_of_gemm",
+                 "bound_cpu_fraction_of_gemm")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -175,41 +177,70 @@ def _best(reps: int, fn: Callable[[], object]) -> float:
     return best
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@dataclass
+class Rates:
+    """One calibration: GFLOP/s per GEMM (wall clock) and GFLOP per CPU second (``cpu``;
+    empty on a GPU), keyed ``"<library> <n>³"``."""
+
+    wall: dict[str, float]
+    cpu: dict[str, float]
+
+
 class Calibrator:
-    """The best float32 n×n GEMM of onnxruntime, torch and numpy on ``device``."""
+    """The best float32 GEMM of onnxruntime, torch and numpy on ``device``, over a few square
+    sizes (``n``, ``n/2``, ``n/4``, none below 256): the best rate is not always the largest
+    product (measured here: onnxruntime's 512³ at 230 GFLOP per CPU second, 2048³ at 214)."""
 
     def __init__(self, device: str = "cpu", threads: int = 0, n: int | None = None) -> None:
         self.device = device
         self.n = n or GEMM_N[device]
-        self.samples: list[dict[str, float]] = []
-        rng = np.random.default_rng(0)
-        a = rng.random((self.n, self.n), dtype=np.float32)
-        b = rng.random((self.n, self.n), dtype=np.float32)
-        self._runs: dict[str, Callable[[], object]] = {"onnxruntime": self._ort(a, b, threads)}
+        # n, n/2 and n/4, none below 256 (smaller products time the call, not the kernel)
+        self.sizes = sorted({m for m in (self.n // 4, self.n // 2) if m >= 256} | {self.n})
+        self.samples: list[Rates] = []
+        self._runs: dict[str, tuple[int, Callable[[], object]]] = {}
         try:
             import torch
         except ImportError:  # torch is an optional baseline
             torch = None  # type: ignore[assignment]
-        if torch is not None:
-            ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
-
-            def mm() -> None:
-                torch.mm(ta, tb)
-                if device == "cuda":
-                    torch.cuda.synchronize()
-
-            self._runs["torch"] = mm
-        if device == "cpu":
-            out = np.empty_like(a)
-            self._runs["numpy"] = lambda: np.matmul(a, b, out=out)
-        for run in self._runs.values():
+        rng = np.random.default_rng(0)
+        for size in self.sizes:
+            a = rng.random((size, size), dtype=np.float32)
+            b = rng.random((size, size), dtype=np.float32)
+            self._runs[f"onnxruntime {size}³"] = (size, self._ort(a, b, threads))
+            if torch is not None:
+                self._runs[f"torch {size}³"] = (size, self._torch(torch, a, b))
+            if device == "cpu":
+                out = np.empty_like(a)
+                self._runs[f"numpy {size}³"] = (size, partial(np.matmul, a, b, out=out))
+        self._reps = {}
+        for name, (_, run) in self._runs.items():
             run()  # warm-up: thread pools, packing, CUDA context
+            once = _best(3, run)
+            # enough products per timing that each lasts ~20 ms (timer and wake-up noise)
+            self._reps[name] = int(min(100, max(1, 0.02 / max(once, 1e-6))))
+
+    def _torch(self, torch: object, a: np.ndarray, b: np.ndarray) -> Callable[[], object]:
+        ta = torch.from_numpy(a).to(self.device)  # type: ignore[attr-defined]
+        tb = torch.from_numpy(b).to(self.device)  # type: ignore[attr-defined]
+
+        def mm() -> None:
+            torch.mm(ta, tb)  # type: ignore[attr-defined]
+            if self.device == "cuda":
+                torch.cuda.synchronize()  # type: ignore[attr-defined]
+
+        return mm
 
     def _ort(self, a: np.ndarray, b: np.ndarray, threads: int) -> Callable[[], object]:
         import onnxruntime as ort
         from onnx import TensorProto, helper
 
-        n = self.n
+        n = len(a)
         graph = helper.make_graph(
             [helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm",
             [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "AB"],
@@ -219,24 +250,46 @@ class Calibrator:
         model.ir_version = 8
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # like the runtime's sessions: workers sleep between runs, so CPU time is work
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = threads
         provider = "CUDAExecutionProvider" if self.device == "cuda" else "CPUExecutionProvider"
         session = ort.InferenceSession(model.SerializeToString(), opts, providers=[provider])
         binding = session.io_binding()
         # inputs and output live on the device: the calibration moves no data
-        self._keep = [ort.OrtValue.ortvalue_from_numpy(x, self.device, 0) for x in (a, b)]
-        self._keep.append(ort.OrtValue.ortvalue_from_shape_and_type([n, n], np.float32,
-                                                                    self.device, 0))  # fmt: skip
-        binding.bind_ortvalue_input("A", self._keep[0])
-        binding.bind_ortvalue_input("B", self._keep[1])
-        binding.bind_ortvalue_output("C", self._keep[2])
-        return lambda: session.run_with_iobinding(binding)
+        keep = [ort.OrtValue.ortvalue_from_numpy(x, self.device, 0) for x in (a, b)]
+        keep.append(ort.OrtValue.ortvalue_from_shape_and_type([n, n], np.float32,
+                                                              self.device, 0))  # fmt: skip
+        binding.bind_ortvalue_input("A", keep[0])
+        binding.bind_ortvalue_input("B", keep[1])
+        binding.bind_ortvalue_output("C", keep[2])
 
-    def measure(self, reps: int = 3) -> dict[str, float]:
-        """GFLOP/s of each library, best of ``reps``; remembered in ``samples``."""
-        flop = 2 * self.n**3
-        rates = {name: flop / _best(reps, run) / 1e9 for name, run in self._runs.items()}
+        def run() -> None:
+            session.run_with_iobinding(binding)
+            _ = keep  # the device buffers live as long as the closure
+
+        return run
+
+    def measure(self, reps: int = 3) -> Rates:
+        """GFLOP/s (wall) and GFLOP per CPU second of each GEMM, best of ``reps``;
+        remembered in ``samples``."""
+        wall: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for name, (size, run) in self._runs.items():
+            k = self._reps[name]
+            flop = 2 * size**3 * k
+            best_wall = best_cpu = float("inf")
+            for _ in range(reps):
+                c0, t0 = _cpu_seconds(), time.perf_counter()
+                for _ in range(k):
+                    run()
+                best_wall = min(best_wall, time.perf_counter() - t0)
+                best_cpu = min(best_cpu, _cpu_seconds() - c0)
+            wall[name] = flop / best_wall / 1e9
+            if self.device == "cpu" and best_cpu > 0:
+                cpu[name] = flop / best_cpu / 1e9
+        rates = Rates(wall, cpu)
         self.samples.append(rates)
         return rates
 
@@ -248,17 +301,26 @@ def _best_rate(*samples: dict[str, float]) -> tuple[float, str]:
 @dataclass
 class Timed:
     seconds: float
+    cpu_seconds: float
     gemm_gflops: float  # the calibration around this run (the higher of before and after)
     gemm_source: str
+    gemm_cpu_gflops: float | None  # the same, per CPU second (None on a GPU)
 
 
 def timed_against_gemm(cal: Calibrator, fn: Callable[[], object], reps: int = 1) -> Timed:
-    """Best of ``reps`` runs of ``fn``, with a calibration right before and right after."""
+    """Best of ``reps`` runs of ``fn`` (wall and CPU time), with a calibration right before
+    and right after."""
     before = cal.measure()
-    seconds = _best(reps, fn)
+    best_wall = best_cpu = float("inf")
+    for _ in range(reps):
+        c0, t0 = _cpu_seconds(), time.perf_counter()
+        fn()
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, _cpu_seconds() - c0)
     after = cal.measure()
-    gemm, source = _best_rate(before, after)
-    return Timed(seconds, gemm, source)
+    gemm, source = _best_rate(before.wall, after.wall)
+    cpu = _best_rate(before.cpu, after.cpu)[0] if before.cpu and after.cpu else None
+    return Timed(best_wall, best_cpu, gemm, source, cpu)
 
 
 def fraction(gflops: float | None, gemm: float) -> float | None:
@@ -380,10 +442,15 @@ clf = load_model(classifier, "classifier", provider, int(threads))
 fused = fused == "fused"
 batch = int(batch) or None
 compute_atlas(dec, clf, GridSpec(steps=(5, 5)), batch, fused=fused)  # warm-up
-start = time.perf_counter()
+import resource
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+start, cpu = time.perf_counter(), _cpu()
 atlas = compute_atlas(dec, clf, GridSpec(steps=(int(n), int(n))), batch, fused=fused)
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_rss_kib": _vmhwm_kib(), "method": atlas.method,
+seconds, cpu = time.perf_counter() - start, _cpu() - cpu
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_kib": _vmhwm_kib(),
+                  "method": atlas.method,
                   "batch_size": atlas.batch_size, "note": atlas.note}))
 """
 )
@@ -466,6 +533,9 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
         torch.set_num_threads(cfg.threads)
     flops, flops_why = graph_flops(cfg.decoder)
     cal = Calibrator(device, cfg.threads, cfg.gemm_n)
+    # what the runtime really uses: never more rows per call than the decoder's activations
+    # allow (toolkit.batching), for both onnxruntime columns alike
+    batch = min(cfg.batch_size, decoder.max_batch)
     rows = []
     for n in cfg.sizes:
         cells = n * n
@@ -479,10 +549,10 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
             seconds["torch_batched"] = _best(
                 reps, partial(torch_batched, torch_dec, n, cfg.batch_size, device)
             )
-        onnx_batched(decoder, 5, cfg.batch_size)
-        plain = timed_against_gemm(cal, partial(onnx_batched, decoder, n, cfg.batch_size), reps)
-        onnx_bound(decoder, 5, cfg.batch_size)
-        bound = timed_against_gemm(cal, partial(onnx_bound, decoder, n, cfg.batch_size), reps)
+        onnx_batched(decoder, 5, batch)
+        plain = timed_against_gemm(cal, partial(onnx_batched, decoder, n, batch), reps)
+        onnx_bound(decoder, 5, batch)
+        bound = timed_against_gemm(cal, partial(onnx_bound, decoder, n, batch), reps)
         seconds["onnx_batched"] = plain.seconds
         seconds["onnx_bound"] = bound.seconds
         row: dict = {"grid": f"{n}x{n}", "cells": cells, "seconds": seconds}
@@ -491,12 +561,17 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
             row["speedup_onnx_vs_seed"] = seconds["seed_loop"] / bound.seconds
         if seconds["torch_batched"]:
             row["speedup_onnx_vs_torch"] = seconds["torch_batched"] / bound.seconds
+        row["cpu_seconds"] = {"onnx_batched": plain.cpu_seconds, "onnx_bound": bound.cpu_seconds}
         row["gemm_gflops"] = {"run": plain.gemm_gflops, "bound": bound.gemm_gflops}
+        row["gemm_cpu_gflops"] = {"run": plain.gemm_cpu_gflops, "bound": bound.gemm_cpu_gflops}
         if flops:
             row["onnx_gflops"] = cells * flops / plain.seconds / 1e9
             row["bound_gflops"] = cells * flops / bound.seconds / 1e9
             row["fraction_of_gemm"] = row["onnx_gflops"] / plain.gemm_gflops
             row["bound_fraction_of_gemm"] = row["bound_gflops"] / bound.gemm_gflops
+            for key, t in (("cpu_fraction_of_gemm", plain), ("bound_cpu_fraction_of_gemm", bound)):
+                if t.gemm_cpu_gflops and t.cpu_seconds > 0:
+                    row[key] = cells * flops / t.cpu_seconds / 1e9 / t.gemm_cpu_gflops
         rows.append(row)
         say(f"decode {n}x{n} done")
 
@@ -505,7 +580,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
         "provider": device,
         "device": _device_name(device),
         "threads": cfg.threads or "default",
-        "batch_size": cfg.batch_size,
+        "batch_size": batch,
         "decoder_mflop_per_cell": flops / 1e6 if flops else None,
         "decoder_flops_unknown_why": flops_why,
         "torch_baseline": "available" if torch_dec is not None else f"not available: {torch_why}",
@@ -518,16 +593,18 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
     if cfg.measure_report:
         say("report (child process)")
         result["report"] = report_child(cfg)
-    best, source = _best_rate(*cal.samples)
+    best, source = _best_rate(*(r.wall for r in cal.samples))
     result["gemm_gflops"] = best
     result["gemm_source"] = source
-    result["gemm_n"] = cal.n
-    result["gemm_samples"] = cal.samples
-    result["calibration_ok"] = all(
-        (f or 0) <= 1
-        for r in rows
-        for f in (r.get("fraction_of_gemm"), r.get("bound_fraction_of_gemm"))
-    ) and all((a.get("fraction_of_gemm") or 0) <= 1 for a in result.get("atlas", []))
+    if cal.samples[0].cpu:
+        result["gemm_cpu_gflops"], result["gemm_cpu_source"] = _best_rate(
+            *(r.cpu for r in cal.samples)
+        )
+    result["gemm_sizes"] = cal.sizes
+    result["gemm_samples"] = [{"wall": r.wall, "cpu": r.cpu} for r in cal.samples]
+    fractions = [r.get(k) for r in rows for k in FRACTION_KEYS]
+    fractions += [a.get(k) for a in result.get("atlas", []) for k in FRACTION_KEYS]
+    result["calibration_ok"] = all((f or 0) <= 1 for f in fractions)
     result["load_average"] = {"start": load_start, "end": _load(), "cpus": os.cpu_count()}
     result["machine"] = {
         "cpu": platform.processor() or platform.machine(),
@@ -566,7 +643,8 @@ def _atlas_rows(
         before = cal.measure()
         child = atlas_child(cfg, fused)
         after = cal.measure()
-        gemm, source = _best_rate(before, after)
+        gemm, source = _best_rate(before.wall, after.wall)
+        gemm_cpu = _best_rate(before.cpu, after.cpu)[0] if before.cpu and after.cpu else None
         row = {
             "grid": f"{n}x{n}",
             "points": n * n,
@@ -582,6 +660,11 @@ def _atlas_rows(
         if per_point:
             row["gflops"] = n * n * per_point / child["seconds"] / 1e9
             row["fraction_of_gemm"] = row["gflops"] / gemm
+            if gemm_cpu and child["cpu_seconds"] > 0:
+                row["gemm_cpu_gflops"] = gemm_cpu
+                row["cpu_fraction_of_gemm"] = (
+                    n * n * per_point / child["cpu_seconds"] / 1e9 / gemm_cpu
+                )
         out.append(row)
         say(f"atlas {n}x{n} {row['path']} done")
     return out
@@ -601,15 +684,20 @@ def _frac(v: float | None) -> str:
 def format_table(result: dict) -> str:
     load = result["load_average"]
     samples = result["gemm_samples"]
-    per_lib = {k: max(s[k] for s in samples) for k in samples[0]}
+    per_gemm = {k: max(s["wall"][k] for s in samples) for k in samples[0]["wall"]}
+    cpu_line = ""
+    if result.get("gemm_cpu_gflops"):
+        cpu_line = (
+            f"; per CPU second {result['gemm_cpu_gflops']:.1f} GFLOP ({result['gemm_cpu_source']})"
+        )
     lines = [
         f"decoder: {result['decoder']}  provider: {result['provider']} ({result['device']})  "
         f"threads: {result['threads']}  batch: {result['batch_size']}",
         f"load average (1 min) at start {load['start'][0]}, at end {load['end'][0]} "
         f"on {load['cpus']} CPUs",
-        f"GEMM calibration (float32 {result['gemm_n']}³, best of "
-        + ", ".join(f"{k} {v:.1f}" for k, v in per_lib.items())
-        + f" GFLOP/s): {result['gemm_gflops']:.1f} GFLOP/s ({result['gemm_source']}); "
+        "GEMM calibration (float32, best of "
+        + ", ".join(f"{k} {v:.1f}" for k, v in per_gemm.items())
+        + f" GFLOP/s): {result['gemm_gflops']:.1f} GFLOP/s ({result['gemm_source']}){cpu_line}; "
         f"{len(samples)} calibrations interleaved with the runs, each run compared with the "
         "ones right around it",
         f"decoder: {_s(result['decoder_mflop_per_cell'])} MFLOP/cell"
@@ -621,9 +709,11 @@ def format_table(result: dict) -> str:
         + f"; torch baselines: {result['torch_baseline']}",
         "",
         "decode (images out; 'run' = session.run per batch, 'bound' = IO binding into one "
-        "reused buffer)",
+        "reused buffer; 'of GEMM' = wall-clock rate / the GEMM's, 'per CPU s' = GFLOP per CPU "
+        "second / the GEMM's, which a busy machine disturbs less)",
         f"{'grid':>10} {'seed loop s':>12} {'torch s':>9} {'run s':>9} {'bound s':>9} "
-        f"{'×seed':>8} {'×torch':>7} {'GFLOP/s':>8} {'run/GEMM':>9} {'bound/GEMM':>10}",
+        f"{'×seed':>8} {'×torch':>7} {'GFLOP/s':>8} {'run of GEMM':>12} {'bound of GEMM':>14} "
+        f"{'per CPU s':>10}",
     ]
     for r in result["rows"]:
         t = r["seconds"]
@@ -632,7 +722,8 @@ def format_table(result: dict) -> str:
             f"{_s(t['onnx_batched']):>9} {_s(t['onnx_bound']):>9} "
             f"{_s(r.get('speedup_onnx_vs_seed'), '.0f'):>8} "
             f"{_s(r.get('speedup_onnx_vs_torch'), '.2f'):>7} {_s(r.get('bound_gflops'), '.1f'):>8} "
-            f"{_frac(r.get('fraction_of_gemm')):>9} {_frac(r.get('bound_fraction_of_gemm')):>10}"
+            f"{_frac(r.get('fraction_of_gemm')):>12} {_frac(r.get('bound_fraction_of_gemm')):>14} "
+            f"{_frac(r.get('bound_cpu_fraction_of_gemm')):>10}"
         )
     if "atlas" in result:
         a0 = result["atlas"][0]
@@ -643,13 +734,14 @@ def format_table(result: dict) -> str:
             + (f", unknown: {a0['flops_unknown_why']}" if a0["mflop_per_point"] is None else "")
             + "), each in a child process",
             f"{'path':>24} {'method':>9} {'batch':>6} {'s':>8} {'points/s':>10} "
-            f"{'GFLOP/s':>8} {'of GEMM':>8} {'peak RSS MiB':>13}",
+            f"{'GFLOP/s':>8} {'of GEMM':>8} {'per CPU s':>10} {'peak RSS MiB':>13}",
         ]
         for a in result["atlas"]:
             lines.append(
                 f"{a['path']:>24} {a['method']:>9} {a['batch_size']:>6} {a['seconds']:>8.2f} "
                 f"{a['points_per_s']:>10.0f} {_s(a.get('gflops'), '.1f'):>8} "
-                f"{_frac(a.get('fraction_of_gemm')):>8} {a['peak_rss_mib']:>13.0f}"
+                f"{_frac(a.get('fraction_of_gemm')):>8} {_frac(a.get('cpu_fraction_of_gemm')):>10} "
+                f"{a['peak_rss_mib']:>13.0f}"
             )
             if a.get("note"):
                 lines.append(f"{'':>24} {a['note']}")
@@ -671,8 +763,8 @@ def format_table(result: dict) -> str:
     if not result["calibration_ok"]:
         lines.append(
             "CALIBRATION WRONG: a fraction marked '!' is above 1, i.e. a run beat the GEMM "
-            "measured right around it — the machine's load changed between them; rerun on a "
-            "quiet machine before quoting any fraction."
+            "measured right around it — the machine's load changed between them, or a faster "
+            "GEMM exists than the ones calibrated; do not quote these fractions."
         )
     return "\n".join(lines)
 

@@ -93,16 +93,21 @@ def test_flops_of_a_foreign_decoder(tmp_path):
 
 
 # ---------------------------------------------------------------------------- calibration
-def test_calibrator_measures_every_library_on_the_cpu():
+def test_calibrator_measures_every_library_and_size_on_the_cpu():
+    assert Calibrator("cpu", n=64).sizes == [64]  # nothing below 256 but n itself
+    assert Calibrator("cpu", n=1024).sizes == [256, 512, 1024]
     cal = Calibrator("cpu", n=64)
     rates = cal.measure(reps=1)
-    assert set(rates) == {"onnxruntime", "torch", "numpy"}
-    assert all(r > 0 for r in rates.values()) and cal.samples == [rates]
+    assert set(rates.wall) == {"onnxruntime 64³", "torch 64³", "numpy 64³"}
+    assert set(rates.cpu) == set(rates.wall)
+    assert all(r > 0 for r in rates.wall.values()) and cal.samples == [rates]
 
 
 def test_best_rate_takes_the_highest_of_any_sample():
-    rate, source = bench._best_rate({"torch": 200.0, "numpy": 210.0}, {"onnxruntime": 460.0})
-    assert (rate, source) == (460.0, "onnxruntime")
+    rate, source = bench._best_rate(
+        {"torch 2048³": 200.0, "numpy 2048³": 210.0}, {"onnxruntime 512³": 460.0}
+    )
+    assert (rate, source) == (460.0, "onnxruntime 512³")
 
 
 def _result(fraction: float) -> dict:
@@ -114,7 +119,7 @@ def _result(fraction: float) -> dict:
         "decoder": "d.onnx", "provider": "cpu", "device": "cpu", "threads": "default",
         "batch_size": 4, "decoder_mflop_per_cell": 1.0, "decoder_flops_unknown_why": "",
         "torch_baseline": "not available: not ours", "rows": [row], "gemm_gflops": 2.0,
-        "gemm_source": "numpy", "gemm_n": 64, "gemm_samples": [{"numpy": 2.0}],
+        "gemm_source": "numpy 64³", "gemm_samples": [{"wall": {"numpy 64³": 2.0}, "cpu": {}}],
         "calibration_ok": fraction <= 1, "load_average": {"start": [0.5], "end": [0.6], "cpus": 2},
     }  # fmt: skip
 
@@ -158,7 +163,12 @@ def test_small_bench_runs_and_reports():
     # every fraction is against a calibration taken right around it: 2 per onnx column, 2 per
     # atlas path
     assert len(result["gemm_samples"]) == 2 * 2 * 2 + 2 * 2
-    assert result["gemm_gflops"] == max(max(s.values()) for s in result["gemm_samples"])
+    assert result["gemm_gflops"] == max(max(s["wall"].values()) for s in result["gemm_samples"])
+    assert result["gemm_cpu_gflops"] == max(max(s["cpu"].values()) for s in result["gemm_samples"])
+    cpu = row["cpu_seconds"]["onnx_bound"]
+    assert row["bound_cpu_fraction_of_gemm"] == pytest.approx(
+        9 * SHIPPED_DECODER_FLOPS / cpu / 1e9 / row["gemm_cpu_gflops"]["bound"]
+    )
     fused, separate = result["atlas"]
     assert (fused["method"], separate["method"]) == ("fused", "separate")
     per_point = SHIPPED_DECODER_FLOPS + SHIPPED_CLASSIFIER_FLOPS
@@ -166,6 +176,9 @@ def test_small_bench_runs_and_reports():
         assert a["points"] == 16 and a["peak_rss_mib"] > 0
         assert a["gflops"] == pytest.approx(16 * per_point / a["seconds"] / 1e9)
         assert a["fraction_of_gemm"] == pytest.approx(a["gflops"] / a["gemm_gflops"])
+        assert a["cpu_fraction_of_gemm"] == pytest.approx(
+            16 * per_point / a["cpu_seconds"] / 1e9 / a["gemm_cpu_gflops"]
+        )
     table = format_table(result)
     assert "21x21" not in table and "5x5" in table and "fused graph" in table
 
