@@ -55,15 +55,17 @@ def _add_data_flag(p: argparse.ArgumentParser) -> None:
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train the VAE, AE and classifier on Fashion-MNIST",
-        description="Train the VAE, the AE and the classifier on the real Fashion-MNIST train "
-        "split, evaluate them on the 10 000 test images, and save weights.pt + train.json "
-        "for each under OUT/<model>/.",
+        help="train a VAE, an AE and a classifier on a dataset",
+        description="Train the VAE, the AE and the classifier on the train split of --data "
+        "(sized for its image shape and class count), evaluate them on its test split, and "
+        "save weights.pt + train.json for each under OUT/<model>/. Sizes left unset follow the "
+        "dataset: --hidden is twice the pixel count rounded up to a power of two (64..512); "
+        "the epochs show each model as many images as 50 (autoencoders) and 15 (classifier) "
+        "epochs of Fashion-MNIST's 60 000. On Fashion-MNIST the defaults are the shipped "
+        "models' settings.",
     )
     _add_data_flag(p)
-    p.add_argument(
-        "--out", default="runs/fashion-mnist", help="output folder (default: %(default)s)"
-    )
+    p.add_argument("--out", help="output folder (default: runs/<dataset name>)")
     p.add_argument(
         "--models",
         nargs="+",
@@ -75,12 +77,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "--arch", default="mlp", choices=["mlp", "conv"], help="autoencoder architecture"
     )
     p.add_argument("--latent-dim", type=int, default=2, help="latent dimensions (default: 2)")
-    p.add_argument("--hidden", type=int, default=512, help="width of the first hidden layer")
+    p.add_argument("--hidden", type=int, help="width of the first hidden layer (default: sized)")
     p.add_argument("--beta", type=float, default=1.0, help="VAE KL weight β (default: 1)")
-    p.add_argument("--epochs", type=int, default=50, help="autoencoder epochs (default: 50)")
-    p.add_argument(
-        "--classifier-epochs", type=int, default=15, help="classifier epochs (default: 15)"
-    )
+    p.add_argument("--epochs", type=int, help="autoencoder epochs (default: sized)")
+    p.add_argument("--classifier-epochs", type=int, help="classifier epochs (default: sized)")
     p.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default: 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -96,9 +96,6 @@ def _train(args: argparse.Namespace) -> None:
     from latent_atlas.toolkit.data import load_dataset
     from latent_atlas.toolkit.train import TrainConfig, train_all
 
-    for flag in ("latent_dim", "hidden", "epochs", "classifier_epochs", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise AtlasError(f"--{flag.replace('_', '-')}: {getattr(args, flag)}, expected >= 1")
     cfg = TrainConfig(
         models=tuple(args.models), arch=args.arch, latent_dim=args.latent_dim,
         hidden=args.hidden, beta=args.beta, epochs=args.epochs,
@@ -106,29 +103,46 @@ def _train(args: argparse.Namespace) -> None:
         seed=args.seed, threads=args.threads, train_limit=args.train_limit,
         progress=not args.no_progress,
     )  # fmt: skip
-    data = load_dataset(_data_source(args), class_names=_class_names(args))
-    train_all(data, cfg, Path(args.out))
-    print(f"trained models written to {args.out}/")
+    data = load_dataset(_data_source(args), train=True, class_names=_class_names(args))
+    out = Path(args.out) if args.out else Path("runs") / data.name
+    train_all(data, cfg, out)
+    print(f"trained models written to {out}/")
 
 
 # ---------------------------------------------------------------------------- export
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export trained models to ONNX (+ cards and manifest)",
-        description="Export the VAE and AE (encoder.onnx: the mean code; decoder.onnx) and the "
-        "classifier (classifier.onnx: logits and 128-d features) from RUNS to OUT, each a "
-        "single file with a dynamic batch dimension. Every file is checked (symbolic batch "
-        "dimension, onnx.checker full check, onnxruntime-vs-torch parity on real test images "
-        "at batch sizes 1, 7, 513); a card.json per model and OUT/manifest.json are written.",
+        help="export trained models (ours, or your own torch module) to ONNX",
+        description="Export models to single-file ONNX with a dynamic batch dimension, each "
+        "checked (symbolic batch dimension, onnx.checker full check, onnxruntime-vs-torch "
+        "parity at batch sizes 1, 7, 513 on the dataset's test images, or on seeded random "
+        "inputs without --data), with a card.json per model and a manifest.json; the folder "
+        "is built aside and replaces OUT only when every model passed. Without --module: the "
+        "VAE, AE and classifier that `latent-atlas train` wrote to RUNS. With --module "
+        "FILE.py:FUNCTION --weights FILE.pt: your own autoencoder, built by FUNCTION (no "
+        "arguments; returns an nn.Module with decode()/.decoder and optionally "
+        "encode()/.encoder), weights loaded with torch.load(weights_only=True).",
     )
     _add_data_flag(p)
+    p.add_argument("--runs", help="trained models (default: runs/<dataset name>)")
     p.add_argument(
-        "--runs", default="runs/fashion-mnist", help="trained models (default: %(default)s)"
+        "--out", help="output folder (default: artifacts/<dataset name>; required with --module)"
     )
-    p.add_argument(
-        "--out", default="artifacts/fashion-mnist", help="artifact folder (default: %(default)s)"
+    g = p.add_argument_group("your own model")
+    g.add_argument("--module", metavar="FILE.py:FUNCTION", help="function that builds the model")
+    g.add_argument("--weights", metavar="FILE.pt", help="its state dict (weights only)")
+    g.add_argument(
+        "--encoder-output",
+        metavar="KEY",
+        help="which output of an encoder that returns a tuple or dict is the code "
+        "(an index such as 0 for (mu, logvar), or a key such as mu)",
     )
+    g.add_argument(
+        "--image-shape", type=int, nargs=3, metavar=("C", "H", "W"),
+        help="image shape (default: --data's)",
+    )  # fmt: skip
+    g.add_argument("--latent-dim", type=int, help="latent dimensions (decoder-only models)")
     p.add_argument(
         "--atol", type=float, default=1e-5, help="parity tolerance, absolute (default: 1e-5)"
     )
@@ -139,11 +153,40 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from latent_atlas.export.onnx_export import ExportConfig, export_all
     from latent_atlas.toolkit.data import load_dataset
 
+    if args.module:
+        from latent_atlas.export.factory import ModuleExportConfig, export_factory
+
+        if args.runs:
+            raise AtlasError("--runs: given with --module; expected one or the other")
+        if not args.weights or not args.out:
+            missing = "--weights" if not args.weights else "--out"
+            raise AtlasError(f"{missing}: missing; --module needs --weights FILE.pt and --out DIR")
+        cfg = ModuleExportConfig(
+            module=args.module, weights=Path(args.weights), out=Path(args.out),
+            image_shape=tuple(args.image_shape) if args.image_shape else None,
+            encoder_output=args.encoder_output, latent_dim=args.latent_dim,
+            atol=args.atol, rtol=args.rtol,
+        )  # fmt: skip
+        source = _data_source(args)
+        data = None
+        if source is not None:
+            data = load_dataset(source, train=False, class_names=_class_names(args))
+        done = export_factory(cfg, data)
+        print(f"{', '.join(done.files)}, card.json, manifest.json -> {done.folder}")
+        return
+    from latent_atlas.export.trained import ExportConfig, export_trained
+
+    for flag in ("weights", "encoder_output", "image_shape", "latent_dim"):
+        if getattr(args, flag) is not None:
+            raise AtlasError(f"--{flag.replace('_', '-')}: only with --module")
+    cfg = ExportConfig(
+        Path(args.runs) if args.runs else None, Path(args.out) if args.out else None,
+        args.atol, args.rtol,
+    )  # fmt: skip
     data = load_dataset(_data_source(args), train=False, class_names=_class_names(args))
-    export_all(data, ExportConfig(Path(args.runs), Path(args.out), args.atol, args.rtol))
+    export_trained(data, cfg)
 
 
 # ---------------------------------------------------------------------------- grid

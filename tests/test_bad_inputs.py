@@ -200,10 +200,45 @@ ROWS = [
     Row("batch not TOML", lambda t: _batch(t, "[[comparison\n"), "not valid TOML"),
     Row("output folder not writable", _unwritable, "output folder .*file/out: cannot create it"),
     Row("pickle checkpoint", _pickle_checkpoint, r"weights.pt: refused by torch.load\(weights_only=True\).*expected a weights-only state dict"),
-    Row("train epochs zero", lambda t: ["train", "--epochs", "0", "--out", str(t / "out")], "--epochs: 0, expected >= 1"),
+    Row("train epochs zero", lambda t: ["train", "--epochs", "0", "--out", str(t / "out")], "--epochs: 0, expected "),
     Row("bench size one", lambda t: ["bench", "--sizes", "1", "--decoder", str(t / "d.onnx")], "--sizes: 1, expected N >= 2"),
     Row("report jobs zero", lambda t: ["report", "--jobs", "0", "--out", str(t / "out")], "--jobs: 0, expected >= 1"),
     Row("report same labels", lambda t: ["report", "--label", "A", "--label", "A", "--out", str(t / "out")], "two models are labelled 'A'"),
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------- train/export numbers (TrainConfig,
+# ExportConfig and ModuleExportConfig check them in __post_init__; the CLI only maps flags)
+def _train(tmp: Path, *flags: str) -> list[str]:
+    return ["train", *flags, "--out", str(tmp / "out"), "--no-progress"]
+
+
+def _export(tmp: Path, *flags: str) -> list[str]:
+    return ["export", *flags, "--runs", str(tmp / "runs"), "--out", str(tmp / "out")]
+
+
+ROWS += [
+    Row("train lr NaN", lambda t: _train(t, "--lr", "nan"), r"--lr: nan, expected a learning rate in \(0, 1\]"),
+    Row("train lr 1e30", lambda t: _train(t, "--lr", "1e30"), r"--lr: 1e\+30, expected a learning rate"),
+    Row("train lr zero", lambda t: _train(t, "--lr", "0"), r"--lr: 0.0, expected a learning rate"),
+    Row("train beta NaN", lambda t: _train(t, "--beta", "nan"), "--beta: nan, expected a finite KL weight >= 0"),
+    Row("train beta negative", lambda t: _train(t, "--beta", "-1"), "--beta: -1.0, expected a finite KL weight"),
+    Row("train seed negative", lambda t: _train(t, "--seed", "-1"), r"--seed: -1, expected an integer in 0\.\.4294967295"),
+    Row("train seed too big", lambda t: _train(t, "--seed", str(2**32)), "--seed: 4294967296, expected an integer"),
+    Row("train threads negative", lambda t: _train(t, "--threads", "-1"), "--threads: -1, expected >= 0"),
+    Row("train limit negative", lambda t: _train(t, "--train-limit", "-5"), "--train-limit: -5, expected >= 0"),
+    Row("train hidden zero", lambda t: _train(t, "--hidden", "0"), r"--hidden: 0, expected an integer in 2\.\.16384"),
+    Row("train latent zero", lambda t: _train(t, "--latent-dim", "0"), r"--latent-dim: 0, expected an integer in 1\.\.1024"),
+    Row("train latent huge", lambda t: _train(t, "--latent-dim", "1000000000"), "--latent-dim: 1000000000, expected"),
+    Row("train classifier epochs zero", lambda t: _train(t, "--classifier-epochs", "0"), "--classifier-epochs: 0, expected"),
+    Row("train batch size zero", lambda t: _train(t, "--batch-size", "0"), "--batch-size: 0, expected >= 1"),
+    Row("export atol NaN", lambda t: _export(t, "--atol", "nan"), "--atol: nan, expected a finite tolerance >= 0"),
+    Row("export rtol negative", lambda t: _export(t, "--rtol", "-1"), "--rtol: -1.0, expected a finite tolerance >= 0"),
+    Row("export module weights missing", lambda t: ["export", "--module", "m.py:f", "--out", str(t / "out")],
+        "--weights: missing; --module needs --weights FILE.pt and --out DIR"),
+    Row("export module latent zero", lambda t: ["export", "--module", "m.py:f", "--weights", "w.pt", "--latent-dim", "0",
+                                                 "--out", str(t / "out")], "--latent-dim: 0, expected an integer >= 1"),
+    Row("export module flag without --module", lambda t: _export(t, "--latent-dim", "2"), "--latent-dim: only with --module"),
 ]  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -117,3 +118,115 @@ def test_conv_autoencoder_exports_and_rebuilds(tmp_path):
         np.testing.assert_allclose(
             rebuilt(torch.from_numpy(z[:5])).numpy(), decoder(z[:5]), atol=1e-5
         )
+
+
+# ---------------------------------------------------------------- our train → export path
+def _trained(tmp_path, data, arch="mlp", models=("vae", "ae", "classifier")):
+    from latent_atlas.toolkit.train import TrainConfig, train_all
+
+    cfg = TrainConfig(models=models, arch=arch, epochs=1, classifier_epochs=1, hidden=32,
+                      threads=1, progress=False)  # fmt: skip
+    train_all(data, cfg, tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+def _folder_bytes(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_rgb_conv_train_then_export(tmp_path):
+    from latent_atlas.export.trained import ExportConfig, export_trained
+    from synthetic_images import shapes_dataset
+
+    data = shapes_dataset()
+    runs = _trained(tmp_path, data, arch="conv")
+    cards = export_trained(data, ExportConfig(runs, tmp_path / "art"))
+    art = tmp_path / "art"
+    manifest = json.loads((art / "manifest.json").read_text())["files"]
+    assert sorted(manifest) == [
+        "ae/card.json", "ae/decoder.onnx", "ae/encoder.onnx", "classifier/card.json",
+        "classifier/classifier.onnx", "vae/card.json", "vae/decoder.onnx", "vae/encoder.onnx",
+    ]  # fmt: skip
+    for rel, digest in manifest.items():
+        assert sha256_file(art / rel) == digest
+    meta = {p.key: p.value for p in onnx.load(art / "vae" / "decoder.onnx").metadata_props}
+    assert meta["image_shape"] == "3,32,32" and meta["dataset"] == "shapes"
+    assert meta["architecture"] == "conv" and meta["role"] == "decoder"
+    import onnxruntime as ort
+
+    dec = ort.InferenceSession(
+        str(art / "vae" / "decoder.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert dec.run(None, {"z": np.zeros((2, 2), np.float32)})[0].shape == (2, 3, 32, 32)
+    clf = cards["classifier"]
+    assert clf["test_metrics_onnx"]["accuracy"] == pytest.approx(
+        clf["test_metrics"]["accuracy"], abs=1 / len(data.test)
+    )  # fmt: skip
+    assert clf["model_config"]["image_shape"] == [3, 32, 32]
+
+
+def test_truncated_second_checkpoint_leaves_previous_artifacts(tmp_path):
+    """Issue 9, item 4: the folder is swapped in only when every model passed."""
+    from latent_atlas.export.trained import ExportConfig, export_trained
+    from synthetic_images import gray_dataset
+
+    data = gray_dataset()
+    runs = _trained(tmp_path, data, models=("vae", "ae"))
+    cfg = ExportConfig(runs, tmp_path / "art")
+    export_trained(data, cfg)
+    before = _folder_bytes(tmp_path / "art")
+    weights = runs / "ae" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(AtlasError, match=r"ae/weights.pt: refused by torch.load"):
+        export_trained(data, cfg)
+    assert _folder_bytes(tmp_path / "art") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "runs"]  # no temp folder
+
+
+def test_export_refuses_another_dataset(tmp_path):
+    import dataclasses
+
+    from latent_atlas.export.trained import ExportConfig, export_trained
+    from synthetic_images import gray_dataset
+
+    data = gray_dataset()
+    runs = _trained(tmp_path, data, models=("ae",))
+    other = dataclasses.replace(data, sha256="8" * 64, source="elsewhere")
+    with pytest.raises(AtlasError, match="trained on the dataset with sha256 777777777777…"):
+        export_trained(other, ExportConfig(runs, tmp_path / "art"))
+    assert not (tmp_path / "art").exists()
+    with pytest.raises(AtlasError, match="no trained model"):
+        export_trained(data, ExportConfig(tmp_path / "nothing", tmp_path / "art"))
+
+
+def test_export_is_reproducible_and_leaks_no_paths(tmp_path):
+    """Two exports of the same weights are byte-identical, and the files hold none of the
+    exporter's stack traces (absolute source paths, line numbers)."""
+    from latent_atlas.export.trained import ExportConfig, export_trained
+    from synthetic_images import gray_dataset
+
+    data = gray_dataset()
+    runs = _trained(tmp_path, data, models=("vae", "classifier"))
+    export_trained(data, ExportConfig(runs, tmp_path / "a"))
+    export_trained(data, ExportConfig(runs, tmp_path / "b"))
+    a, b = _folder_bytes(tmp_path / "a"), _folder_bytes(tmp_path / "b")
+    onnx_files = [k for k in a if k.endswith(".onnx")]
+    assert len(onnx_files) == 3 and all(a[k] == b[k] for k in onnx_files)
+    repo = str(Path(__file__).resolve().parent.parent).encode()
+    for k in onnx_files:
+        assert repo not in a[k] and b"stack_trace" not in a[k] and b".py" not in a[k]
+
+
+@pytest.mark.parametrize(("atol", "rtol", "message"), [
+    (float("nan"), 1e-5, "--atol: nan, expected a finite tolerance >= 0"),
+    (1e-5, -1.0, "--rtol: -1.0"),
+    (float("inf"), 1e-5, "--atol: inf"),
+])  # fmt: skip
+def test_export_config_refuses(tmp_path, atol, rtol, message):
+    from latent_atlas.export.trained import ExportConfig
+
+    with pytest.raises(AtlasError, match=message):
+        ExportConfig(tmp_path / "runs", tmp_path / "out", atol, rtol)
+    with pytest.raises(AtlasError, match="the same folder as --runs"):
+        ExportConfig(tmp_path / "runs", tmp_path / "runs")

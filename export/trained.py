@@ -1,0 +1,99 @@
+"""Our own train → export path: the runs of ``latent-atlas train`` (``RUNS/{vae,ae,classifier}``)
+become an artifact set ``OUT/{vae,ae,classifier}/`` + ``OUT/manifest.json``, every model through
+the same ``write_model_files`` as a user's ``export_model``.
+
+The whole set is built under a temporary name and swapped in only when every model passed, so
+a failing export (a truncated checkpoint, a parity failure) leaves the previous set untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from latent_atlas.export.model_export import check_tolerances, write_model_files
+from latent_atlas.export.onnx_export import write_manifest
+from latent_atlas.toolkit.atomic import atomic_dir
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.models import (
+    Autoencoder,
+    Classifier,
+    ClassifierWithFeatures,
+    MeanEncoder,
+)
+from latent_atlas.toolkit.train import MODEL_KINDS, load_trained
+
+if TYPE_CHECKING:
+    from latent_atlas.toolkit.data import ImageDataset
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    runs: Path | None = None  # `latent-atlas train` output; None: runs/<dataset>
+    out: Path | None = None  # None: artifacts/<dataset>
+    atol: float = 1e-5
+    rtol: float = 1e-5
+
+    def __post_init__(self) -> None:
+        check_tolerances(self.atol, self.rtol)
+        if self.runs is not None and self.out is not None:
+            if Path(self.out).resolve() == Path(self.runs).resolve():
+                raise AtlasError(
+                    f"--out {self.out}: the same folder as --runs; expected a separate folder"
+                )
+
+    def folders(self, data: ImageDataset) -> tuple[Path, Path]:
+        """``(runs, out)``, the defaults named after the dataset."""
+        runs = Path(self.runs) if self.runs is not None else Path("runs") / data.name
+        out = Path(self.out) if self.out is not None else Path("artifacts") / data.name
+        return runs, out
+
+
+def _check_dataset(folder: Path, sha256: str, data: ImageDataset) -> None:
+    if sha256 != data.sha256:
+        raise AtlasError(
+            f"{folder}: trained on the dataset with sha256 {sha256[:12]}…, but --data "
+            f"{data.source} has {data.sha256[:12]}…; expected the dataset it was trained on"
+        )
+
+
+def export_trained(data: ImageDataset, cfg: ExportConfig) -> dict[str, dict[str, Any]]:
+    """Export every model found in the runs folder (vae, ae, classifier) into the artifact
+    folder (``cfg.folders``)."""
+    runs, out = cfg.folders(data)
+    kinds = [k for k in MODEL_KINDS if (runs / k / "train.json").is_file()]
+    if not kinds:
+        raise AtlasError(
+            f"--runs {runs}: no trained model (vae/, ae/ or classifier/ with train.json); "
+            "run `latent-atlas train` first"
+        )
+    cards = {}
+    with atomic_dir(out) as tmp:
+        for kind in kinds:
+            model, record = load_trained(runs / kind)
+            _check_dataset(runs / kind, record.dataset_sha256, data)
+            meta = {"training_seed": str(record.seed)}
+            (tmp / kind).mkdir()
+            if isinstance(model, Autoencoder):
+                meta["architecture"] = model.cfg.arch
+                cards[kind] = write_model_files(
+                    tmp / kind, image_shape=model.cfg.image_shape, kind=kind, metadata=meta,
+                    encoder=MeanEncoder(model).eval(), decoder=model.decoder, dataset=data,
+                    record=record, atol=cfg.atol, rtol=cfg.rtol,
+                )  # fmt: skip
+                print(f"{kind}: encoder.onnx, decoder.onnx, card.json -> {out / kind}")
+            else:
+                assert isinstance(model, Classifier)  # the only other kind load_trained builds
+                meta["architecture"] = "cnn"
+                cards[kind] = write_model_files(
+                    tmp / kind, image_shape=model.image_shape, kind=kind, metadata=meta,
+                    classifier=ClassifierWithFeatures(model).eval(), logits=0, features=1,
+                    dataset=data, record=record, atol=cfg.atol, rtol=cfg.rtol,
+                )  # fmt: skip
+                accuracy = cards[kind]["test_metrics_onnx"]["accuracy"]
+                print(f"classifier: classifier.onnx, card.json (test accuracy {accuracy:.4f}) "
+                      f"-> {out / kind}")  # fmt: skip
+        write_manifest(tmp)
+    print(f"manifest -> {out / 'manifest.json'}")
+    return cards
