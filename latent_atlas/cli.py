@@ -163,7 +163,7 @@ def _export(args: argparse.Namespace) -> None:
         if not args.weights or not args.out:
             missing = "--weights" if not args.weights else "--out"
             raise AtlasError(f"{missing}: missing; --module needs --weights FILE.pt and --out DIR")
-        cfg = ModuleExportConfig(
+        module_cfg = ModuleExportConfig(
             module=args.module, weights=Path(args.weights), out=Path(args.out),
             image_shape=tuple(args.image_shape) if args.image_shape else None,
             encoder_output=args.encoder_output, latent_dim=args.latent_dim,
@@ -173,7 +173,7 @@ def _export(args: argparse.Namespace) -> None:
         data = None
         if source is not None:
             data = load_dataset(source, train=False, class_names=_class_names(args))
-        done = export_factory(cfg, data)
+        done = export_factory(module_cfg, data)
         print(f"{', '.join(done.files)}, card.json, manifest.json -> {done.folder}")
         return
     from latent_atlas.export.trained import ExportConfig, export_trained
