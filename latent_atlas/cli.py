@@ -60,9 +60,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "(sized for its image shape and class count), evaluate them on its test split, and "
         "save weights.pt + train.json for each under OUT/<model>/. Sizes left unset follow the "
         "dataset: --hidden is twice the pixel count rounded up to a power of two (64..512); "
-        "the epochs show each model as many images as 50 (autoencoders) and 15 (classifier) "
-        "epochs of Fashion-MNIST's 60 000. On Fashion-MNIST the defaults are the shipped "
-        "models' settings.",
+        "the epochs are 50 (autoencoders) and 15 (classifier) times sqrt(60000 / train "
+        "images); one torch thread for images smaller than 28x28. On Fashion-MNIST the "
+        "defaults are the shipped models' settings.",
     )
     _add_data_flag(p)
     p.add_argument("--out", help="output folder (default: runs/<dataset name>)")

@@ -75,13 +75,16 @@ def test_default_hidden(shape, hidden):
 
 
 def test_default_epochs():
-    assert default_epochs(3_000_000, 60_000) == 50  # exact: 60 000 × 50
-    assert default_epochs(3_000_000, 59_999) == 51  # rounded up
-    assert default_epochs(900_000, 60_000) == 15
-    assert default_epochs(3_000_000, 1437) == 2088
-    assert default_epochs(3_000_000, 1) == MAX_EPOCHS
-    cfg = TrainConfig(epochs=3, hidden=8).for_dataset((1, 8, 8), 100)
-    assert (cfg.epochs, cfg.hidden, cfg.classifier_epochs) == (3, 8, 9000)  # set ones stay
+    assert default_epochs(50, 60_000) == 50  # Fashion-MNIST: the shipped settings
+    assert default_epochs(15, 60_000) == 15
+    assert default_epochs(50, 59_000) == 51  # 50.42: rounded up
+    assert default_epochs(50, 15_000) == 100  # 4× smaller: 2× the epochs
+    assert default_epochs(50, 240_000) == 25
+    assert (default_epochs(50, 1442), default_epochs(15, 1442)) == (323, 97)  # the digits
+    assert default_epochs(50, 1) == 12_248  # 50 × √60000 = 12247.4
+    assert default_epochs(10**6, 1) == MAX_EPOCHS
+    cfg = TrainConfig(epochs=3, hidden=8).for_dataset((1, 8, 8), 15_000)
+    assert (cfg.epochs, cfg.hidden, cfg.classifier_epochs) == (3, 8, 30)  # set ones stay
 
 
 def test_default_threads_and_restore():
