@@ -230,3 +230,36 @@ def test_export_config_refuses(tmp_path, atol, rtol, message):
         ExportConfig(tmp_path / "runs", tmp_path / "out", atol, rtol)
     with pytest.raises(AtlasError, match="the same folder as --runs"):
         ExportConfig(tmp_path / "runs", tmp_path / "runs")
+
+
+@pytest.mark.real_data
+def test_shipped_digits_artifacts():
+    """artifacts/digits: trained by `latent-atlas train --data sklearn:digits`, exported by
+    `latent-atlas export --data sklearn:digits`; small, and the classifier reaches ≥ 0.95."""
+    from latent_atlas.toolkit.data import load_dataset
+    from latent_atlas.toolkit.runtime import load_classifier
+
+    import latent_atlas
+    from latent_atlas.shipped import shipped
+
+    folder = shipped("digits")
+    data = load_dataset("sklearn:digits", train=False)
+    manifest = json.loads((folder / "manifest.json").read_text())["files"]
+    assert sorted(manifest) == [
+        "ae/card.json", "ae/decoder.onnx", "ae/encoder.onnx", "classifier/card.json",
+        "classifier/classifier.onnx", "vae/card.json", "vae/decoder.onnx", "vae/encoder.onnx",
+    ]  # fmt: skip
+    for rel, digest in manifest.items():
+        assert sha256_file(folder / rel) == digest, rel
+    assert sum((folder / rel).stat().st_size for rel in manifest) < 1_000_000
+    for kind in ("vae", "ae"):
+        model = latent_atlas.load(folder / kind, provider="cpu")
+        assert tuple(model.image_shape) == (1, 8, 8) and model.latent_dim == 2
+        assert model.decoder.metadata["dataset_sha256"] == data.sha256
+        card = json.loads((folder / kind / "card.json").read_text())
+        assert card["train_config"]["epochs"] == 323 and card["train_config"]["hidden"] == 128
+    clf = load_classifier(folder / "classifier" / "classifier.onnx", 10, provider="cpu")
+    accuracy = float((clf(data.test.images).argmax(1) == data.test.labels).mean())
+    card = json.loads((folder / "classifier" / "card.json").read_text())
+    assert accuracy == pytest.approx(card["test_metrics_onnx"]["accuracy"], abs=1e-9)
+    assert accuracy >= 0.95
