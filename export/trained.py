@@ -22,7 +22,8 @@ from latent_atlas.toolkit.models import (
     ClassifierWithFeatures,
     MeanEncoder,
 )
-from latent_atlas.toolkit.train import MODEL_KINDS, load_trained
+from latent_atlas.toolkit.train import MODEL_KINDS, TrainRecord, load_trained
+from torch import nn
 
 if TYPE_CHECKING:
     from latent_atlas.toolkit.data import ImageDataset
@@ -58,6 +59,35 @@ def _check_dataset(folder: Path, sha256: str, data: ImageDataset) -> None:
         )
 
 
+def export_trained_model(
+    model: nn.Module,
+    record: TrainRecord,
+    data: ImageDataset,
+    folder: Path,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+) -> dict[str, Any]:
+    """Write one trained model of ours (an ``Autoencoder`` or a ``Classifier``) and its card
+    into the existing ``folder``; returns the card. Used by ``export_trained`` and by sweeps."""
+    _check_dataset(folder, record.dataset_sha256, data)
+    meta = {"training_seed": str(record.seed)}
+    if isinstance(model, Autoencoder):
+        meta["architecture"] = model.cfg.arch
+        return write_model_files(
+            folder, image_shape=model.cfg.image_shape, kind=record.kind, metadata=meta,
+            encoder=MeanEncoder(model).eval(), decoder=model.decoder, dataset=data,
+            record=record, atol=atol, rtol=rtol,
+        )  # fmt: skip
+    if not isinstance(model, Classifier):
+        raise TypeError(f"expected an Autoencoder or a Classifier, got {type(model).__name__}")
+    meta["architecture"] = "cnn"
+    return write_model_files(
+        folder, image_shape=model.image_shape, kind=record.kind, metadata=meta,
+        classifier=ClassifierWithFeatures(model).eval(), logits=0, features=1, dataset=data,
+        record=record, atol=atol, rtol=rtol,
+    )  # fmt: skip
+
+
 def export_trained(data: ImageDataset, cfg: ExportConfig) -> dict[str, dict[str, Any]]:
     """Export every model found in the runs folder (vae, ae, classifier) into the artifact
     folder (``cfg.folders``)."""
@@ -73,27 +103,14 @@ def export_trained(data: ImageDataset, cfg: ExportConfig) -> dict[str, dict[str,
         for kind in kinds:
             model, record = load_trained(runs / kind)
             _check_dataset(runs / kind, record.dataset_sha256, data)
-            meta = {"training_seed": str(record.seed)}
             (tmp / kind).mkdir()
-            if isinstance(model, Autoencoder):
-                meta["architecture"] = model.cfg.arch
-                cards[kind] = write_model_files(
-                    tmp / kind, image_shape=model.cfg.image_shape, kind=kind, metadata=meta,
-                    encoder=MeanEncoder(model).eval(), decoder=model.decoder, dataset=data,
-                    record=record, atol=cfg.atol, rtol=cfg.rtol,
-                )  # fmt: skip
-                print(f"{kind}: encoder.onnx, decoder.onnx, card.json -> {out / kind}")
-            else:
-                assert isinstance(model, Classifier)  # the only other kind load_trained builds
-                meta["architecture"] = "cnn"
-                cards[kind] = write_model_files(
-                    tmp / kind, image_shape=model.image_shape, kind=kind, metadata=meta,
-                    classifier=ClassifierWithFeatures(model).eval(), logits=0, features=1,
-                    dataset=data, record=record, atol=cfg.atol, rtol=cfg.rtol,
-                )  # fmt: skip
+            cards[kind] = export_trained_model(model, record, data, tmp / kind, cfg.atol, cfg.rtol)
+            if kind == "classifier":
                 accuracy = cards[kind]["test_metrics_onnx"]["accuracy"]
                 print(f"classifier: classifier.onnx, card.json (test accuracy {accuracy:.4f}) "
                       f"-> {out / kind}")  # fmt: skip
+            else:
+                print(f"{kind}: encoder.onnx, decoder.onnx, card.json -> {out / kind}")
         write_manifest(tmp)
     print(f"manifest -> {out / 'manifest.json'}")
     return cards

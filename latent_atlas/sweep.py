@@ -292,8 +292,8 @@ def load_training_data(source: str | None) -> Any:
 def train_run(run: Run, source: str | None, dataset_sha256: str) -> dict[str, bytes]:
     """Engine task: train one (configuration, seed) and export it; returns the files
     (``encoder.onnx``, ``decoder.onnx``, ``card.json``) as bytes."""
-    from latent_atlas.export.onnx_export import ExportConfig, export_autoencoder
-    from latent_atlas.toolkit.train import TrainConfig, save_model, train_model
+    from latent_atlas.export.trained import export_trained_model
+    from latent_atlas.toolkit.train import TrainConfig, train_model
 
     data = load_training_data(source)
     if data.sha256 != dataset_sha256:
@@ -309,9 +309,8 @@ def train_run(run: Run, source: str | None, dataset_sha256: str) -> dict[str, by
     )  # fmt: skip
     model, record = train_model(c.kind, data, cfg)
     with scratch_folder() as tmp:
-        save_model(model, record, tmp / "trained")
-        export_autoencoder(tmp / "trained", tmp / "model", data, ExportConfig(tmp, tmp))
-        return {name: (tmp / "model" / name).read_bytes() for name in MODEL_FILES}
+        export_trained_model(model, record, data, tmp)
+        return {name: (tmp / name).read_bytes() for name in MODEL_FILES}
 
 
 # ---------------------------------------------------------------------------- the sweep
