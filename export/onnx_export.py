@@ -24,6 +24,7 @@ from latent_atlas.toolkit.atomic import write_bytes, write_json
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.models import Autoencoder
 from latent_atlas.toolkit.runtime import sha256_file
+from latent_atlas.toolkit.train import torch_threads
 
 PARITY_BATCHES = (1, 7, 513)
 MAX_MODEL_BYTES = 2**31 - 1  # protobuf's limit: one ONNX file cannot hold more
@@ -138,10 +139,12 @@ def _run_torch(module: torch.nn.Module, x: np.ndarray, name: str) -> list[np.nda
     return [t.numpy() for t in (ref if isinstance(ref, tuple) else (ref,))]
 
 
-def session_for(model: onnx.ModelProto, name: str) -> ort.InferenceSession:
-    """An onnxruntime CPU session over the proto's bytes (no file, no external data)."""
+def session_for(model: onnx.ModelProto, name: str, threads: int = 0) -> ort.InferenceSession:
+    """An onnxruntime CPU session over the proto's bytes (no file, no external data);
+    ``threads`` 0: onnxruntime's default."""
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(
             model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
@@ -160,9 +163,26 @@ def check_parity(
     atol: float,
     rtol: float,
 ) -> dict[str, float]:
-    """Compare onnxruntime (CPU) with torch at batch sizes 1, 7 and 513: max |Δ| per size."""
-    session = session_for(model, name)
+    """Compare onnxruntime (CPU) with torch at batch sizes 1, 7 and 513: max |Δ| per size.
+
+    Both run on one thread, so the figures (written into the card) do not depend on how many
+    threads the exporting process happens to have: a sweep's card is the same bytes whether a
+    local worker or a Ray worker exported it."""
+    session = session_for(model, name, threads=1)
     feed = session.get_inputs()[0].name
+    with torch_threads(1):
+        return _parity(session, feed, module, inputs, name, atol, rtol)
+
+
+def _parity(
+    session: ort.InferenceSession,
+    feed: str,
+    module: torch.nn.Module,
+    inputs: np.ndarray,
+    name: str,
+    atol: float,
+    rtol: float,
+) -> dict[str, float]:
     report = {}
     for n in PARITY_BATCHES:
         x = inputs[:n]
