@@ -368,6 +368,14 @@ def test_cli_exports_a_user_module(user_model):
     np.testing.assert_allclose(z, mu, atol=1e-5)
     card = json.loads((tmp / "out" / "card.json").read_text())
     assert card["metadata"]["source"] == "my_models.py:build_vae"
+    # with --data: the image shape, class names and parity images come from the dataset
+    rc, err = _cli("export", "--module", f"{tmp}/my_models.py:build_vae", "--weights",
+                   f"{tmp}/vae.pt", "--encoder-output", "0", "--data", "sklearn:digits",
+                   "--out", f"{tmp}/out")  # fmt: skip
+    assert (rc, err) == (0, [])
+    meta = json.loads((tmp / "out" / "card.json").read_text())["metadata"]
+    assert meta["dataset"] == "digits" and meta["image_shape"] == "1,8,8"
+    assert json.loads(meta["class_names"]) == [str(k) for k in range(10)]
 
 
 @pytest.mark.parametrize(("change", "message"), [
