@@ -254,7 +254,11 @@ class Calibrator:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = threads
-        provider = "CUDAExecutionProvider" if self.device == "cuda" else "CPUExecutionProvider"
+        from latent_atlas.toolkit.runtime import PROVIDERS, _with_options
+
+        # the runtime's provider options (on CUDA: TF32 off), so the GEMM is float32 like the
+        # decode it is compared with
+        provider = _with_options(PROVIDERS[self.device])
         session = ort.InferenceSession(model.SerializeToString(), opts, providers=[provider])
         binding = session.io_binding()
         # inputs and output live on the device: the calibration moves no data
