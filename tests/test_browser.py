@@ -53,3 +53,57 @@ def test_report_renders_in_chromium(real_report):
     assert dark == "rgb(21, 22, 26)" and dark_text == "rgb(232, 232, 238)"  # readable in dark
     assert SCREENSHOT.stat().st_size > 10_000
     shutil.copy(SCREENSHOT, real_report / "screenshot.png")
+
+
+@pytest.fixture(scope="module")
+def three_model_report(tmp_path_factory, real_data):
+    """The shipped VAE, the shipped AE and the shipped β=4 VAE, through the CLI's defaults
+    for user models: no study unless asked."""
+    from conftest import SHIPPED
+
+    from latent_atlas.cli import main
+
+    out = tmp_path_factory.mktemp("three")
+    models = ["--model", str(SHIPPED / "vae"), "--model", str(SHIPPED / "ae"),
+              "--model", str(SHIPPED / "vae-beta4")]  # fmt: skip
+    labels = ["--label", "VAE", "--label", "AE", "--label", "VAE β=4"]
+    rc = main(["report", *models, *labels, "--name", "beta", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    return out / "beta"
+
+
+@pytest.mark.browser
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_three_model_report_renders_without_a_study(three_model_report):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        failed: list[str] = []
+        errors: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto((three_model_report / "report.html").as_uri(), wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])"
+        )
+        heads = page.eval_on_selector_all(
+            "#key-metrics-table th", "els => els.map(e => e.innerText)"
+        )
+        best = page.eval_on_selector_all("#key-metrics-table td.best", "els => els.length")
+        has_findings = page.locator("#findings-table").count()
+        page.screenshot(path=str(SCREENSHOT.with_name("report-three.png")))
+        page.click("text=Explore the latent planes")
+        page.wait_for_load_state("load")
+        explore_models = page.eval_on_selector_all(".model", "els => els.length")
+        browser.close()
+    assert heads == ["metric", "VAE", "AE", "VAE β=4"]
+    assert best >= 5  # one best model marked per key metric (ties mark none)
+    assert has_findings == 0  # user models: no seed study unless --study seed
+    # 3 embeddings; per grid (2): 5 kinds × 3 models + class shares; the dense atlas
+    assert len(images) >= 3 + 2 * (5 * 3 + 1)
+    assert all(done and width > 0 and alt for done, width, alt in images), images
+    assert failed == [] and errors == []
+    assert explore_models == 3
