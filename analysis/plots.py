@@ -26,6 +26,7 @@ from latent_atlas.toolkit.errors import AtlasError
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -628,6 +629,15 @@ def class_share_bars(
 # --------------------------------------------------------------------------- output
 
 
+def plain_text(fig: Figure) -> Figure:
+    """Draw every text of ``fig`` as it is written: labels, titles and class names come from
+    users, and a ``$`` in them must not start matplotlib's mathtext (``$\\foo$`` is a parse
+    error at draw time). Our own figures use no mathtext."""
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    return fig
+
+
 def figure_png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     """Render a figure to PNG in memory, then release it.
 
@@ -645,6 +655,7 @@ def figure_png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     """
     buf = io.BytesIO()
     try:
+        plain_text(fig)
         fig.savefig(buf, format="png", dpi=dpi)
     finally:
         pyplot = sys.modules.get("matplotlib.pyplot")

@@ -270,7 +270,8 @@ def write_manifest(out: Path) -> Path:
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.name != "manifest.json" and not p.name.startswith(".")
     }
-    return write_json(out / "manifest.json", {"files": files})
+    # "tool": only a manifest written by latent-atlas is read back (toolkit.runtime)
+    return write_json(out / "manifest.json", {"tool": "latent-atlas", "files": files})
 
 
 def torch_decoder_from_onnx(path: Path) -> torch.nn.Module:

@@ -19,6 +19,8 @@ themselves); paths are relative to the file.
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +35,35 @@ BATCH_KEYS = {"out", "data", "class_names", "classifier", "comparison"}
 ENTRY_KEYS = {"name", "models", "labels", "model_a", "model_b", "label_a", "label_b",
               "classifier", "data", "class_names", "grid", "study"}  # fmt: skip
 GRID_KEYS = {"steps", "range", "mode", "quantile", "percentiles", "plane", "axes", "fixed"}
+
+
+MAX_BATCH_BYTES = 1 << 20
+
+
+def _read_regular(path: Path) -> str:
+    """The text of a regular file. Opened non-blocking and checked before reading: a FIFO
+    (or a device, a folder) would otherwise hang or fail deep inside the read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise AtlasError(f"batch file {path}: not found") from None
+    except OSError as exc:
+        raise AtlasError(f"batch file {path}: cannot open it ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AtlasError(f"batch file {path}: not a regular file; expected a TOML file")
+        if st.st_size > MAX_BATCH_BYTES:
+            raise AtlasError(
+                f"batch file {path}: {st.st_size} bytes, expected at most {MAX_BATCH_BYTES}"
+            )
+        raw = os.read(fd, MAX_BATCH_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AtlasError(f"batch file {path}: not valid UTF-8 ({exc.reason})") from None
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], where: str, expected: str) -> Any:
@@ -101,10 +132,8 @@ def _paths(entry: dict, where: str) -> tuple[list[str], list[str]]:
 def read_batch(path: Path, base: AnalysisConfig) -> tuple[Path, list[ComparisonConfig]]:
     """Parse a batch TOML (see the module docstring)."""
     try:
-        doc = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise AtlasError(f"batch file {path}: not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        doc = tomllib.loads(_read_regular(Path(path)))
+    except tomllib.TOMLDecodeError as exc:
         raise AtlasError(f"batch file {path}: not valid TOML ({exc})") from None
     unknown = set(doc) - BATCH_KEYS
     if unknown:
@@ -146,24 +175,22 @@ def read_batch(path: Path, base: AnalysisConfig) -> tuple[Path, list[ComparisonC
         name = _typed(e["name"], str, where, "name = a string")
         if name in seen:
             raise AtlasError(f"{where}: duplicate name {name!r}; names must be unique")
-        if not name or "/" in name or name.startswith("."):
-            raise AtlasError(f"{where}: name {name!r} must be a plain folder name")
         seen.add(name)
         models, labels = _paths(e, where)
         grids = e.get("grid", [])
         _typed(grids, list, where, "[[comparison.grid]] tables")
         specs = tuple(_grid_from_toml(g, f"{where}, grid") for g in grids) or base.grids
         study = e.get("study")
-        try:
+        study = None if study is None else _typed(study, str, where, "a study name")
+        model_paths = tuple(resolve(m, where) for m in models)
+        clf = classifier(e.get("classifier", doc.get("classifier", "auto")), where)
+        source = data(e.get("data", doc.get("data")), where)
+        class_file = e.get("class_names", doc.get("class_names"))
+        names = None if class_file is None else resolve(class_file, where)
+        try:  # the config's own checks, prefixed with where the entry is
             comps.append(ComparisonConfig(
-                name=name, models=tuple(resolve(m, where) for m in models),
-                labels=tuple(labels),
-                classifier=classifier(e.get("classifier", doc.get("classifier", "auto")), where),
-                data=data(e.get("data", doc.get("data")), where),
-                class_names=None if (names := e.get("class_names", doc.get("class_names")))
-                is None else resolve(names, where),
-                study=None if study is None else _typed(study, str, where, "a study name"),
-                analysis=replace(base, grids=specs),
+                name=name, models=model_paths, labels=tuple(labels), classifier=clf, data=source,
+                class_names=names, study=study, analysis=replace(base, grids=specs),
             ))  # fmt: skip
         except AtlasError as exc:
             raise AtlasError(f"{where}: {exc}") from None

@@ -773,7 +773,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_result(result: dict, path: Path) -> None:
+def write_result(result: dict, path: Path, overwrite: bool = False, protect: tuple = ()) -> None:
     from latent_atlas.toolkit.atomic import write_text
 
-    write_text(path, json.dumps(result, indent=2) + "\n")
+    write_text(path, json.dumps(result, indent=2) + "\n", overwrite, protect)

@@ -4,8 +4,13 @@ say where the results went. The only module that reads ``sys.argv`` or the envir
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
+import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -316,6 +321,14 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=4096, help="cells decoded per batch")
 
 
+def _add_overwrite_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace {what} even if latent-atlas did not write it (never an input of the run)",
+    )
+
+
 def _grid_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "grid",
@@ -341,6 +354,7 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="mosaic pixels per cell (default: the image width, less for wide grids)",
     )
+    _add_overwrite_flag(p, "existing files of the same names in --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_data_flag(p)
     _add_grid_flags(p)
@@ -350,12 +364,26 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
 
 def _grid(args: argparse.Namespace) -> None:
     from latent_atlas.analysis.plots import figure_png_bytes, mosaic_figure
-    from latent_atlas.toolkit.atomic import ensure_writable_dir, write_bytes
+    from latent_atlas.pipeline import check_runtime
+    from latent_atlas.toolkit import names
+    from latent_atlas.toolkit.atomic import check_file_target, check_output_dir, write_bytes
     from latent_atlas.toolkit.grid import decode_grid
     from latent_atlas.toolkit.runtime import load
 
     spec = _grid_spec(args)
+    check_runtime(args.provider, args.threads, args.batch_size)
+    check_output_dir(args.out)
+    out = Path(args.out)
+    protect = (*args.model, _data_source(args))
+    # every model loads and every output name is settled before anything is written
     models = [load(m, args.provider, args.threads) for m in args.model]
+    labels = [names.display_text(m.name) for m in models]
+    # file names from slugs of the names (never the raw folder name), distinct even when two
+    # model folders share a name
+    stems = [f"{slug}_{spec.key()}" for slug in names.unique_slugs(labels)]
+    for stem in stems:
+        for ext in (".png", ".npy") if args.npy else (".png",):
+            check_file_target(out / f"{stem}{ext}", args.overwrite, protect)
     needs_data = (
         spec.mode == "auto"
         or spec.plane == "pca"
@@ -367,27 +395,25 @@ def _grid(args: argparse.Namespace) -> None:
 
         data = load_dataset(_data_source(args), train=False, class_names=_class_names(args))
         test_images = data.test.images
-    out = ensure_writable_dir(Path(args.out))
-    for i, model in enumerate(models):
+    for model, label, stem in zip(models, labels, stems, strict=True):
         embeddings = None
         if test_images is not None and model.encoder is not None:
             embeddings = model.encode(test_images, args.batch_size)
-        stem = f"{model.name}_{spec.key()}"
-        if [m.name for m in models].count(model.name) > 1:
-            stem = f"{model.name}-{i + 1}_{spec.key()}"  # two models from folders of one name
         grid = decode_grid(
             model.decoder, spec, embeddings, args.batch_size, cell_px=args.cell_px,
             raw_path=out / f"{stem}.npy" if args.npy else None, progress=not args.no_progress,
+            overwrite=args.overwrite,
         )  # fmt: skip
         plane = grid.plane.describe()
-        title = f"{model.name} decoder, {spec.describe()}" + (f", {plane}" if plane else "")
+        title = f"{label} decoder, {spec.describe()}" + (f", {plane}" if plane else "")
         title += f" ({model.decoder.provider})"
         # dpi so that the mosaic (about 4.8 in wide on the figure) keeps one pixel per pixel
         mosaic_px = grid.cells.shape[1] * grid.cells.shape[4]
         dpi = int(min(1000, max(100, mosaic_px / 4.8)))
         fig = mosaic_figure(grid.cells, grid.x, grid.y, title, grid.labels)
-        png = write_bytes(out / f"{stem}.png", figure_png_bytes(fig, dpi=dpi))
-        print(f"{model.name}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
+        png = write_bytes(out / f"{stem}.png", figure_png_bytes(fig, dpi=dpi), args.overwrite,
+                          protect)  # fmt: skip
+        print(f"{label}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
 
 
 # ---------------------------------------------------------------------------- bench
@@ -438,12 +464,14 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
         help="calibrate with N×N matrices (default: 2048 on a CPU, 4096 on a GPU)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    _add_overwrite_flag(p, "an existing --json file")
     _add_runtime_flags(p)
     p.set_defaults(func=_bench)
 
 
 def _bench(args: argparse.Namespace) -> None:
     from latent_atlas.bench import BenchConfig, format_table, run_bench, write_result
+    from latent_atlas.toolkit.atomic import check_file_target
 
     classifier = None if args.classifier.lower() == "none" else Path(args.classifier)
     cfg = BenchConfig(
@@ -451,10 +479,12 @@ def _bench(args: argparse.Namespace) -> None:
         args.threads, args.batch_size, args.repeats, not args.no_memory, not args.no_report,
         args.gemm_size,
     )  # fmt: skip
+    if args.json:  # refused now, not after minutes of timing
+        check_file_target(args.json, args.overwrite, (cfg.decoder, cfg.classifier))
     result = run_bench(cfg)
     print(format_table(result))
     if args.json:
-        write_result(result, Path(args.json))
+        write_result(result, Path(args.json), args.overwrite, (cfg.decoder, cfg.classifier))
         print(f"figures written to {args.json}")
 
 
@@ -540,7 +570,10 @@ def _comparison(args: argparse.Namespace) -> ComparisonConfig:
     if not name:  # named after its labels: "VAE-vs-AE-vs-β4"
         from dataclasses import replace
 
-        cfg = replace(cfg, name="-vs-".join(cfg.display_labels()))
+        from latent_atlas.toolkit.names import slug
+
+        # labels are display text ("β=4", "a/b"): the folder name is their slug
+        cfg = replace(cfg, name=slug("-vs-".join(cfg.display_labels()), "comparison"))
     return cfg
 
 
@@ -566,6 +599,7 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
         "auto-range grid. Writes metrics.json and the figures to OUT.",
     )
     p.add_argument("--out", default="analysis-out", help="output folder (default: %(default)s)")
+    _add_overwrite_flag(p, "an existing --out folder")
     _add_models_flags(p)
     p.set_defaults(func=_analyze)
 
@@ -574,9 +608,10 @@ def _analyze(args: argparse.Namespace) -> None:
     from latent_atlas.analysis.render import figures_of
     from latent_atlas.runs import run_analyses
     from latent_atlas.sections import build_sections
-    from latent_atlas.toolkit.atomic import atomic_dir, write_bytes, write_json
+    from latent_atlas.toolkit.atomic import atomic_dir, check_dir_target, write_bytes, write_json
 
     cfg = _comparison(args)
+    check_dir_target(args.out, args.overwrite, cfg.inputs)  # before the work, not after
     n = len(cfg.models)
     # load data; per model: embed, reconstruct, samples, each grid, the atlas; then plot
     per_model = 3 + len(cfg.analysis.grids) + (1 if cfg.analysis.atlas_steps else 0)
@@ -591,7 +626,7 @@ def _analyze(args: argparse.Namespace) -> None:
         ambiguity_threshold=cfg.analysis.ambiguity_threshold,
     )
     figures = figures_of(sections)
-    with atomic_dir(Path(args.out)) as tmp:
+    with atomic_dir(Path(args.out), args.overwrite, cfg.inputs) as tmp:
         write_json(tmp / "metrics.json", comp.metrics)
         for f in figures:
             write_bytes(tmp / "figures" / f.file, f.png)
@@ -615,6 +650,7 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
                    "the batch file's `out`)")  # fmt: skip
     p.add_argument("--batch", metavar="TOML", help="batch file of comparisons (see README)")
     _add_engine_flags(p, "comparisons")
+    _add_overwrite_flag(p, "existing report folders and index.html")
     _add_models_flags(p)
     p.set_defaults(func=_report)
 
@@ -632,8 +668,9 @@ def _report(args: argparse.Namespace) -> int:
         comps = [_comparison(args)]
         out = Path(args.out or "reports")
     done, failed = run_batch(
-        comps, out, progress=not args.no_progress, index=bool(args.batch), engine=engine
-    )
+        comps, out, progress=not args.no_progress, index=bool(args.batch), engine=engine,
+        overwrite=args.overwrite, protect=(args.batch,),
+    )  # fmt: skip
     for r in done:
         print(f"{r['name']}: {r['folder']}/report.html")
     if args.batch:
@@ -697,8 +734,17 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+# A negative number in any spelling float() reads is a value, not a flag: argparse's own pattern
+# knows only "-4" and "-.5", so "--range -1e30 1e30" was refused as an unknown option.
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.I)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr (exit 2), like every other error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -715,20 +761,90 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr to our own line. With HOME pointing nowhere, matplotlib logs two warnings
+    about its config folder and onnxruntime prints one about its telemetry id, at import."""
+    import logging
+    import warnings
+
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
+    # a label in a script the font lacks is drawn as boxes: said once here, not per glyph
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+    if "onnxruntime" in sys.modules:
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import onnxruntime  # noqa: F401
+        except Exception:
+            pass  # the command that needs it says so in its own words
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        # pass on anything but onnxruntime's own warnings
+        for line in sink.read().decode("utf-8", "replace").splitlines():
+            if line.strip() and "W:onnxruntime" not in line:
+                print(line, file=sys.stderr)
+
+
+def _one_line(command: str, message: str) -> None:
+    print(f"latent-atlas {command}: error: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from latent_atlas.toolkit import signals
+
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.getsignal(s) for s in signals.SIGNALS} if main_thread else {}
+    if main_thread:
+        signals.install()  # SIGTERM like SIGINT: temporaries removed, previous output kept
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed
-        return int(exc.code or 0)
+        return _run(argv)
+    finally:
+        if main_thread:
+            signals.uninstall()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    from latent_atlas.toolkit import signals
+    from latent_atlas.toolkit.errors import describe
+    from latent_atlas.toolkit.signals import Interrupted
+
+    command = "?"
     try:
-        code = args.func(args)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, or a usage error already printed
+            return int(exc.code or 0)
+        command = args.command
+        _quiet_libraries()
+        code = int(args.func(args) or 0)
+        signals.checkpoint()  # a signal whose exception a library swallowed still counts
+        return code
     except AtlasError as exc:
-        print(f"latent-atlas {args.command}: error: {exc}", file=sys.stderr)
+        _one_line(command, str(exc))
         return 2
-    except KeyboardInterrupt:
-        print(f"latent-atlas {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return int(code or 0)
+    except KeyboardInterrupt as exc:
+        code = exc.exit_code if isinstance(exc, Interrupted) else 130
+        name = "SIGTERM" if code == 143 else "SIGINT"
+        print(f"latent-atlas {command}: interrupted ({name}); no partial output left",
+              file=sys.stderr)  # fmt: skip
+        return code
+    except Exception as exc:  # last resort: the causes are fixed where they arise
+        if os.environ.get("LATENT_ATLAS_TRACEBACK"):
+            raise
+        _one_line(command, f"{describe(exc)} (set LATENT_ATLAS_TRACEBACK=1 for details)")
+        return 2
 
 
 if __name__ == "__main__":

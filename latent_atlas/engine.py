@@ -42,14 +42,14 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path, PurePosixPath
 from types import FrameType, TracebackType
 from typing import Any
 
-from latent_atlas.toolkit.atomic import atomic_dir, write_bytes
+from latent_atlas.toolkit.atomic import MARKER, atomic_dir, write_bytes
 from latent_atlas.toolkit.errors import AtlasError
 
 ENGINES = ("local", "ray")
@@ -436,18 +436,24 @@ def pack_folder(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.relative_to(folder).as_posix() != MARKER  # unpack marks anew
     }
 
 
-def unpack_folder(files: Mapping[str, bytes], folder: Path) -> Path:
+def unpack_folder(
+    files: Mapping[str, bytes],
+    folder: Path,
+    overwrite: bool = False,
+    protect: Sequence[Path | str | None] = (),
+) -> Path:
     """Write ``files`` (from :func:`pack_folder`) as the folder ``folder``, atomically: the
-    whole folder appears at once, or (on any failure) the previous one stays."""
+    whole folder appears at once, or (on any failure) the previous one stays. It replaces
+    only a folder latent-atlas wrote (or any, with ``overwrite``), never one of ``protect``."""
     for rel in files:
         parts = PurePosixPath(rel).parts
         if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
             raise AtlasError(f"{folder}: a result names the path {rel!r}; expected a relative path")
-    with atomic_dir(Path(folder)) as tmp:
+    with atomic_dir(Path(folder), overwrite, protect) as tmp:
         for rel, data in files.items():
             write_bytes(tmp / rel, data)
     return Path(folder)

@@ -143,9 +143,10 @@ def vendor(tarball: Path, integrity: str = NPM_INTEGRITY, target: Path = VENDOR)
             if member is None:
                 raise AtlasError(f"npm tarball {tarball}: no package/dist/{name}")
             data = member.read()
+            # overwrite: re-vendoring replaces the package's own copy, by design (checked below)
             if name in GZIPPED:
-                write_bytes(target / f"{name}.gz", gzip.compress(data, 9, mtime=0))
+                write_bytes(target / f"{name}.gz", gzip.compress(data, 9, mtime=0), overwrite=True)
             else:
-                write_bytes(target / name, data)
+                write_bytes(target / name, data, overwrite=True)
     runtime_files.cache_clear()
     runtime_files(target)

@@ -44,6 +44,16 @@ from latent_atlas.toolkit.runtime import Model, OnnxModel, load, load_classifier
 SEED_FIGURE_ROW_PX, SEED_FIGURE_ROWS, SEED_TOP_PX = 28, 21, 200
 
 
+def check_runtime(provider: object, threads: object, batch_size: object) -> None:
+    """The onnxruntime knobs of the commands without an AnalysisConfig (grid, bench), with
+    the same rules and messages as AnalysisConfig's."""
+    for name, v, lo in (("--batch-size", batch_size, 1), ("--threads", threads, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise AtlasError(f"{name}: {v!r}, expected an integer >= {lo}")
+    if provider not in ("auto", "cuda", "cpu"):
+        raise AtlasError(f"--provider: {provider!r}, expected auto, cuda or cpu")
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Knobs of the analysis. Thresholds are in the units of the metric they apply to."""

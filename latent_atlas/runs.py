@@ -45,15 +45,17 @@ from latent_atlas.explorer import (
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.sections import build_sections
 from latent_atlas.shipped import shipped_classifier
+from latent_atlas.toolkit import names as safe_names
 from latent_atlas.toolkit.atomic import (
     atomic_dir,
-    ensure_writable_dir,
+    check_dir_target,
+    check_output_dir,
     write_bytes,
     write_json,
     write_text,
 )
 from latent_atlas.toolkit.data import ImageDataset, load_dataset
-from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.errors import AtlasError, describe
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class ComparisonConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def __post_init__(self) -> None:
+        # The name becomes a folder: one safe path component. Labels stay display text.
+        safe_names.path_component(self.name, "comparison name")
         if len(self.models) < 2:
             raise AtlasError(
                 f"comparison {self.name}: {len(self.models)} model(s), expected two or more "
@@ -99,6 +103,8 @@ class ComparisonConfig:
         for i, label in enumerate(labels):
             if not label.strip():
                 raise AtlasError(f"comparison {self.name}: label {i + 1} is empty")
+            if self.labels:  # given as text (folder names are made displayable instead)
+                safe_names.label(label, f"comparison {self.name}: label")
             if label in labels[:i]:
                 raise AtlasError(
                     f"comparison {self.name}: two models are labelled {label!r}; expected "
@@ -112,6 +118,14 @@ class ComparisonConfig:
                 "'auto' or none"
             )
 
+    @property
+    def inputs(self) -> tuple[Path | str | None, ...]:
+        """What this comparison reads: never to be replaced by what it writes."""
+        classifier = self.classifier if isinstance(self.classifier, Path) else None
+        data = self.data if isinstance(self.data, Path) or (
+            isinstance(self.data, str) and ":" not in self.data) else None  # fmt: skip
+        return (*self.models, classifier, data, self.class_names)
+
     def classifier_for(self, data: ImageDataset) -> Path | None:
         """The classifier file to use on ``data``."""
         if self.classifier == "auto":
@@ -121,9 +135,12 @@ class ComparisonConfig:
     def display_labels(self) -> tuple[str, ...]:
         if self.labels:
             return tuple(self.labels)
-        return tuple(Path(m).stem if Path(m).suffix == ".onnx" and Path(m).stem != "decoder"
-                     else (Path(m).parent.name if Path(m).suffix == ".onnx" else Path(m).name)
-                     for m in self.models)  # fmt: skip
+        # folder names may hold bytes that are not UTF-8: shown as U+FFFD (a font cannot draw
+        # the lone surrogates Python keeps them as)
+        return tuple(safe_names.display_text(
+            Path(m).stem if Path(m).suffix == ".onnx" and Path(m).stem != "decoder"
+            else (Path(m).parent.name if Path(m).suffix == ".onnx" else Path(m).name))
+            for m in self.models)  # fmt: skip
 
 
 def _env_versions() -> dict[str, str]:
@@ -253,13 +270,18 @@ def run_comparison(
     data: ImageDataset | None = None,
     stage: Callable[[str], None] = lambda s: None,
     runtime: Path | None = None,
+    overwrite: bool = False,
+    protect: tuple[Path | str | None, ...] = (),
 ) -> dict:
     """Analyse the models, compare, and write the report folder ``out`` atomically.
 
     ``runtime``: a folder holding the explorer's runtime (``ortweb.write_runtime``) that the
     report's explore.html refers to (a batch shares one); None puts one in the report folder.
+    ``out`` may replace only a previous report (or, with ``overwrite``, any folder), never an
+    input of the comparison nor one of ``protect``: checked before any work.
     """
-    ensure_writable_dir(out.parent)
+    protect = (*cfg.inputs, *protect)
+    check_dir_target(out, overwrite, protect)
     t0 = time.perf_counter()
     timer = StageTimer(stage)
     cache = cache or Cache()
@@ -283,7 +305,7 @@ def run_comparison(
         f.file: "data:image/png;base64," + base64.b64encode(f.png).decode() for f in figures
     }
     md_figs = {f.file: f"figures/{f.file}" for f in figures}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite, protect) as tmp:
         for f in figures:
             write_bytes(tmp / "figures" / f.file, f.png)
         write_json(tmp / "metrics.json", comp.metrics)
@@ -334,15 +356,20 @@ def run_batch(
     progress: bool = True,
     index: bool = True,
     engine: EngineConfig | None = None,
+    overwrite: bool = False,
+    protect: tuple[Path | str | None, ...] = (),
 ) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Run every comparison; a failing one is recorded and the rest go on.
+    """Run every comparison; a failing one, whatever the exception, is recorded and the rest
+    go on (Ctrl-C and SIGTERM stop the batch).
 
     ``jobs`` > 1 (or an ``engine`` other than local with one job) runs the comparisons as
     engine tasks. Returns (successful results, [(name, error line)]); writes
-    ``out/index.html`` if ``index``.
+    ``out/index.html`` if ``index``. No report folder replaces an input of any comparison of
+    the batch, nor one of ``protect``.
     """
     engine = engine or EngineConfig("local", jobs)
-    ensure_writable_dir(out)
+    check_output_dir(out)  # created only when something is written into it
+    protect = (*protect, *(p for c in comps for p in c.inputs))
     # a batch (with its index) holds one explorer runtime for all its reports; a lone report
     # holds its own, so that its folder stays whole
     runtime = ortweb.write_runtime(out / ortweb.FOLDER) if index else None
@@ -354,24 +381,38 @@ def run_batch(
         datasets: dict[tuple[str | None, Path | None], ImageDataset] = {}
         for cfg in comps:
             try:
+                check_dir_target(out / cfg.name, overwrite, protect)  # before loading anything
                 key = (str(cfg.data) if cfg.data else None, cfg.class_names)
                 if key not in datasets:
                     datasets[key] = load_dataset(cfg.data, train=False, class_names=cfg.class_names)
                 done.append(run_comparison(cfg, out / cfg.name, cache, datasets[key],
                                            stage=lambda s: bar.set_postfix_str(s),
-                                           runtime=runtime))  # fmt: skip
-            except AtlasError as exc:
-                failed.append((cfg.name, str(exc)))
+                                           runtime=runtime, overwrite=overwrite,
+                                           protect=protect))  # fmt: skip
+            except Exception as exc:  # isolate the entry: any failure is its own, named below
+                failed.append((cfg.name, describe(exc)))
             bar.update()
     else:
         # any failure, of any type, in one comparison is named and the others go on
-        tasks = [Task(cfg.name, _run_one, (cfg, runtime is not None)) for cfg in comps]
+        tasks = []
+        for cfg in comps:  # a refused target fails its entry before any work is sent out
+            try:
+                check_dir_target(out / cfg.name, overwrite, protect)
+            except AtlasError as exc:
+                failed.append((cfg.name, str(exc)))
+                bar.update()
+                continue
+            tasks.append(Task(cfg.name, _run_one, (cfg, runtime is not None)))
         with make_engine(engine) as runner:
             for outcome in runner.run(tasks):
                 if outcome.ok:
                     summary = dict(outcome.value)
-                    folder = unpack_folder(summary.pop("files"), out / outcome.name)
-                    done.append(summary | {"folder": str(folder)})
+                    try:
+                        folder = unpack_folder(summary.pop("files"), out / outcome.name,
+                                               overwrite, protect)  # fmt: skip
+                        done.append(summary | {"folder": str(folder)})
+                    except AtlasError as exc:
+                        failed.append((outcome.name, str(exc)))
                 else:
                     failed.append((outcome.name, outcome.error or "failed"))
                 bar.update()
@@ -379,7 +420,7 @@ def run_batch(
         done.sort(key=lambda r: order.index(r["name"]))
     bar.close()
     if index:
-        write_index(out, done, failed)
+        write_index(out, done, failed, overwrite, protect)
     return done, failed
 
 
@@ -397,6 +438,12 @@ def ranking(results: list[dict]) -> list[dict]:
     return rows
 
 
-def write_index(out: Path, results: list[dict], failed: list[tuple[str, str]]) -> Path:
+def write_index(
+    out: Path,
+    results: list[dict],
+    failed: list[tuple[str, str]],
+    overwrite: bool = False,
+    protect: tuple[Path | str | None, ...] = (),
+) -> Path:
     html = render("index.html.j2", rows=ranking(results), key_metrics=KEY_METRICS, failed=failed)
-    return write_text(out / "index.html", html)
+    return write_text(out / "index.html", html, overwrite, protect)

@@ -4,7 +4,12 @@ or parameter, no traceback, no output file) and, where it has one, through the P
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import pickle
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +18,15 @@ import numpy as np
 import onnx
 import pytest
 from conftest import idx_bytes, write_idx_folder
+from hostile_onnx import (
+    checker_failing_decoder,
+    huge_latent_decoder,
+    if_constant_decoder,
+    if_initializer_decoder,
+    loop_body_decoder,
+    sparse_initializer_decoder,
+    write_key,
+)
 from latent_atlas.toolkit.errors import AtlasError
 from onnx import TensorProto, helper
 from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, toy_pair
@@ -499,3 +513,252 @@ def test_data_from_the_environment_variable(tmp_path, capsys, monkeypatch):
     assert main(["report", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "d.npz: 3 images in x_test but 2 labels" in err[0]
+
+
+# ================================================================ issue 9: safety at the boundary
+# Each row builds its hostile input in a sandbox (the current folder during the run), runs the
+# CLI, and checks: exit 2, exactly one stderr line matching ``expect``, no traceback, and no file
+# created, changed or deleted anywhere under the test's folder beyond ``writes``.
+@dataclass
+class SafeRow:
+    name: str
+    setup: Callable[[Path], list[str]]  # builds under the sandbox (also the cwd), returns args
+    expect: str
+    covers: str  # the class of issue 9 it closes
+    writes: tuple[str, ...] = ()  # what the command may write (sandbox-relative, with contents)
+    subprocess: bool = False  # run `python -m latent_atlas` (signals, rlimits, FIFOs, HOME)
+    env: dict | None = None
+
+
+def _toys(s: Path) -> None:
+    toy_pair(s / "models" / "m")
+    toy_pair(s / "models" / "m2", weights=(0.0, 0.1))
+    prototype_classifier(s / "c.onnx", np.random.default_rng(0).random((10, 28, 28)))
+
+
+def _pair_args(s: Path) -> list[str]:
+    _toys(s)
+    return ["--model", "models/m", "--model", "models/m2", "--classifier", "c.onnx",
+            "--no-progress", "--steps", "3"]  # fmt: skip
+
+
+def _user_folder(s: Path, name: str = "mine") -> Path:
+    (s / name).mkdir()
+    (s / name / "thesis.tex").write_text("years of work")
+    return s / name
+
+
+def _hostile_grid(make: Callable[[Path], object]) -> Callable[[Path], list[str]]:
+    def setup(s: Path) -> list[str]:
+        toy_pair(s / "m")
+        write_key(s)
+        make(s / "m" / "decoder.onnx")
+        return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3"]
+
+    return setup
+
+
+def _big_sparse_model(s: Path) -> list[str]:
+    toy_pair(s / "m")
+    with open(s / "m" / "decoder.onnx", "r+b") as fh:  # sparse: nothing is really written
+        fh.truncate((1 << 30) + 1)
+    return ["grid", "--model", "m", "--out", "g", "--no-progress"]
+
+
+def _huge_latent(s: Path) -> list[str]:
+    toy_pair(s / "m")
+    huge_latent_decoder(s / "m" / "decoder.onnx")
+    return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3"]
+
+
+def _toml(s: Path, text: str) -> list[str]:
+    _toys(s)
+    (s / "b.toml").write_text(text)
+    return ["report", "--batch", "b.toml", "--out", "out", "--no-progress"]
+
+
+ENTRY_OK = '[[comparison]]\nname = "x"\nmodel_a = "models/m"\nmodel_b = "models/m2"\n'
+
+
+def _fifo_batch(s: Path) -> list[str]:
+    os.mkfifo(s / "b.toml")
+    return ["report", "--batch", "b.toml", "--out", "out", "--no-progress"]
+
+
+def _grid_args(s: Path, *extra: str) -> list[str]:
+    toy_pair(s / "m")
+    return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3", *extra]
+
+
+def _png_is_folder(s: Path) -> list[str]:
+    (s / "g" / "m_linear_3x3.png").mkdir(parents=True)
+    return _grid_args(s)
+
+
+def _user_png(s: Path) -> list[str]:
+    (s / "m_linear_3x3.png").write_bytes(b"the user's own picture")
+    toy_pair(s / "m")
+    return ["grid", "--model", "m", "--out", ".", "--no-progress", "--steps", "3"]
+
+
+def _mount_point() -> str:
+    return next(p for p in ("/proc", "/sys", "/dev") if os.path.ismount(p))
+
+
+def _rlimit_fsize(limit: int) -> Callable[[], None]:
+    def pre() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return pre
+
+
+BAD_UTF8 = os.fsdecode(b"name-\xff")
+OUTPUT, NAMES, ONNX, MANIFEST, ONE_LINE, BATCH, TEMP, SILENT = (
+    "1 output folders", "2 names", "3 onnx external data", "4 manifests", "5 one line",
+    "6 batch isolation", "7 temporary files", "8 silent wrong results",
+)  # fmt: skip
+
+SAFETY_ROWS = [
+    # 1: output folders never destroy what they replace
+    SafeRow("analyze into a user's folder", lambda s: (_user_folder(s), ["analyze", "--out", "mine", *_pair_args(s)])[1],
+            r"output folder mine: exists and was not written by latent-atlas .* pass --overwrite", OUTPUT),
+    SafeRow("analyze --out a user's file", lambda s: ((s / "notes.txt").write_text("mine"), ["analyze", "--out", "notes.txt", *_pair_args(s)])[1],
+            "output folder notes.txt: exists and is not a folder", OUTPUT),
+    SafeRow("analyze --out a file, --overwrite", lambda s: ((s / "notes.txt").write_text("mine"), ["analyze", "--out", "notes.txt", "--overwrite", *_pair_args(s)])[1],
+            "output folder notes.txt: exists and is not a folder", OUTPUT),
+    SafeRow("analyze --out the models' parent, --overwrite", lambda s: ["analyze", "--out", "models", "--overwrite", *_pair_args(s)],
+            r"output folder .*models: is or holds models/m, an input of this run", OUTPUT),
+    SafeRow("report named like its model folder, --overwrite", lambda s: ["report", "--out", "models", "--name", "m", "--overwrite", *_pair_args(s)],
+            r"error: m: output folder .*models/m: is or holds models/m, an input of this run", OUTPUT),
+    SafeRow("analyze --out .", lambda s: ["analyze", "--out", ".", *_pair_args(s)], "is or holds the current folder", OUTPUT),
+    SafeRow("analyze --out ..", lambda s: ["analyze", "--out", "..", *_pair_args(s)], "is or holds the current folder", OUTPUT),
+    SafeRow("analyze --out a mount point", lambda s: ["analyze", "--out", _mount_point(), "--overwrite", *_pair_args(s)], "is a mount point", OUTPUT),
+    SafeRow("batch out='' entry named like a user's folder", lambda s: (_user_folder(s, "photos"), _toml(s, 'out = ""\n' + ENTRY_OK.replace('"x"', '"photos"'))[:3] + ["--no-progress"])[1],
+            r"photos: output folder .*photos: exists and was not written by latent-atlas", OUTPUT,
+            writes=("index.html", "explorer-runtime")),
+    SafeRow("grid over a user's file of the same name", _user_png, r"output file .*m_linear_3x3.png: exists and was not written", OUTPUT),
+    SafeRow("bench --json over a user's file", lambda s: ((s / "r.json").write_text("{}"), ["bench", "--json", "r.json", "--decoder", str(toy_pair(s / "m") / "decoder.onnx")])[1],
+            "output file r.json: exists and was not written by latent-atlas", OUTPUT),
+    # 2: one place validates names
+    SafeRow("batch name empty", lambda s: _toml(s, ENTRY_OK.replace('"x"', '""')), "comparison name '': empty", NAMES),
+    SafeRow("--name ../x", lambda s: ["report", "--name", "../x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
+    SafeRow("--name /abs/x", lambda s: ["report", "--name", "/tmp/x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
+    SafeRow("--name ..", lambda s: ["report", "--name", "..", "--out", "out", *_pair_args(s)], "names a folder itself", NAMES),
+    SafeRow("--name index.html", lambda s: ["report", "--name", "index.html", "--out", "out", *_pair_args(s)], "reserved for a file the tool writes", NAMES),
+    SafeRow("--name not UTF-8", lambda s: ["report", "--name", BAD_UTF8, "--out", "out", *_pair_args(s)], r"not valid UTF-8", NAMES),
+    SafeRow("batch name with NUL", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a\\u0000b"')), "contains a control character or NUL", NAMES),
+    SafeRow("batch name with a separator", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a/b"')), "contains a path separator", NAMES),
+    SafeRow("label with a newline", lambda s: ["report", "--label", "A\nB", "--label", "C", "--out", "out", *_pair_args(s)], "label 'A\\\\nB': contains a control character", NAMES),
+    # 3: ONNX external data in every graph, checker, size cap
+    SafeRow("external data in an If branch Constant", _hostile_grid(if_constant_decoder), r"external data \(.onnx.data\): tensor 'kv', attribute 'value' .*'then_branch'.* points to 'key.bin'", ONNX),
+    SafeRow("external data in an If branch initializer", _hostile_grid(if_initializer_decoder), r"external data .*initializer of graph 'then_branch', points to 'key.bin'", ONNX),
+    SafeRow("external data in a Loop body's If", _hostile_grid(loop_body_decoder), r"external data .*initializer of graph 'inner_then'", ONNX),
+    SafeRow("external data in a sparse initializer", _hostile_grid(sparse_initializer_decoder), r"external data .*sparse initializer of graph 'hostile'", ONNX),
+    SafeRow("onnx.checker full check fails", _hostile_grid(checker_failing_decoder), r"fails onnx.checker's full check", ONNX),
+    SafeRow("model file above the size cap", _big_sparse_model, r"1.0 GiB, above the 1 GiB limit", ONNX),
+    SafeRow("declared latent dim of a million", _huge_latent, r"latent dimension 1000000, expected at most 4096", ONNX),
+    # 4: a manifest that latent-atlas did not write is not ours... but ours still counts
+    SafeRow("own manifest, hash mismatch", lambda s: (_sha_mismatch(s), _grid(s / "art" / "m", s / "out"))[1], "differs from the manifest", MANIFEST),
+    # 5: every failure is one line
+    SafeRow("ENOSPC (RLIMIT_FSIZE) writing the PNG", lambda s: _grid_args(s), r"output file g/m_linear_3x3.png: cannot write it \(File too large; free some space", ONE_LINE,
+            writes=("g", "g/.latent-atlas"), subprocess=True, env={"RLIMIT_FSIZE": "4096"}),
+    SafeRow("ENOSPC (RLIMIT_FSIZE) preallocating --npy", lambda s: _grid_args(s, "--npy", "--steps", "40"), r"output file g/m_linear_40x40.npy: cannot write it \(File too large", ONE_LINE,
+            writes=("g", "g/.latent-atlas"), subprocess=True, env={"RLIMIT_FSIZE": str(1 << 20)}),
+    SafeRow("FIFO as the batch file", _fifo_batch, "batch file b.toml: not a regular file", ONE_LINE, subprocess=True),
+    SafeRow("batch file is a folder", lambda s: ((s / "b.toml").mkdir(), ["report", "--batch", "b.toml"])[1], "batch file b.toml: not a regular file", ONE_LINE),
+    SafeRow("bench --json a folder", lambda s: ((s / "d").mkdir(), ["bench", "--json", "d", "--decoder", str(toy_pair(s / "m") / "decoder.onnx")])[1],
+            "output file d: is a folder; expected a file name", ONE_LINE),
+    SafeRow("grid PNG name is a folder", _png_is_folder, r"m_linear_3x3.png: is a folder; expected a file name", ONE_LINE),
+    SafeRow("TOML model_a = 5", lambda s: _toml(s, ENTRY_OK.replace('model_a = "models/m"', "model_a = 5")), r"comparison #1: 5 \(int\), expected strings \(paths and labels\)", ONE_LINE),
+    SafeRow("TOML comparison = [1]", lambda s: _toml(s, "comparison = [1]\n"), r"comparison #1: 1 \(int\), expected a \[\[comparison\]\] table", ONE_LINE),
+    SafeRow("TOML data = true", lambda s: _toml(s, "data = true\n" + ENTRY_OK), r"b.toml, comparison #1: True \(bool\), expected a dataset path or sklearn:digits", ONE_LINE),
+    SafeRow("TOML name = 5", lambda s: _toml(s, ENTRY_OK.replace('name = "x"', "name = 5")), r"comparison #1: 5 \(int\), expected name = a string", ONE_LINE),
+    SafeRow("TOML label_a = [1]", lambda s: _toml(s, ENTRY_OK + "label_a = [1]\n"), r"comparison #1: \[1\] \(list\), expected strings", ONE_LINE),
+    SafeRow("TOML grid steps = 'x'", lambda s: _toml(s, ENTRY_OK + '[[comparison.grid]]\nsteps = "x"\n'), "grid: steps = 'x', expected 2 numbers", ONE_LINE),
+    SafeRow("TOML out = 5", lambda s: _toml(s, "out = 5\n" + ENTRY_OK), r"b.toml: out: 5 \(int\), expected a path", ONE_LINE),
+    SafeRow("analyze --batch-size 0", lambda s: ["analyze", "--batch-size", "0", "--out", "out", *_pair_args(s)], "--batch-size: 0, expected an integer >= 1", ONE_LINE),
+    SafeRow("analyze --batch-size -1", lambda s: ["analyze", "--batch-size", "-1", "--out", "out", *_pair_args(s)], "--batch-size: -1, expected an integer >= 1", ONE_LINE),
+    SafeRow("grid --threads -1", lambda s: _grid_args(s, "--threads", "-1"), "--threads: -1, expected an integer >= 0", ONE_LINE),
+    SafeRow("report --gradient-threshold nan", lambda s: ["report", "--gradient-threshold", "nan", "--out", "out", *_pair_args(s)], r"gradient threshold: nan, expected a number in \(0, inf\]", ONE_LINE),
+    SafeRow("bench --repeats 0", lambda s: ["bench", "--repeats", "0", "--decoder", str(toy_pair(s / "m") / "decoder.onnx")], "--repeats: 0, expected >= 1", ONE_LINE),
+    SafeRow("--range -1e30 1e30 parses (then the decoder's range is refused)", lambda s: _grid_args(s, "--range", "-1e30", "1e30"),
+            r"decoded pixel values in \[-1e\+29, 1e\+29\], expected \[0, 1\]; end the decoder with a Sigmoid", ONE_LINE),
+    SafeRow("HOME is a missing folder (library noise)", lambda s: _grid_args(s, "--range", "5", "4"), r"grid x range \[5.0, 4.0\]: expected low < high", ONE_LINE,
+            subprocess=True, env={"HOME": "/dev/null/nohome", "XDG_CACHE_HOME": "", "MPLCONFIGDIR": ""}),
+    # 8: silent wrong results become refusals
+    SafeRow("same folder as both models", lambda s: ["report", "--model", "models/m", "--model", "./models/m/", "--classifier", "c.onnx", "--out", "out", *_pair_args(s)[6:]],
+            "model models/m is given twice; expected different models", SILENT),
+    SafeRow("range 1e-300 2e-300", lambda s: _grid_args(s, "--range", "1e-300", "2e-300"), r"grid x coordinates 1e-300..2e-300: neighbouring points are equal in float32", SILENT),
+    SafeRow("range 1 1.0000000001", lambda s: _grid_args(s, "--range", "1", "1.0000000001"), r"grid x coordinates 1..1: neighbouring points are equal in float32", SILENT),
+    SafeRow("grid of a logits decoder", lambda s: (_grid_args(s), toy_pair(s / "m", weights=(1.0, 0.0)))[0], r"decoded pixel values in \[-3.5, 4.5\], expected \[0, 1\]; end the decoder with a Sigmoid", SILENT),
+]  # fmt: skip
+
+
+def _snapshot(root: Path) -> dict[str, object]:
+    """Every path under ``root``: folders by existence, files by content and mode."""
+    out: dict[str, object] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[rel] = "dir"
+        elif p.is_file():
+            st = p.stat()
+            digest = (
+                "sparse" if st.st_size > 1 << 24 else hashlib.sha256(p.read_bytes()).hexdigest()
+            )
+            out[rel] = (digest, st.st_size, st.st_mode)
+        else:
+            out[rel] = "special"
+    return out
+
+
+def _run_cli(row: SafeRow, args: list[str], sandbox: Path, capsys) -> tuple[int, str, str]:
+    if not row.subprocess:
+        capsys.readouterr()
+        rc = main(args)
+        captured = capsys.readouterr()
+        return rc, captured.out, captured.err
+    env = dict(os.environ)
+    preexec = None
+    for k, v in (row.env or {}).items():
+        if k == "RLIMIT_FSIZE":
+            preexec = _rlimit_fsize(int(v))
+        elif v:
+            env[k] = v
+        else:
+            env.pop(k, None)
+    proc = subprocess.run([sys.executable, "-m", "latent_atlas", *args], cwd=sandbox, env=env,
+                          capture_output=True, text=True, timeout=120, preexec_fn=preexec)  # fmt: skip
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("row", SAFETY_ROWS, ids=[r.name for r in SAFETY_ROWS])
+def test_refusal_leaves_the_sandbox_untouched(row, tmp_path, monkeypatch, capsys):
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    monkeypatch.chdir(sandbox)
+    args = row.setup(sandbox)
+    before = _snapshot(tmp_path)
+    rc, out, err = _run_cli(row, args, sandbox, capsys)
+    after = _snapshot(tmp_path)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2, (rc, err)
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert re.search(row.expect, lines[0]), lines[0]
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    allowed = [f"sandbox/{w}" for w in row.writes]
+    stray = sorted(k for k in changed if not any(k == w or k.startswith(w + "/") for w in allowed))
+    assert stray == []
+    temps = [k for k in after if Path(k).name.startswith(".") and k not in before]
+    assert [k for k in temps if Path(k).name != ".latent-atlas"] == []
+
+
+def test_every_safety_class_has_rows():
+    counts = {c: sum(r.covers == c for r in SAFETY_ROWS) for c in
+              (OUTPUT, NAMES, ONNX, MANIFEST, ONE_LINE, SILENT)}  # fmt: skip
+    assert all(n >= 1 for n in counts.values()), counts

@@ -62,7 +62,8 @@ def test_injected_failure_without_previous_leaves_nothing(toy, tmp_path, monkeyp
 
 def test_atomic_file_write(tmp_path):
     path = write_text(tmp_path / "a.txt", "complete")
-    with pytest.raises(OSError), atomic_open(path, "wb") as fh:
+    # overwrite: tmp_path is not a folder latent-atlas made (see test_output_safety.py)
+    with pytest.raises(OSError), atomic_open(path, "wb", overwrite=True) as fh:
         fh.write(b"half")
         raise OSError("disk full")
     assert path.read_text() == "complete"

@@ -210,7 +210,7 @@ def test_brightness_is_known_function_of_z(tmp_path):
 
 
 def test_streamed_equals_one_shot(tmp_path):
-    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.1]), 0.5))
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.06]), 0.5))
     spec = GridSpec(steps=(13, 11))
     one = decode_grid(dec, spec, batch_size=10_000)
     streamed = decode_grid(dec, spec, batch_size=7, raw_path=tmp_path / "raw.npy")
@@ -224,7 +224,7 @@ def test_streamed_equals_one_shot(tmp_path):
 
 
 def test_large_grid_downsampled_and_guarded(tmp_path):
-    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.1]), 0.5))
+    dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, 0.06]), 0.5))
     assert cell_pixels(21) == 28 and cell_pixels(73) == 28 and cell_pixels(1001) == 2
     assert cell_pixels(21, (1, 8, 8)) == 8 and cell_pixels(1001, (3, 32, 32)) == 2
     grid = decode_grid(dec, GridSpec(steps=(301, 5)), batch_size=512)

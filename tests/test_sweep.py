@@ -165,11 +165,12 @@ def test_a_folder_that_is_not_this_run_is_refused(tmp_path):
 def test_local_sweep_writes_loadable_run_folders(local_sweep):
     from latent_atlas.toolkit.runtime import load
 
-    assert sorted(p.name for p in local_sweep.iterdir()) == ["sweep.json", "vae-seed0",
-                                                             "vae-seed1"]  # fmt: skip
+    assert sorted(p.name for p in local_sweep.iterdir()) == [".latent-atlas", "sweep.json",
+                                                             "vae-seed0", "vae-seed1"]  # fmt: skip
     for seed in (0, 1):
         folder = local_sweep / f"vae-seed{seed}"
         assert sorted(p.name for p in folder.iterdir()) == [
+            ".latent-atlas",
             "card.json",
             "decoder.onnx",
             "encoder.onnx",
@@ -202,7 +203,7 @@ def test_a_failing_run_is_named_and_writes_nothing(tiny, tmp_path):
     result = run_sweep(cfg, EngineConfig("local", 2), progress=False, dataset_sha256="0" * 64)
     assert sorted(name for name, _ in result.failed) == ["vae-seed0", "vae-seed1"]
     assert all("expected the same data on every node" in e for _, e in result.failed)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sweep.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".latent-atlas", "sweep.json"]
 
 
 @pytest.mark.slow

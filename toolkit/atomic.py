@@ -1,92 +1,433 @@
-"""Every file the tool writes goes through here: a temporary name in the same folder, fsync,
-then ``os.replace``. An interrupted run leaves the previous complete file or none, never a
-half-written one."""
+"""Every file and folder the tool writes goes through here.
+
+Two rules, enforced in this one module:
+
+* **Nothing half-written.** A file is written under a unique temporary name in the same folder
+  (created with the process's umask), fsynced, then moved into place; a folder is built under a
+  unique temporary name and swapped in with one atomic exchange. SIGINT and SIGTERM (see
+  ``signals``) are held while a swap happens, and every temporary is removed on any failure.
+* **The tool only ever replaces what it wrote itself.** Folders it creates carry a marker file,
+  ``.latent-atlas`` (tool name and version). An existing file may be replaced only inside a
+  marked folder, an existing folder only when it is marked itself (or empty); anything else is
+  refused with one line unless the caller passes ``overwrite=True`` (the CLI's
+  ``--overwrite``). Even then, never an input of the same run (``protect``) nor a folder that
+  holds one, never a file where a folder is expected or the reverse, never a mount point.
+
+OS errors (no space left, file too large, permission) become one ``AtlasError`` line naming
+the path.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
+import io
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.signals import critical
+
+MARKER = ".latent-atlas"
+TOOL = "latent-atlas"
+OVERWRITE_HINT = "choose another output or pass --overwrite to replace it"
+
+PathLike = str | os.PathLike[str]
 
 
-def ensure_writable_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and check that files can be created in it."""
-    path = Path(path)
+# ---------------------------------------------------------------------------- the marker
+@functools.cache
+def _version() -> str:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        from importlib.metadata import version
+
+        return version(TOOL)
+    except Exception:  # not installed (a source checkout on sys.path)
+        return "unknown"
+
+
+def is_marked(folder: Path) -> bool:
+    """True when ``folder`` holds a marker written by this tool."""
+    marker = Path(folder) / MARKER
+    try:
+        st = marker.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 4096:
+            return False
+        return json.loads(marker.read_bytes()).get("tool") == TOOL
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_marker(folder: Path) -> None:
+    body = json.dumps({"tool": TOOL, "version": _version()}) + "\n"
+    fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(body)
+
+
+def inside_marked(folder: Path) -> bool:
+    """True when ``folder`` or one of its ancestors is marked: the tool made that tree."""
+    folder = Path(os.path.realpath(folder))
+    return any(is_marked(d) for d in (folder, *folder.parents))
+
+
+# ---------------------------------------------------------------------------- checks
+def _oserror(exc: OSError, what: str) -> AtlasError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        reason += "; free some space (or raise the file-size limit) and run again"
+    return AtlasError(f"{what}: cannot write it ({reason})")
+
+
+def _canonical(path: PathLike) -> Path:
+    """Absolute path with the parent's symlinks resolved and the last component kept, so a
+    symlink as target is seen as the link (which a rename would replace), not its target.
+    ``.``, ``..`` and ``/`` resolve to the folder they name."""
+    p = Path(path)
+    if p.name in ("", ".", ".."):
+        return Path(os.path.realpath(p))
+    return Path(os.path.realpath(p.parent)) / p.name
+
+
+def _protected(target: Path, protect: Iterable[PathLike | None], what: str) -> None:
+    """Refuse a target that is, or holds, an input of this run."""
+    for q in protect:
+        if q is None:
+            continue
+        real = Path(os.path.realpath(q))
+        if real == target or target in real.parents:
+            raise AtlasError(
+                f"{what} {target}: is or holds {q}, an input of this run; "
+                "choose an output outside the inputs"
+            )
+        with contextlib.suppress(OSError):
+            if os.path.lexists(target) and os.path.samefile(target, real):
+                raise AtlasError(
+                    f"{what} {target}: is the same file as {q}, an input of this run; "
+                    "choose an output outside the inputs"
+                )
+
+
+def check_file_target(
+    path: PathLike, overwrite: bool = False, protect: Iterable[PathLike | None] = ()
+) -> Path:
+    """Where a file write may go, or an ``AtlasError``: no folder, FIFO or device there, no
+    input of this run, and an existing file only if the tool wrote it (or ``overwrite``)."""
+    if Path(path).name in ("", ".", ".."):
+        raise AtlasError(f"output file {path}: names a folder; expected a file name")
+    target = _canonical(path)
+    _protected(target, protect, "output file")
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        return target
+    except OSError as exc:  # ENOTDIR: a file where a folder is expected on the way
+        raise AtlasError(f"output file {path}: cannot reach it ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AtlasError(f"output file {path}: is a folder; expected a file name")
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise AtlasError(f"output file {path}: exists and is not a regular file")
+    if not overwrite and (stat.S_ISLNK(st.st_mode) or not inside_marked(target.parent)):
+        raise AtlasError(
+            f"output file {path}: exists and was not written by latent-atlas; {OVERWRITE_HINT}"
+        )
+    return target
+
+
+def check_dir_target(
+    path: PathLike, overwrite: bool = False, protect: Iterable[PathLike | None] = ()
+) -> Path:
+    """Where a folder that replaces any previous one may go, or an ``AtlasError``."""
+    target = _canonical(path)
+    what = "output folder"
+    if target.parent == target:
+        raise AtlasError(f"{what} {path}: is the file-system root; name a new folder")
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise AtlasError(
+            f"{what} {path}: is or holds the current folder, which the new output would "
+            "replace; name a new folder"
+        )
+    _protected(target, protect, what)
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        return target
     except OSError as exc:
-        raise AtlasError(f"output folder {path}: cannot create it ({exc.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise AtlasError(f"output folder {path}: not writable; expected a folder you can write to")
-    return path
+        raise AtlasError(f"{what} {path}: cannot reach it ({exc.strerror})") from None
+    if stat.S_ISLNK(st.st_mode):
+        if overwrite:
+            return target
+        raise AtlasError(f"{what} {path}: is a symbolic link; {OVERWRITE_HINT}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise AtlasError(f"{what} {path}: exists and is not a folder; expected a folder name")
+    if os.path.ismount(target):
+        raise AtlasError(f"{what} {path}: is a mount point; name a new folder inside it")
+    if is_marked(target) or overwrite:
+        return target
+    try:
+        empty = not any(target.iterdir())
+    except OSError as exc:
+        raise AtlasError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+    if not empty:
+        raise AtlasError(
+            f"{what} {path}: exists and was not written by latent-atlas (no {MARKER} marker); "
+            f"{OVERWRITE_HINT}"
+        )
+    return target
+
+
+def check_output_dir(path: PathLike) -> Path:
+    """A folder that will receive outputs (without being replaced): refuse early what
+    :func:`output_dir` would refuse later, creating nothing."""
+    target = _canonical(path)
+    for d in (target, *target.parents):
+        try:
+            st = d.stat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise AtlasError(f"output folder {path}: cannot create it ({exc.strerror})") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise AtlasError(f"output folder {path}: cannot create it ({d} is not a folder)")
+        break
+    return target
+
+
+# ---------------------------------------------------------------------------- folders
+def _make_dirs(folder: Path, adopt_empty: bool = False) -> Path:
+    """Create ``folder`` and missing parents; mark the topmost folder created here unless it
+    lies in a tree the tool already marked. ``adopt_empty``: mark an existing empty folder."""
+    folder = Path(folder)
+    check_output_dir(folder)
+    missing = []
+    d = folder
+    while not d.exists():
+        missing.append(d)
+        if d.parent == d:
+            break
+        d = d.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AtlasError(f"output folder {folder}: cannot create it ({exc.strerror})") from None
+    if not folder.is_dir():
+        raise AtlasError(f"output folder {folder}: exists and is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AtlasError(
+            f"output folder {folder}: not writable; expected a folder you can write to"
+        )
+    top = missing[-1] if missing else None
+    if top is None and adopt_empty and not any(folder.iterdir()):
+        top = folder
+    if top is not None and not inside_marked(top.parent):
+        try:
+            _write_marker(top)
+        except OSError as exc:
+            raise _oserror(exc, f"output folder {top}") from None
+    return folder
+
+
+def output_dir(path: PathLike) -> Path:
+    """A folder that receives outputs beside other files (``grid --out``, the parent of report
+    folders): created and marked if missing, marked if empty, otherwise used as it is (files in
+    it are still replaced only if the tool wrote them)."""
+    return _make_dirs(Path(path), adopt_empty=True)
+
+
+def ensure_writable_dir(path: PathLike) -> Path:
+    """Create ``path`` (and parents) and check that files can be created in it."""
+    return output_dir(path)
+
+
+def _temp_name(target: Path) -> Path:
+    return target.with_name(f".{target.name[:100]}.{secrets.token_hex(6)}.tmp")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync and move it into place."""
-    path = Path(path)
-    ensure_writable_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+def atomic_dir(
+    path: PathLike, overwrite: bool = False, protect: Iterable[PathLike | None] = ()
+) -> Iterator[Path]:
+    """Build a whole folder under a temporary name beside ``path``, then swap it into place.
+
+    The new folder carries the marker. If the body fails or the process is interrupted, the
+    previous folder (if any) is untouched and no temporary is left.
+    """
+    protect = list(protect)
+    target = check_dir_target(path, overwrite, protect)
+    _make_dirs(target.parent)
+    tmp: Path | None = None
     try:
+        with critical():
+            tmp = _temp_name(target)
+            os.mkdir(tmp, 0o777)  # the umask decides the mode
+        _write_marker(tmp)
+        yield tmp
+        with critical():
+            check_dir_target(path, overwrite, protect)  # may have changed meanwhile
+            if os.path.lexists(target):
+                if not _exchange(tmp, target):
+                    old = _temp_name(target)
+                    os.rename(target, old)
+                    os.rename(tmp, target)
+                    tmp = old
+                _remove(tmp)  # now the previous folder
+            else:
+                os.rename(tmp, target)
+            tmp = None
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise _oserror(exc, f"output folder {path}") from None
+    finally:
+        if tmp is not None:
+            _remove(tmp)
+
+
+# ---------------------------------------------------------------------------- files
+def _allocate(fd: int, size: int) -> None:
+    """Reserve ``size`` bytes now, so a full disk is an error here and not a SIGBUS later in
+    a memory map."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, size)
+    else:  # pragma: no cover (not Linux)
+        os.ftruncate(fd, size)
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: PathLike,
+    mode: str = "wb",
+    overwrite: bool = False,
+    protect: Iterable[PathLike | None] = (),
+    size: int | None = None,
+) -> Iterator[IO[Any]]:
+    """Open a unique temporary file beside ``path``; on success fsync and move it into place.
+
+    ``size``: preallocate that many bytes first (for files filled through a memory map).
+    """
+    protect = list(protect)
+    target = check_file_target(path, overwrite, protect)
+    _make_dirs(target.parent)
+    tmp: Path | None = None
+    try:
+        with critical():
+            tmp = _temp_name(target)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        if size:
+            try:
+                _allocate(fd, size)
+            except BaseException:
+                os.close(fd)
+                raise
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        with critical():
+            check_file_target(path, overwrite, protect)
+            os.replace(tmp, target)
+            tmp = None
+    except OSError as exc:
+        if exc.errno is None:  # raised by the caller's writer, not by the file system
+            raise
+        raise _oserror(exc, f"output file {path}") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
-def write_bytes(path: Path, data: bytes) -> Path:
-    with atomic_open(path, "wb") as fh:
+def write_bytes(
+    path: PathLike, data: bytes, overwrite: bool = False, protect: Iterable[PathLike | None] = ()
+) -> Path:
+    with atomic_open(path, "wb", overwrite, protect) as fh:
         fh.write(data)
     return Path(path)
 
 
-def write_text(path: Path, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(
+    path: PathLike, text: str, overwrite: bool = False, protect: Iterable[PathLike | None] = ()
+) -> Path:
+    # Lone surrogates (undecodable bytes of a file name) become visible escapes, not a crash.
+    return write_bytes(path, text.encode("utf-8", "backslashreplace"), overwrite, protect)
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+def write_json(
+    path: PathLike, obj: Any, overwrite: bool = False, protect: Iterable[PathLike | None] = ()
+) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return write_text(path, text, overwrite, protect)
 
 
-def write_with(path: Path, writer: Callable[[IO[bytes]], None]) -> Path:
+def write_with(
+    path: PathLike,
+    writer: Callable[[IO[bytes]], None],
+    overwrite: bool = False,
+    protect: Iterable[PathLike | None] = (),
+) -> Path:
     """Let ``writer`` fill a binary file handle (``np.save``, ``fig.savefig``, ``torch.save``)."""
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb", overwrite, protect) as fh:
         writer(fh)
     return Path(path)
 
 
 @contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Build a whole folder under a temporary name beside ``path``, then swap it into place.
-
-    If the body fails, the previous complete folder (if any) is untouched.
-    """
-    path = Path(path)
-    ensure_writable_dir(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o755)
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def open_npy(
+    path: PathLike,
+    shape: tuple[int, ...],
+    dtype: Any = np.float32,
+    overwrite: bool = False,
+    protect: Iterable[PathLike | None] = (),
+) -> Iterator[np.ndarray]:
+    """A ``.npy`` file filled through a memory map: header written, space preallocated (a full
+    disk is one ``AtlasError`` line, never a SIGBUS), unique temporary name (two runs writing
+    the same file cannot truncate each other's map), moved into place when the block ends."""
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": tuple(int(n) for n in shape)}  # fmt: skip
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, header)
+    offset = len(head.getvalue())
+    with atomic_open(path, "w+b", overwrite, protect, size=offset + nbytes) as fh:
+        fh.write(head.getvalue())
+        fh.flush()
+        array = np.memmap(fh, dtype=dtype, mode="r+", offset=offset, shape=tuple(shape))
+        try:
+            yield array
+            array.flush()
+        finally:
+            del array

@@ -16,6 +16,7 @@ A plane through a latent space of any dimension ``d`` is ``z = origin + u·basis
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -326,13 +327,14 @@ def decode_grid(
     raw_path: Path | None = None,
     progress: bool = False,
     memory_pixels: int = DEFAULT_MEMORY_PIXELS,
+    overwrite: bool = False,
 ) -> DecodedGrid:
     """Decode ``spec`` through ``decoder`` in batches, in bounded memory.
 
     Large grids keep cells downsampled to ``cell_px`` pixels wide (default: what fits a
     2048-px mosaic); the full-resolution cells go to ``raw_path`` (``.npy``,
     ``[ny, nx, C, H, W]`` float32, written through a memory map and moved into place at the
-    end) when asked.
+    end) when asked; ``overwrite``: replace a file there that latent-atlas did not write.
     """
     plane = spec.resolve_plane(decoder.latent_dim, embeddings)
     x, y = spec.coordinates(embeddings, plane)
@@ -355,29 +357,19 @@ def decode_grid(
         )
     cells = np.empty((ny * nx, c, h // factor, w // factor), np.float32)
     brightness = np.empty(ny * nx, np.float32)
-    raw = tmp = flat = None
-    if raw_path is not None:
-        from latent_atlas.toolkit.atomic import ensure_writable_dir
+    with contextlib.ExitStack() as stack:
+        flat = None
+        if raw_path is not None:  # unique temp name, preallocated, moved into place at the end
+            from latent_atlas.toolkit.atomic import open_npy
 
-        raw_path = Path(raw_path)
-        ensure_writable_dir(raw_path.parent)
-        tmp = raw_path.with_name(f".{raw_path.name}.tmp.npy")
-        raw = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(ny, nx, c, h, w))
-        flat = raw.reshape(ny * nx, c, h, w)  # a view on the same mapped file
-    try:
+            raw = stack.enter_context(open_npy(raw_path, (ny, nx, c, h, w), np.float32, overwrite))
+            flat = raw.reshape(ny * nx, c, h, w)  # a view on the same mapped file
         for start, images in iter_decode(decoder, spec, x, y, plane, batch_size, progress):
             stop = start + len(images)
             cells[start:stop] = downsample(images, factor)
             brightness[start:stop] = images.mean(axis=(1, 2, 3))
             if flat is not None:
                 flat[start:stop] = images
-        if raw is not None and raw_path is not None and tmp is not None:
-            raw.flush()
-            del raw, flat
-            tmp.replace(raw_path)
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
+        del flat
     cells = cells.reshape(ny, nx, c, h // factor, w // factor)
     return DecodedGrid(x, y, cells, brightness.reshape(ny, nx), spec, plane)

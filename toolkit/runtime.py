@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from latent_atlas.toolkit import onnx_checks
 from latent_atlas.toolkit.batching import activation_batch
 from latent_atlas.toolkit.errors import AtlasError
 
@@ -102,6 +103,7 @@ def _read_bytes(path: Path) -> bytes:
         raise AtlasError(f"model {path}: is a folder; expected an .onnx file")
     if not path.is_file():
         raise AtlasError(f"model {path}: not found; expected an .onnx file")
+    onnx_checks.check_file_size(path)  # before reading a byte
     raw = path.read_bytes()
     if not raw:
         raise AtlasError(f"model {path}: empty file; expected an ONNX model")
@@ -121,20 +123,8 @@ def _parse(raw: bytes, path: Path) -> onnx.ModelProto:
         raise AtlasError(f"model {path}: not a valid ONNX file (protobuf parse failed)") from None
     if not model.graph.node or not model.graph.input or not model.opset_import:
         raise AtlasError(f"model {path}: not a usable ONNX model (empty graph or no opset)")
-    tensors = list(model.graph.initializer) + [
-        a.t for n in model.graph.node for a in n.attribute if a.HasField("t")
-    ]
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
-        raise AtlasError(
-            f"model {path}: uses external data (.onnx.data); expected one self-contained file: "
-            + EXTERNAL_DATA_FIX
-        )
-    domains = {op.domain for op in model.opset_import} | {n.domain for n in model.graph.node}
-    if domains - STANDARD_DOMAINS:
-        raise AtlasError(
-            f"model {path}: operator domain(s) {sorted(domains - STANDARD_DOMAINS)}; "
-            "expected only the standard ONNX domain"
-        )
+    # external data and custom domains in every graph and subgraph; onnx.checker's full check
+    onnx_checks.check_model(model, path, EXTERNAL_DATA_FIX)
     return model
 
 
@@ -329,7 +319,9 @@ class OnnxModel:
                     f"model {self.path}: output of {image[0].size} values per row, expected "
                     f"{int(np.prod(self.image_shape))} (image shape {self.image_shape})"
                 )
-            outs[self.logits_index] = from_layout(image, self.layout, self.image_shape)
+            image = from_layout(image, self.layout, self.image_shape)
+            # one rule for every command: pixels in [0, 1], refused (never clipped) outside
+            outs[self.logits_index] = onnx_checks.check_decoded_range(image, self.path)
         return outs
 
     def __call__(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
@@ -509,6 +501,7 @@ def load_model(
         if len(in_dims) != 2 or not isinstance(in_dims[1], int) or in_dims[1] < 1:
             raise AtlasError(f"model {path}: decoder input of shape {in_dims}, expected [N, d]")
         latent = int(in_dims[1])
+        onnx_checks.check_latent_dim(latent, path)
         dims = out_dims[0]
         if len(dims) < 2 or any(not isinstance(d, int) for d in dims[1:]):
             # symbols left after inference: one probe run of 2 rows says what comes out
@@ -585,16 +578,36 @@ def _classifier_outputs(
 
 
 # ---------------------------------------------------------------------------- manifests
+MANIFEST_TOOL = "latent-atlas"  # the "tool" key of the manifests `export` writes
+
+
+def _own_manifest(path: Path) -> dict[str, str] | None:
+    """The ``files`` of a manifest written by this tool, or None for anything else: a
+    missing, unreadable, malformed or unrelated ``manifest.json`` (a web app's) is not ours."""
+    try:
+        if not path.is_file() or path.stat().st_size > 1 << 20:
+            return None
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("tool") != MANIFEST_TOOL:
+        return None
+    files = doc.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        return None
+    return files
+
+
 def read_manifest(folder: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` from the nearest ``manifest.json`` at or above ``folder``."""
+    """``{resolved path: sha256}`` from the manifest of the model's own artifact folder:
+    ``folder/manifest.json`` or the one beside it (``artifacts/<dataset>/manifest.json`` for
+    ``artifacts/<dataset>/vae``). Only a manifest written by latent-atlas counts."""
     folder = Path(folder).resolve()
-    for candidate in (folder, *folder.parents[:2]):
-        path = candidate / "manifest.json"
-        if path.is_file():
-            try:
-                files = json.loads(path.read_text())["files"]
-            except (ValueError, KeyError) as exc:
-                raise AtlasError(f"manifest {path}: unreadable ({exc})") from None
+    for candidate in (folder, folder.parent):
+        files = _own_manifest(candidate / "manifest.json")
+        if files is not None:
             return {str((candidate / k).resolve()): v for k, v in files.items()}
     return {}
 
