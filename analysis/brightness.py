@@ -9,8 +9,16 @@ Maps are ``[ny, nx]``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from latent_atlas.analysis.validation import check_array, check_cells, check_coords, check_float
+from latent_atlas.analysis.validation import (
+    check_array,
+    check_cells,
+    check_coords,
+    check_float,
+    check_int,
+)
 from numpy.typing import ArrayLike, NDArray
 
 CELLS = ("ny", "nx", "H", "W")
@@ -114,6 +122,44 @@ def gradient_summary(magnitude: ArrayLike, threshold: float) -> dict[str, float]
         "max": float(m.max()),
         "stark_share": float(np.mean(m > t)),
         "threshold": t,
+    }
+
+
+def top_rows_summary(
+    bmap: ArrayLike, d_dz1: ArrayLike, rows: int, threshold: float
+) -> dict[str, Any]:
+    """How the brightness changes along z₁ in a grid's first ``rows`` rows (the lowest z₂: the
+    rows the seed study drew at the top of its figure, "the top rows (0–200)").
+
+    Parameters
+    ----------
+    bmap : array_like, shape [ny, nx]
+        Brightness map (values in [0, 1]).
+    d_dz1 : array_like, shape [ny, nx]
+        Its derivative along z₁ (:func:`brightness_gradient`), brightness per latent unit.
+    rows : int
+        How many of the first rows, ``1 <= rows <= ny``.
+    threshold : float
+        |∂b/∂z₁| above this counts as a stark transition, brightness per latent unit.
+
+    Returns
+    -------
+    dict
+        ``rows``; ``mean_abs_d_dz1`` and ``max_abs_d_dz1`` (brightness per latent unit, >= 0);
+        ``stark_share_d_dz1``, the share of those cells above ``threshold`` (in [0, 1]);
+        ``max_row_brightness_range``, the widest max − min brightness within one row ([0, 1]).
+    """
+    b = check_array(bmap, "bmap", shape=MAP)
+    d = check_array(d_dz1, "d_dz1", shape=b.shape)
+    top = check_int(rows, "rows", lo=1, hi=b.shape[0])
+    t = check_float(threshold, "threshold", lo=0.0)
+    part = np.abs(d[:top])
+    return {
+        "rows": top,
+        "mean_abs_d_dz1": float(part.mean()),
+        "stark_share_d_dz1": float((part > t).mean()),
+        "max_row_brightness_range": float(np.ptp(b[:top], axis=1).max()),
+        "max_abs_d_dz1": float(part.max()),
     }
 
 

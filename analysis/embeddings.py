@@ -13,7 +13,7 @@ from latent_atlas.analysis.validation import (
 from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from sklearn.manifold import trustworthiness
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import silhouette_samples, silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
@@ -28,14 +28,13 @@ def _check_labelled(
     return emb, check_labels(labels, "labels", shape=(emb.shape[0],))
 
 
-def knn_accuracy(
+def knn_predictions(
     embeddings: ArrayLike, labels: ArrayLike, k: int = 5, folds: int = 5, seed: int = 0
-) -> float:
-    """Cross-validated k-nearest-neighbour classification accuracy in the embedding.
+) -> NDArray[np.int64]:
+    """Cross-validated k-nearest-neighbour predictions in the embedding.
 
     ``StratifiedKFold(folds, shuffle=True, random_state=seed)``; every point is predicted
-    once by a ``KNeighborsClassifier(k)`` fitted on the other folds, and the accuracy is
-    pooled over all points.
+    once by a ``KNeighborsClassifier(k)`` fitted on the other folds.
 
     Parameters
     ----------
@@ -52,8 +51,8 @@ def knn_accuracy(
 
     Returns
     -------
-    float
-        Accuracy in [0, 1].
+    numpy.ndarray of int, shape [N]
+        The predicted class of every point.
     """
     emb, lab = _check_labelled(embeddings, labels)
     n = emb.shape[0]
@@ -65,7 +64,47 @@ def knn_accuracy(
         raise AtlasError(f"labels: no class has {nf} members, expected at least one (folds={nf})")
     cv = StratifiedKFold(n_splits=nf, shuffle=True, random_state=check_int(seed, "seed", lo=0))
     pred = cross_val_predict(KNeighborsClassifier(n_neighbors=kk), emb, lab, cv=cv)
-    return float(np.mean(pred == lab))
+    return np.asarray(pred, dtype=np.int64)
+
+
+def knn_accuracy(
+    embeddings: ArrayLike, labels: ArrayLike, k: int = 5, folds: int = 5, seed: int = 0
+) -> float:
+    """Cross-validated k-nearest-neighbour classification accuracy in the embedding: the
+    share of points whose :func:`knn_predictions` class is their own, pooled over all points.
+
+    Parameters and checks as :func:`knn_predictions`.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+    """
+    pred = knn_predictions(embeddings, labels, k, folds, seed)
+    return float(np.mean(pred == np.asarray(labels)))
+
+
+def per_class_recall(
+    predictions: ArrayLike, labels: ArrayLike, n_classes: int
+) -> list[float | None]:
+    """Recall of each class: the share of its points predicted as that class.
+
+    Parameters
+    ----------
+    predictions, labels : array_like of int, shape [N]
+        Predicted and true classes (e.g. from :func:`knn_predictions`).
+    n_classes : int
+        Number of classes K; classes are ``0 … K-1``.
+
+    Returns
+    -------
+    list of float or None, length K
+        Recall in [0, 1] per class; None for a class with no points.
+    """
+    k = check_int(n_classes, "n_classes", lo=1)
+    lab = check_labels(labels, "labels", n_classes=k)
+    pred = check_labels(predictions, "predictions", shape=lab.shape, n_classes=k)
+    return [float(np.mean(pred[lab == c] == c)) if np.any(lab == c) else None for c in range(k)]
 
 
 def silhouette(
@@ -108,6 +147,60 @@ def silhouette(
             return float(silhouette_score(emb, lab, sample_size=size, random_state=rs))
     except ValueError as exc:  # e.g. the random subset holds one class only
         raise AtlasError(f"sample_size: {size} gave an unusable subset ({exc})") from exc
+
+
+def silhouette_by_class(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    n_classes: int,
+    sample_size: int | None = None,
+    seed: int = 0,
+) -> tuple[float, list[float | None]]:
+    """The mean silhouette coefficient and its mean within each class (Euclidean).
+
+    The subset is the one :func:`silhouette` measures (scikit-learn's: the first
+    ``sample_size`` of ``RandomState(seed).permutation(N)``), so the overall value equals
+    :func:`silhouette` with the same arguments.
+
+    Parameters
+    ----------
+    embeddings : array_like, shape [N, d]
+        Latent codes.
+    labels : array_like of int, shape [N]
+        Classes ``0 … n_classes-1``; between 2 and N - 1 distinct values.
+    n_classes : int
+        Number of classes K.
+    sample_size : int, optional
+        Compute on a random subset of this many points (all points if None or >= N).
+    seed : int, default 0
+        Subsampling seed.
+
+    Returns
+    -------
+    (float, list of float or None)
+        The overall silhouette in [-1, 1], and per class (length K) the mean silhouette of its
+        points in the subset, in [-1, 1]; None for a class with no point in the subset.
+    """
+    emb, lab = _check_labelled(embeddings, labels)
+    k = check_int(n_classes, "n_classes", lo=1)
+    lab = check_labels(lab, "labels", n_classes=k)
+    n = emb.shape[0]
+    n_labels = np.unique(lab).size
+    if not 2 <= n_labels <= n - 1:
+        raise AtlasError(
+            f"labels: {n_labels} distinct classes among {n} points, expected 2 to {n - 1}"
+        )
+    size = None if sample_size is None else check_int(sample_size, "sample_size", lo=2)
+    if size is not None and size < n:
+        idx = np.random.RandomState(check_int(seed, "seed", lo=0)).permutation(n)[:size]
+        emb, lab = emb[idx], lab[idx]
+    try:
+        with sklearn.config_context(working_memory=WORKING_MEMORY_MIB):
+            values = silhouette_samples(emb, lab)
+    except ValueError as exc:  # e.g. the random subset holds one class only
+        raise AtlasError(f"sample_size: {size} gave an unusable subset ({exc})") from exc
+    per_class = [float(values[lab == c].mean()) if np.any(lab == c) else None for c in range(k)]
+    return float(values.mean()), per_class
 
 
 def trustworthiness_score(

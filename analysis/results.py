@@ -84,6 +84,11 @@ class EmbeddingMetrics(JsonMixin):
     kl_to_standard_normal: float  # KL(fitted Gaussian ‖ N(0, I)), nats
     centroids: dict[str, list[float]]
     spreads: dict[str, float | None]
+    # per class (claims about named classes): the k-NN recall, from the same predictions as
+    # knn_accuracy, and the mean silhouette, over the same subset as silhouette; in [0, 1] and
+    # [-1, 1]; None for a class with no test point (or none in the subset)
+    knn_recall: dict[str, float | None] = field(default_factory=dict)
+    silhouette_by_class: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,6 +127,7 @@ class SeedTopRows(JsonMixin):
     mean_abs_d_dz1: float
     stark_share_d_dz1: float
     max_row_brightness_range: float
+    max_abs_d_dz1: float | None = None  # the largest |∂b/∂z₁| in those rows
 
 
 @dataclass
@@ -156,6 +162,23 @@ class ClassMetrics(JsonMixin):
 
 
 @dataclass
+class AsWrittenMetrics(JsonMixin):
+    """The grid as the seed study's loop drew it (``analysis.seed_figure``): one cell per row,
+    in column ``column`` (z₁ = ``z1``), z₂ growing downward, every other cell black. Classes
+    are those of the drawn cells; ``top_rows`` is measured on the drawn figure's brightness
+    (black cells 0.0), over the same latent rows as the grid's ``seed_top_rows``."""
+
+    column: int
+    z1: float
+    drawn_cells: int
+    shares: dict[str, float]
+    classes_present: int
+    ambiguous_share: float | None  # classifier only
+    brightness_top_down: list[float]  # the drawn cells' mean brightness, top of the figure first
+    top_rows: SeedTopRows
+
+
+@dataclass
 class GridMetrics(JsonMixin):
     spec: str
     plane: dict[str, Any]
@@ -166,6 +189,8 @@ class GridMetrics(JsonMixin):
     smoothness: SmoothnessMetrics
     classes: ClassMetrics | None  # None: neither a classifier nor an encoder
     embeddings_inside_share: float | None = None  # share of test codes inside the grid
+    # the seed's figure as its loop drew it; None for a grid with more rows than columns
+    as_written: AsWrittenMetrics | None = None
 
 
 @dataclass

@@ -30,9 +30,13 @@ Arrays follow the grid convention: ``cells[i, j]`` is the image decoded at
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from latent_atlas.analysis import brightness as br
+from latent_atlas.analysis import classes as cl
+from latent_atlas.analysis.results import AsWrittenMetrics, SeedTopRows
+from latent_atlas.analysis.validation import check_array, check_labels
 from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike
 
@@ -151,3 +155,82 @@ def seed_loop(
         # the seed's indentation: after the inner loop, once per row
         latent_image[row_start:row_end, col_start:col_end] = image
     return latent_image
+
+
+def as_written_map(values: ArrayLike, fill: float = 0.0) -> np.ndarray:
+    """A per-cell map ``[ny, nx]`` (brightness, class, confidence…) of the figure as drawn:
+    the written column's values, ``fill`` everywhere else.
+
+    Row ``i`` is z₂ = y[i] in both the grid and the as-written figure (whose top row is
+    y[0]), so the rows stay where they are; only the unwritten columns change.
+    """
+    arr = check_array(values, "values", shape=("ny", "nx"))
+    out = np.full(arr.shape, fill, dtype=np.float64)
+    col = written_column(*arr.shape)
+    out[:, col] = arr[:, col]
+    return out
+
+
+def as_written_metrics(
+    bmap: ArrayLike,
+    labels: ArrayLike | None,
+    confidence: ArrayLike | None,
+    x: ArrayLike,
+    y: ArrayLike,
+    class_names: Sequence[str],
+    top_rows: int,
+    gradient_threshold: float,
+    min_class_share: float = 0.01,
+    ambiguity_threshold: float = 0.5,
+) -> AsWrittenMetrics:
+    """The seed study's measures on the figure its loop drew.
+
+    Parameters
+    ----------
+    bmap : array_like, shape [ny, nx]
+        Mean brightness of each correctly decoded cell, in [0, 1].
+    labels : array_like of int, shape [ny, nx], or None
+        Class of each cell (None: no classes).
+    confidence : array_like, shape [ny, nx], or None
+        The classifier's max probability per cell (None: no classifier).
+    x, y : array_like, shapes [nx] and [ny]
+        The z₁ and z₂ coordinates, increasing.
+    class_names : sequence of str
+        The K class names.
+    top_rows : int
+        How many of the lowest-z₂ rows the seed's "top rows" cover.
+    gradient_threshold : float
+        |∂b/∂z₁| above this is a stark transition (brightness per latent unit).
+    min_class_share, ambiguity_threshold : float
+        As for the correct grid.
+
+    Returns
+    -------
+    AsWrittenMetrics
+        Classes and brightness of the drawn cells only (the black cells show no garment), and
+        the top rows measured on the drawn figure's brightness: drawn cell beside black cells,
+        so its largest |∂b/∂z₁| is the drawn cell's brightness over one cell spacing.
+    """
+    b = check_array(bmap, "bmap", shape=("ny", "nx"))
+    ny, nx = b.shape
+    col = written_column(ny, nx)
+    xs = np.asarray(x, dtype=np.float64)
+    drawn = as_written_map(b)
+    d1, _ = br.brightness_gradient(drawn, xs, y)
+    top = SeedTopRows(**br.top_rows_summary(drawn, d1, top_rows, gradient_threshold))
+    shares: dict[str, float] = {}
+    present = 0
+    ambiguous = None
+    if labels is not None:
+        lab = check_labels(labels, "labels", n_classes=len(class_names), shape=(ny, nx))
+        s = cl.class_shares(lab[:, col], len(class_names))
+        shares = dict(zip(class_names, s.tolist(), strict=True))
+        present = cl.classes_present(s, min_class_share)
+    if confidence is not None:
+        conf = check_array(confidence, "confidence", shape=(ny, nx))
+        ambiguous = cl.ambiguous_share(conf[:, col], ambiguity_threshold)
+    return AsWrittenMetrics(
+        column=col, z1=float(xs[col]), drawn_cells=ny, shares=shares, classes_present=present,
+        ambiguous_share=ambiguous, brightness_top_down=[float(v) for v in b[:, col]],
+        top_rows=top,
+    )  # fmt: skip

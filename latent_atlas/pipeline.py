@@ -21,6 +21,7 @@ from latent_atlas.analysis import brightness as br
 from latent_atlas.analysis import classes as cl
 from latent_atlas.analysis import embeddings as em
 from latent_atlas.analysis import samples as sa
+from latent_atlas.analysis import seed_figure as sf
 from latent_atlas.analysis.results import (
     BrightnessMetrics,
     ClassMetrics,
@@ -217,7 +218,6 @@ def analyze_grid(
             knn_agreement=None if lab is None or knn is None else cl.agreement(lab, knn),
         )  # fmt: skip
     top = seed_top_rows(ny)
-    seed_top = np.abs(d1[:top])
     metrics = GridMetrics(
         spec=grid.spec.describe(),
         plane=grid.plane.to_json(),
@@ -229,16 +229,16 @@ def analyze_grid(
             min=float(bmap.min()),
             max=float(bmap.max()),
             gradient=GradientSummary(**br.gradient_summary(mag, cfg.gradient_threshold)),
-            seed_top_rows=SeedTopRows(
-                rows=top,
-                mean_abs_d_dz1=float(seed_top.mean()),
-                stark_share_d_dz1=float((seed_top > cfg.gradient_threshold).mean()),
-                max_row_brightness_range=float(np.ptp(bmap[:top], axis=1).max()),
-            ),
+            seed_top_rows=SeedTopRows(**br.top_rows_summary(bmap, d1, top, cfg.gradient_threshold)),
         ),  # fmt: skip
         smoothness=SmoothnessMetrics(**br.smoothness_summary(sens)),
         classes=classes,
     )
+    if ny <= nx:  # the seed's loop draws one column per row (analysis.seed_figure)
+        metrics.as_written = sf.as_written_metrics(
+            bmap, cell_labels, conf, x, y, class_names, top, cfg.gradient_threshold,
+            cfg.min_class_share, cfg.ambiguity_threshold,
+        )  # fmt: skip
     if embeddings is not None:
         coords = grid.plane.project(embeddings)
         metrics.embeddings_inside_share = em.share_inside(coords, [x[0], y[0]], [x[-1], y[-1]])
@@ -253,10 +253,14 @@ def _embedding_metrics(
     mean, cov = em.gaussian_fit(emb)
     centroids, spreads = em.class_centroids(emb, labels, len(names))
     sub = rng.choice(len(emb), min(cfg.trust_sample, len(emb)), replace=False)
+    pred = em.knn_predictions(emb, labels, cfg.knn_k, cfg.folds, cfg.seed)
+    sil, sil_by_class = em.silhouette_by_class(
+        emb, labels, len(names), min(cfg.silhouette_sample, len(emb)), cfg.seed
+    )
     metrics = EmbeddingMetrics(
         latent_dim=int(emb.shape[1]),
-        knn_accuracy=em.knn_accuracy(emb, labels, cfg.knn_k, cfg.folds, cfg.seed),
-        silhouette=em.silhouette(emb, labels, min(cfg.silhouette_sample, len(emb)), cfg.seed),
+        knn_accuracy=float(np.mean(pred == labels)),
+        silhouette=sil,
         trustworthiness=em.trustworthiness_score(
             x_test[sub].reshape(len(sub), -1), emb[sub], cfg.knn_k
         ),
@@ -265,6 +269,8 @@ def _embedding_metrics(
         kl_to_standard_normal=em.kl_to_standard_normal(mean, cov),
         centroids={n: c.tolist() for n, c in zip(names, centroids, strict=True)},
         spreads={n: float(s) for n, s in zip(names, spreads, strict=True)},
+        knn_recall=dict(zip(names, em.per_class_recall(pred, labels, len(names)), strict=True)),
+        silhouette_by_class=dict(zip(names, sil_by_class, strict=True)),
     )
     return metrics, mean, cov
 

@@ -173,3 +173,21 @@ def test_rgb_cells_average_over_pixels_and_channels():
     )
     with pytest.raises(AtlasError, match="2 channels"):
         brightness_map(rng.random((3, 4, 2, 5, 5)))
+
+
+def test_top_rows_summary_known_answer():
+    from latent_atlas.analysis.brightness import brightness_gradient, top_rows_summary
+
+    # rows 0 and 1 ramp 0 → 0.8 over z₁ in [0, 2] (slope 0.4); row 2 is flat
+    x, y = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0])
+    bmap = np.array([[0.0, 0.4, 0.8], [0.0, 0.2, 0.8], [0.5, 0.5, 0.5]])
+    d1, _ = brightness_gradient(bmap, x, y)
+    out = top_rows_summary(bmap, d1, 2, 0.5)
+    # row 1: np.gradient gives 0.2, 0.4, 0.6 (one-sided at the ends, central inside)
+    assert out["rows"] == 2
+    assert out["max_abs_d_dz1"] == pytest.approx(0.6)
+    assert out["mean_abs_d_dz1"] == pytest.approx((0.4 * 3 + 0.2 + 0.4 + 0.6) / 6)
+    assert out["stark_share_d_dz1"] == pytest.approx(1 / 6)  # only 0.6 > 0.5
+    assert out["max_row_brightness_range"] == pytest.approx(0.8)
+    with pytest.raises(AtlasError, match="rows: 4"):
+        top_rows_summary(bmap, d1, 4, 0.5)

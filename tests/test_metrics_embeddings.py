@@ -122,3 +122,50 @@ def test_kl_rejects_singular_cov():
         kl_to_standard_normal([0.0, 0.0], [[1.0, 1.0], [1.0, 1.0]])
     with pytest.raises(AtlasError, match=r"cov: shape \(2, 2\), expected \[3, 3\]"):
         kl_to_standard_normal([0.0, 0.0, 0.0], np.eye(2))
+
+
+# ---------------------------------------------------------------- per class (claim 2's classes)
+def test_per_class_recall_known_answer():
+    from latent_atlas.analysis.embeddings import per_class_recall
+
+    pred, lab = [0, 0, 1, 1, 2], [0, 1, 1, 1, 2]
+    assert per_class_recall(pred, lab, 4) == [1.0, pytest.approx(2 / 3), 1.0, None]
+    with pytest.raises(AtlasError, match="predictions"):
+        per_class_recall([0, 5, 1, 1, 2], lab, 4)
+
+
+def test_knn_predictions_agree_with_the_accuracy():
+    from latent_atlas.analysis.embeddings import knn_predictions, per_class_recall
+
+    rng = np.random.default_rng(3)
+    lab = np.repeat(np.arange(3), 40)
+    emb = rng.normal(0, 1, (120, 2)) + lab[:, None] * np.array([1.5, 0.0])
+    pred = knn_predictions(emb, lab, k=5, folds=5, seed=1)
+    assert np.mean(pred == lab) == knn_accuracy(emb, lab, k=5, folds=5, seed=1)
+    recall = per_class_recall(pred, lab, 3)
+    # pooled accuracy is the class-size-weighted mean of the recalls (equal sizes here)
+    assert np.mean(recall) == pytest.approx(knn_accuracy(emb, lab, k=5, folds=5, seed=1))
+
+
+def test_silhouette_by_class_known_answer():
+    from latent_atlas.analysis.embeddings import silhouette_by_class
+
+    # class 0 at 0 and 1, class 1 at 4 and 6 (one dimension): s = (b - a) / max(a, b)
+    emb, lab = np.array([[0.0], [1.0], [4.0], [6.0]]), np.array([0, 0, 1, 1])
+    s = [(5 - 1) / 5, (4 - 1) / 4, (3.5 - 2) / 3.5, (5.5 - 2) / 5.5]
+    overall, per_class = silhouette_by_class(emb, lab, 3)
+    assert overall == pytest.approx(np.mean(s))
+    assert per_class[0] == pytest.approx((s[0] + s[1]) / 2)
+    assert per_class[1] == pytest.approx((s[2] + s[3]) / 2) and per_class[2] is None
+
+
+def test_silhouette_by_class_measures_the_same_subset_as_silhouette():
+    from latent_atlas.analysis.embeddings import silhouette_by_class
+
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 4, 600)
+    emb = rng.normal(0, 1, (600, 2)) + lab[:, None]
+    for size, seed in ((None, 0), (250, 0), (250, 7)):
+        overall, per_class = silhouette_by_class(emb, lab, 4, size, seed)
+        assert overall == silhouette(emb, lab, size, seed)
+        assert all(v is not None and -1 <= v <= 1 for v in per_class)

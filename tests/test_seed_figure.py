@@ -102,3 +102,26 @@ def test_a_tall_grid_fails_like_the_seed():
 def test_cells_shape_is_checked():
     with pytest.raises(AtlasError, match=r"expected \[ny, nx, C, H, W\]"):
         as_written_mosaic(np.zeros((21, 21, 28, 28)))
+
+
+def test_as_written_measures_known_answer():
+    from latent_atlas.analysis.seed_figure import as_written_map, as_written_metrics
+
+    # 3 rows × 4 columns; the loop draws column 2 (= ny − 1), z₁ = x[2] = 0.4
+    x, y = np.array([-0.4, 0.0, 0.4, 0.8]), np.array([-1.0, 0.0, 1.0])
+    bmap = np.array([[0.1, 0.2, 0.6, 0.9], [0.3, 0.3, 0.2, 0.3], [0.9, 0.9, 0.04, 0.9]])
+    labels = np.array([[1, 1, 2, 1], [0, 0, 2, 0], [0, 0, 1, 0]])
+    conf = np.array([[0.9, 0.9, 0.4, 0.9], [0.9, 0.9, 0.8, 0.9], [0.9, 0.9, 0.7, 0.9]])
+    drawn = as_written_map(bmap)
+    assert drawn.tolist() == [[0, 0, 0.6, 0], [0, 0, 0.2, 0], [0, 0, 0.04, 0]]
+    m = as_written_metrics(bmap, labels, conf, x, y, ("a", "b", "c"), top_rows=2,
+                           gradient_threshold=0.25)  # fmt: skip
+    assert (m.column, m.z1, m.drawn_cells) == (2, 0.4, 3)
+    assert m.shares == {"a": 0.0, "b": pytest.approx(1 / 3), "c": pytest.approx(2 / 3)}
+    assert m.classes_present == 2 and m.ambiguous_share == pytest.approx(1 / 3)
+    assert m.brightness_top_down == [0.6, 0.2, 0.04]
+    # top two rows of the drawn figure: black, black, 0.6 | 0.2, black; spacing 0.4. np.gradient
+    # along z₁ in row 0: 0, 0.6/0.8, 0, −0.6/0.4 (central inside, one-sided at the ends)
+    assert m.top_rows.max_abs_d_dz1 == pytest.approx(1.5)
+    assert m.top_rows.max_row_brightness_range == pytest.approx(0.6)
+    assert m.top_rows.stark_share_d_dz1 == pytest.approx(3 / 8)  # 0.75, 1.5 and 0.5 of 8
