@@ -6,7 +6,10 @@ A study is one module here with one object that has
 - ``unmet(inp) -> str | None``: why it cannot run on these models and this dataset (one line
   for the user), or None;
 - ``run(inp) -> list[Finding]``: its findings, each a claim, a verdict, the evidence in words
-  and the figures behind it.
+  and the figures behind it;
+- optionally ``unmet_groups(inp)`` and ``run_groups(inp)``: the same for ``inp.groups``,
+  several trained models (seeds) per kind, judged on intervals across the seeds
+  (``analysis.uncertainty``), with a ``group_title``.
 
 Register it in :data:`STUDIES`. A report runs a study only when asked (``--study NAME``); the
 default ``make report`` asks for the seed study, which reproduces the project's seed study.
@@ -31,9 +34,22 @@ class Finding:
     verdict: str
     evidence: str
     figures: dict[str, float]
+    # a finding on groups of models (several training seeds each): every measure behind the
+    # verdict, with its per-seed values, interval, threshold and single-model/pairing tally
+    measures: tuple[Any, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Several trained models of one configuration (one per training seed): their display
+    names (e.g. folder names) and metrics, in the same order."""
+
+    label: str
+    members: tuple[str, ...]
+    metrics: tuple[ModelMetrics, ...]
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,8 @@ class StudyInput:
     test_labels: np.ndarray  # int [N], class index of each test image
     gradient_threshold: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # groups of models (several seeds each), judged by a study's ``run_groups`` when it has one
+    groups: tuple[Group, ...] = ()
 
 
 class Study(Protocol):
@@ -73,6 +91,20 @@ def get_study(name: str) -> Study:
     if name not in studies:
         raise AtlasError(f"--study {name!r}: unknown study; expected one of {sorted(studies)}")
     return studies[name]
+
+
+def run_group_study(name: str, inp: StudyInput) -> list[Finding]:
+    """Run study ``name`` on ``inp.groups`` (several seeds per model kind); a study that has
+    no verdicts on groups, or whose needs are not met, is refused with one line."""
+    study = get_study(name)
+    judge = getattr(study, "run_groups", None)
+    unmet = getattr(study, "unmet_groups", None)
+    if judge is None or unmet is None:
+        raise AtlasError(f"--study {name}: judges single models only, not groups")
+    why = unmet(inp)
+    if why:
+        raise AtlasError(f"--study {name}: {why}")
+    return list(judge(inp))
 
 
 def run_study(name: str, inp: StudyInput) -> list[Finding]:
