@@ -30,6 +30,7 @@ from matplotlib.text import Text
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "as_written_figure",
     "atlas_figure",
     "atlas_rgba",
     "class_color",
@@ -216,6 +217,53 @@ def mosaic_figure(
     fig = Figure(figsize=_mosaic_figsize(arr), layout="constrained")
     ax = fig.subplots()
     _draw_mosaic(ax, arr, xs, ys, labels)
+    if title:
+        ax.set_title(plain(title))
+    return fig
+
+
+def as_written_figure(
+    cells: ArrayLike,
+    x: ArrayLike,
+    y: ArrayLike,
+    title: str = "",
+    labels: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
+) -> Figure:
+    """The seed study's figure as its loop drew it (``seed_figure.as_written_mosaic``).
+
+    Parameters
+    ----------
+    cells : array_like, shape (ny, nx, H, W) or (ny, nx, C, H, W), C in (1, 3)
+        The correctly decoded grid, values in [0, 1] (``cells[i, j]`` at ``(x[j], y[i])``).
+    x, y : array_like, shapes (nx,) and (ny,)
+        Increasing z1 and z2 coordinates.
+    title : str, optional
+        Axes title (plain text).
+    labels : (str, str), optional
+        Axis labels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``imshow`` of the seed's ``latent_image`` as the seed called it (array row 0 at the
+        top): one drawn column, the rest black, ``y[0]`` at the top. Ticks are labelled with
+        the latent coordinates of the cells as drawn, so the reversed z2 axis is visible.
+    """
+    from latent_atlas.analysis.seed_figure import as_written_mosaic
+
+    arr = check_cells(cells)
+    ny, nx, _, h, w = arr.shape
+    xs = _check_coords(x, nx, "x")
+    ys = _check_coords(y, ny, "y")
+    image = as_written_mosaic(arr)
+    fig = Figure(figsize=_mosaic_figsize(_check_cells(cells)), layout="constrained")
+    ax = fig.subplots()
+    shown = image[..., 0] if image.shape[2] == 1 else image
+    ax.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, origin="upper", interpolation="nearest")
+    jx, iy = _tick_indices(nx), _tick_indices(ny)
+    ax.set_xticks(jx * w + w / 2.0 - 0.5, labels=[f"{v:.2g}" for v in xs[jx]])
+    ax.set_yticks(iy * h + h / 2.0 - 0.5, labels=[f"{v:.2g}" for v in ys[iy]])
+    _axis_labels(ax, labels)
     if title:
         ax.set_title(plain(title))
     return fig

@@ -74,6 +74,9 @@ class Table:
     sortable: bool = True
     code: bool = False  # first column shows keys (metrics.json paths) as code
     kind: str = "table"
+    # non-empty: the table is folded away under this one-line summary (HTML <details>; the
+    # Markdown report shows it as the table's caption), e.g. per-seed values one click away
+    collapsed: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,16 @@ themselves); paths are relative to the file.
       steps = 31
       mode = "icdf"                                    # linear | icdf | auto
       plane = "pca"                                    # axes (with axes = [I, J]) | pca
+
+    [[comparison]]                # groups: the training seeds of each configuration
+    name = "seeds"
+    study = "seed"
+      [[comparison.group]]        # two or more; models may be globs
+      label = "VAE"
+      models = ["artifacts/fashion-mnist/vae", "artifacts/fashion-mnist/seeds/vae-seed*"]
+      [[comparison.group]]
+      label = "AE"
+      models = ["artifacts/fashion-mnist/ae", "artifacts/fashion-mnist/seeds/ae-seed*"]
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from latent_atlas.groups import GroupConfig, expand
 from latent_atlas.pipeline import AnalysisConfig
 from latent_atlas.runs import ComparisonConfig
 from latent_atlas.toolkit.errors import AtlasError
@@ -33,7 +44,8 @@ from latent_atlas.toolkit.grid import GridSpec
 
 BATCH_KEYS = {"out", "data", "class_names", "classifier", "comparison"}
 ENTRY_KEYS = {"name", "models", "labels", "model_a", "model_b", "label_a", "label_b",
-              "classifier", "data", "class_names", "grid", "study"}  # fmt: skip
+              "classifier", "data", "class_names", "grid", "study", "group"}  # fmt: skip
+GROUP_KEYS = {"label", "models"}
 GRID_KEYS = {"steps", "range", "mode", "quantile", "percentiles", "plane", "axes", "fixed"}
 
 
@@ -113,8 +125,29 @@ def _grid_from_toml(table: Any, where: str) -> GridSpec:
         raise AtlasError(f"{where}: {exc}") from None
 
 
+def _groups(entry: dict, root: Path, where: str) -> tuple[GroupConfig, ...]:
+    """The entry's ``[[comparison.group]]`` tables (paths and globs relative to the file)."""
+    tables = _typed(entry.get("group", []), list, where, "[[comparison.group]] tables")
+    groups = []
+    for j, t in enumerate(tables, 1):
+        at = f"{where}, group #{j}"
+        _typed(t, dict, at, "a [[comparison.group]] table")
+        unknown = set(t) - GROUP_KEYS
+        missing = GROUP_KEYS - set(t)
+        if unknown or missing:
+            raise AtlasError(f"{at}: keys {sorted(t)}; expected exactly {sorted(GROUP_KEYS)}")
+        label = _typed(t["label"], str, at, "label = a string")
+        members = _typed(t["models"], list, at, "models = [paths or globs…]")
+        for m in members:
+            _typed(m, str, at, "models = [paths or globs…]")
+        groups.append(GroupConfig(label, expand(members, root, at)))
+    return tuple(groups)
+
+
 def _paths(entry: dict, where: str) -> tuple[list[str], list[str]]:
     """The entry's models and labels, from ``models``/``labels`` or ``model_a``/``model_b``."""
+    if "group" in entry and not ({"models", "model_a", "model_b"} & set(entry)):
+        return [], []  # the groups' first members stand for them (see read_batch)
     if "models" in entry:
         models = _typed(entry["models"], list, where, "models = [paths…]")
         labels = _typed(entry.get("labels", []), list, where, "labels = [names…]")
@@ -177,20 +210,29 @@ def read_batch(path: Path, base: AnalysisConfig) -> tuple[Path, list[ComparisonC
             raise AtlasError(f"{where}: duplicate name {name!r}; names must be unique")
         seen.add(name)
         models, labels = _paths(e, where)
+        try:
+            groups = _groups(e, root, where)
+        except AtlasError as exc:
+            raise AtlasError(
+                str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
+            ) from None
+        paths = tuple(resolve(m, where) for m in models)
+        if not models:  # a comparison of groups: each group's first member stands for it
+            paths = tuple(g.members[0].resolve() for g in groups)
+            labels = [g.label for g in groups]
         grids = e.get("grid", [])
         _typed(grids, list, where, "[[comparison.grid]] tables")
         specs = tuple(_grid_from_toml(g, f"{where}, grid") for g in grids) or base.grids
         study = e.get("study")
         study = None if study is None else _typed(study, str, where, "a study name")
-        model_paths = tuple(resolve(m, where) for m in models)
         clf = classifier(e.get("classifier", doc.get("classifier", "auto")), where)
         source = data(e.get("data", doc.get("data")), where)
         class_file = e.get("class_names", doc.get("class_names"))
         names = None if class_file is None else resolve(class_file, where)
         try:  # the config's own checks, prefixed with where the entry is
             comps.append(ComparisonConfig(
-                name=name, models=model_paths, labels=tuple(labels), classifier=clf, data=source,
-                class_names=names, study=study, analysis=replace(base, grids=specs),
+                name=name, models=paths, labels=tuple(labels), groups=groups, classifier=clf,
+                data=source, class_names=names, study=study, analysis=replace(base, grids=specs),
             ))  # fmt: skip
         except AtlasError as exc:
             raise AtlasError(f"{where}: {exc}") from None

@@ -509,6 +509,15 @@ def _add_models_flags(p: argparse.ArgumentParser) -> None:
         "shipped pair)",
     )
     p.add_argument(
+        "--group",
+        action="append",
+        metavar="LABEL=PATHS",
+        help="a group of models, one per training seed: LABEL=PATH[,PATH…], globs allowed "
+        "(e.g. VAE=artifacts/fashion-mnist/seeds/vae-seed*); repeat for two or more. Every "
+        "metric is shown as mean and 95%% interval across the seeds, and a study judges its "
+        "claims on the groups; without --model each group's first model stands for it",
+    )
+    p.add_argument(
         "--classifier",
         default="auto",
         metavar="FILE",
@@ -549,12 +558,25 @@ def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
 
 
 def _comparison(args: argparse.Namespace) -> ComparisonConfig:
+    from latent_atlas.groups import parse_group, shipped_groups
     from latent_atlas.runs import ComparisonConfig
 
-    defaults = not args.model
-    models = DEFAULT_MODELS if defaults else tuple(Path(m) for m in args.model)
+    groups = tuple(parse_group(g) for g in getattr(args, "group", None) or ())
+    defaults = not args.model and not groups
+    models: tuple[Path, ...]
+    if defaults:
+        models = DEFAULT_MODELS
+    elif args.model:
+        models = tuple(Path(m) for m in args.model)
+    else:  # each group's first model stands for it in the per-model sections
+        models = tuple(g.members[0] for g in groups)
     labels = tuple(args.label or (DEFAULT_LABELS if defaults else ()))
+    if not args.model and groups and not args.label:
+        labels = tuple(g.label for g in groups)
     study = args.study or ("seed" if defaults else None)
+    groups_full = True
+    if defaults and study == "seed":  # the shipped seeds, measured for the study only
+        groups, groups_full = shipped_groups(SHIPPED / "seeds"), False
     classifier: Path | str | None = args.classifier
     if args.classifier == "none":
         classifier = None
@@ -566,6 +588,7 @@ def _comparison(args: argparse.Namespace) -> ComparisonConfig:
         data=_data_source(args), class_names=_class_names(args),
         study=None if study == "none" else study,
         study_required=bool(args.study), analysis=_analysis_config(args),
+        groups=groups, groups_full=groups_full,
     )  # fmt: skip
     if not name:  # named after its labels: "VAE-vs-AE-vs-β4"
         from dataclasses import replace

@@ -246,7 +246,7 @@ def analyze_grid(
                         lab if lab is not None else knn, conf, ent, knn, metrics)  # fmt: skip
 
 
-def _embedding_metrics(
+def embedding_metrics(
     emb: np.ndarray, x_test: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
     cfg: AnalysisConfig, rng: np.random.Generator,
 ) -> tuple[EmbeddingMetrics, np.ndarray, np.ndarray]:  # fmt: skip
@@ -325,7 +325,7 @@ def analyze_model(
         if emb_key not in cache.embeddings:
             cache.embeddings[emb_key] = model.encode(x_test, cfg.batch_size)
         emb = cache.embeddings[emb_key]
-        embedding, mean, cov = _embedding_metrics(emb, x_test, labels, names, cfg, rng)
+        embedding, mean, cov = embedding_metrics(emb, x_test, labels, names, cfg, rng)
 
         stage(f"{display}: reconstruct")
         x_hat = model.decode(emb, cfg.batch_size)

@@ -25,7 +25,13 @@ from tqdm.auto import tqdm
 from latent_atlas import ortweb
 from latent_atlas.analysis.render import figures_of, render
 from latent_atlas.analysis.results import KEY_METRICS, ModelMetrics, rounded
-from latent_atlas.analysis.studies import Finding, StudyInput, get_study, run_study
+from latent_atlas.analysis.studies import (
+    Finding,
+    StudyInput,
+    get_study,
+    run_group_study,
+    run_study,
+)
 from latent_atlas.engine import (
     EngineConfig,
     Task,
@@ -42,6 +48,7 @@ from latent_atlas.explorer import (
     relative_runtime,
     write_explorer,
 )
+from latent_atlas.groups import GroupAnalysis, GroupConfig, analyze_groups, group_sections
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.sections import build_sections
 from latent_atlas.shipped import shipped_classifier
@@ -78,6 +85,10 @@ class ComparisonConfig:
     # whose needs are not met is skipped with a note instead of failing the report
     study_required: bool = True
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    # groups of models (the training seeds of one configuration each), measured in full
+    # (``groups_full``) or only for the study (the default report's shipped seeds)
+    groups: tuple[GroupConfig, ...] = ()
+    groups_full: bool = True
 
     def __post_init__(self) -> None:
         # The name becomes a folder: one safe path component. Labels stay display text.
@@ -112,6 +123,14 @@ class ComparisonConfig:
                 )
         if self.study is not None:
             get_study(self.study)
+        group_labels = [g.label for g in self.groups]
+        if len(set(group_labels)) < len(group_labels):
+            raise AtlasError(
+                f"comparison {self.name}: two groups are labelled alike ({group_labels}); "
+                "expected different names"
+            )
+        if len(self.groups) == 1:
+            raise AtlasError(f"comparison {self.name}: one group; expected two or more to compare")
         if isinstance(self.classifier, str) and self.classifier != "auto":
             raise AtlasError(
                 f"comparison {self.name}: classifier {self.classifier!r}; expected a path, "
@@ -188,11 +207,14 @@ class Comparison:
     study_title: str
     data: ImageDataset
     metrics: dict[str, Any]
+    groups: list[GroupAnalysis] = field(default_factory=list)
+    group_findings: list[Finding] = field(default_factory=list)
+    group_title: str = ""
 
     @property
     def notes(self) -> list[str]:
-        skipped = self.metrics.get("study_skipped")
-        return [skipped] if skipped else []
+        skipped = [self.metrics.get("study_skipped"), self.metrics.get("group_study_skipped")]
+        return [s for s in skipped if s]
 
 
 def run_analyses(
@@ -226,6 +248,25 @@ def run_analyses(
         else:
             findings = run_study(cfg.study, inp)
             title = study.title
+    groups = analyze_groups(cfg.groups, models, classifier, data, cfg.analysis, cache,
+                            cfg.groups_full, stage)  # fmt: skip
+    group_findings: list[Finding] = []
+    group_title = group_skipped = ""
+    if groups and cfg.study:
+        ginp = StudyInput(
+            labels=labels, metrics=tuple(m.metrics for m in models),
+            class_names=data.class_names, test_labels=data.test.labels,
+            gradient_threshold=cfg.analysis.gradient_threshold,
+            groups=tuple(g.as_study_group() for g in groups),
+        )  # fmt: skip
+        study = get_study(cfg.study)
+        unmet = getattr(study, "unmet_groups", None)
+        why = unmet(ginp) if unmet else f"study {cfg.study} judges single models only"
+        if why and not cfg.study_required:
+            group_skipped = f"study {cfg.study} not run on the groups: {why}"
+        else:
+            group_findings = run_group_study(cfg.study, ginp)
+            group_title = getattr(study, "group_title", study.title)
     metrics = {
         "comparison": cfg.name,
         "order": list(labels),
@@ -243,7 +284,12 @@ def run_analyses(
         | {"grids": [g.describe() for g in cfg.analysis.grids]},
         "versions": _env_versions(),
     }  # fmt: skip
-    return Comparison(cfg.name, models, findings, title, data, metrics)
+    if groups:
+        metrics["groups"] = {g.config.label: g.summary.to_json() for g in groups}
+        metrics["group_findings"] = [rounded(f.to_json()) for f in group_findings]
+        metrics["group_study_skipped"] = group_skipped or None
+    return Comparison(cfg.name, models, findings, title, data, metrics, groups, group_findings,
+                      group_title)  # fmt: skip
 
 
 def explorer_models(
@@ -290,6 +336,12 @@ def run_comparison(
     sections = build_sections(comp.models, comp.data.class_names, comp.data.test.labels,
                               comp.findings, comp.study_title, comp.notes,
                               cfg.analysis.ambiguity_threshold)  # fmt: skip
+    if comp.groups:
+        where = next((i + 1 for i, sec in enumerate(sections) if sec.id == "findings"), 0)
+        sections[where:where] = group_sections(
+            comp.groups, comp.group_findings, comp.group_title,
+            [_analysed(comp.models, g.config.members[0]) for g in comp.groups], cfg.groups_full,
+        )  # fmt: skip
     figures = figures_of(sections)
     timer(f"{cfg.name}: explorer")
     explore, explore_classifier = explorer_models(cfg, comp, cache)
@@ -320,6 +372,12 @@ def run_comparison(
         timings = {"stages_seconds": timer.seconds, "total_seconds": total, "finished": finished}
         write_json(tmp / "timings.json", timings)
     return result_summary(cfg.name, out, comp)
+
+
+def _analysed(models: list[ModelAnalysis], source: Path) -> ModelAnalysis | None:
+    """The analysed model of ``source`` among ``models`` (None: not analysed in full)."""
+    key = str(Path(source).resolve())
+    return next((m for m in models if str(Path(m.provenance.source).resolve()) == key), None)
 
 
 def result_summary(name: str, out: Path, comp: Comparison) -> dict:

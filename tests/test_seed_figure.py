@@ -125,3 +125,16 @@ def test_as_written_measures_known_answer():
     assert m.top_rows.max_abs_d_dz1 == pytest.approx(1.5)
     assert m.top_rows.max_row_brightness_range == pytest.approx(0.6)
     assert m.top_rows.stark_share_d_dz1 == pytest.approx(3 / 8)  # 0.75, 1.5 and 0.5 of 8
+
+
+def test_as_written_figure_draws_the_loop_s_image():
+    from latent_atlas.analysis.plots import as_written_figure, figure_png_bytes
+
+    cells = Decoder().grid(SEED, SEED)
+    fig = as_written_figure(cells, SEED, SEED, "AE as drawn")
+    (ax,) = fig.axes
+    (img,) = ax.get_images()
+    np.testing.assert_array_equal(img.get_array(), as_written_mosaic(cells)[..., 0])
+    assert img.origin == "upper"  # array row 0 (z₂ = −4) at the top, as the seed's imshow
+    assert [t.get_text() for t in ax.get_yticklabels()][0] == "-4"
+    assert figure_png_bytes(fig).startswith(b"\x89PNG")

@@ -12,7 +12,7 @@ states the one it used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from latent_atlas.analysis.results import EmbeddingMetrics, GridMetrics, ModelMetrics, SeedTopRows
@@ -260,6 +260,7 @@ class Measure:
     verdict: str
     tally: Tally
     unit: str = ""
+    scope: str = ""  # where it was measured: MEANT, DRAWN or "embeddings"
 
     def describe(self) -> str:
         iv, t = self.interval, self.threshold
@@ -302,6 +303,10 @@ def _diff(
         verdict(iv, threshold),
         tally(pairs.ravel(), threshold),
     )
+
+
+def _scoped(measures: tuple[Measure, ...] | list[Measure], scope: str) -> tuple[Measure, ...]:
+    return tuple(replace(m, scope=scope) for m in measures)
 
 
 def _count_rule(measures: list[Measure], needed: int) -> str:
@@ -380,7 +385,7 @@ def group_claim_footwear(vae: Group, ae: Group, data_share: float, figure: str) 
             "threshold": FOOTWEAR_CONFIRM_RATIO,
             "data_share": data_share,
         },
-        (ratio,),
+        _scoped((ratio,), figure),
     )
     iv = between.interval
     second = Finding(
@@ -392,7 +397,7 @@ def group_claim_footwear(vae: Group, ae: Group, data_share: float, figure: str) 
         f"wholly at or below. {between.tally.confirmed} of {between.tally.total} "
         f"{vae.label}×{ae.label} pairings have the {vae.label} ahead.",
         {"mean": iv.mean, "low": iv.low, "high": iv.high, "threshold": 0.0},
-        (between,),
+        _scoped((between,), figure),
     )
     return [first, second]
 
@@ -474,7 +479,7 @@ def group_claim_separation(vae: Group, ae: Group, figure: str, named: bool) -> F
             "needed": needed,
             "measures": of,
         },
-        tuple(measures),
+        _scoped(measures, "embeddings" if named else figure),
     )
 
 
@@ -512,7 +517,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
         m.verdict,
         evidence,
         {"mean": iv.mean, "low": iv.low, "high": iv.high, "threshold": threshold},
-        (m,),
+        _scoped((m,), figure),
     )
 
 

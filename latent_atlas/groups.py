@@ -1,0 +1,316 @@
+"""Groups of models in a report: the K training seeds of one configuration, each measured,
+every metric shown as its mean with a 95 % interval across the seeds, the per-seed values one
+click away, and a study's claims judged on the groups.
+
+A group comes from ``--group LABEL=PATTERN[,PATTERN…]`` (folders or globs, e.g.
+``--group VAE=artifacts/fashion-mnist/vae,artifacts/fashion-mnist/seeds/vae-seed*``), from a
+``[[comparison.group]]`` table of a batch file, or — for the default report — from the shipped
+seeds (``artifacts/<dataset>/seeds/groups.json``).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from latent_atlas.analysis import plots
+from latent_atlas.analysis.compare import Row
+from latent_atlas.analysis.groups import (
+    GroupSummary,
+    interval_rows,
+    key_interval_rows,
+    per_seed_rows,
+    summarise,
+)
+from latent_atlas.analysis.render import FigureImage, FigureRow, Findings, Section, Table
+from latent_atlas.analysis.results import KEY_METRICS, ModelMetrics
+from latent_atlas.analysis.studies import Finding, Group
+from latent_atlas.analysis.studies.seed import SEED_GRID
+from latent_atlas.pipeline import (
+    AnalysisConfig,
+    Cache,
+    ModelAnalysis,
+    analyze_grid,
+    analyze_model,
+    embedding_metrics,
+)
+from latent_atlas.toolkit.data import ImageDataset
+from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.grid import GridSpec, decode_grid
+
+GROUPS_FILE = "groups.json"  # in a folder of shipped seeds: {label: [member folder, …]}
+DPI = 100
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """A group: its display label and its members (model folders or decoder files), one per
+    training seed, at least two."""
+
+    label: str
+    members: tuple[Path, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(Path(m) for m in self.members))
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise AtlasError(f"group label {self.label!r}: expected a non-empty name")
+        if len(self.members) < 2:
+            raise AtlasError(
+                f"group {self.label}: {len(self.members)} model(s), expected at least 2 "
+                "(one per training seed) for an interval across seeds"
+            )
+        resolved = [m.resolve() for m in self.members]
+        dup = sorted({str(m) for m in self.members if resolved.count(m.resolve()) > 1})
+        if dup:
+            raise AtlasError(f"group {self.label}: {dup} given twice; expected each model once")
+
+
+def _natural(path: str) -> list[object]:
+    """Sort key that puts vae-seed2 before vae-seed10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def expand(
+    patterns: Sequence[str], base: Path | None = None, where: str = "--group"
+) -> tuple[Path, ...]:
+    """Folders or decoder files named by ``patterns`` (paths or globs, relative to ``base``),
+    each glob's matches in natural order; a pattern that matches nothing is refused."""
+    out: list[Path] = []
+    for pattern in patterns:
+        text = str(pattern).strip()
+        if not text:
+            raise AtlasError(f"{where}: an empty path; expected a model folder or a glob")
+        full = text if base is None or Path(text).is_absolute() else str(base / text)
+        if glob.has_magic(full):
+            found = sorted(glob.glob(full), key=_natural)
+            if not found:
+                raise AtlasError(f"{where}: {text!r} matches no model folder")
+            out += [Path(f) for f in found]
+        else:
+            out.append(Path(full))
+    return tuple(out)
+
+
+def parse_group(text: str) -> GroupConfig:
+    """``LABEL=PATTERN[,PATTERN…]`` (the ``--group`` flag) as a group."""
+    label, sep, rest = str(text).partition("=")
+    if not sep or not label.strip() or not rest.strip():
+        raise AtlasError(
+            f"--group {text!r}: expected LABEL=PATTERN[,PATTERN…], e.g. "
+            "VAE=artifacts/fashion-mnist/seeds/vae-seed*"
+        )
+    return GroupConfig(label.strip(), expand(rest.split(","), where=f"--group {label.strip()}"))
+
+
+def shipped_groups(folder: Path) -> tuple[GroupConfig, ...]:
+    """The groups listed in ``folder/groups.json`` (member paths relative to ``folder``);
+    none when the file is absent."""
+    path = Path(folder) / GROUPS_FILE
+    if not path.is_file():
+        return ()
+    try:
+        raw = json.loads(path.read_text())
+        return tuple(GroupConfig(label, tuple(Path(folder) / m for m in members))
+                     for label, members in raw.items())  # fmt: skip
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise AtlasError(
+            f"{path}: not a groups file ({exc}); expected {{label: [folders]}}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- measuring
+def study_metrics(
+    source: Path,
+    classifier: Path | None,
+    data: ImageDataset,
+    cfg: AnalysisConfig,
+    cache: Cache,
+) -> ModelMetrics:
+    """What a study of the seed's grid needs of one group member, and no more: the embedding
+    measures and the seed's 21×21 grid, computed by the same functions (and seeds) as the full
+    analysis, so the numbers are the ones :func:`analyze_model` would give."""
+    model = cache.model(source, cfg, data.image_shape)
+    if model.encoder is None:
+        raise AtlasError(f"model {source}: no encoder; a group's claims need its embeddings")
+    clf = cache.classifier(classifier, data, cfg) if classifier else None
+    labels = data.test.labels.astype(np.int64)
+    emb = model.encode(data.test.images, cfg.batch_size)
+    embedding, _, _ = embedding_metrics(emb, data.test.images, labels, data.class_names, cfg,
+                                        np.random.default_rng(cfg.seed))  # fmt: skip
+    spec = next((g for g in cfg.grids if g.key() == SEED_GRID), GridSpec())
+    grid = decode_grid(model.decoder, spec, emb, cfg.batch_size, cell_px=model.image_shape[2])
+    g = analyze_grid(grid, clf, emb, labels, data.class_names, cfg)
+    why = "not measured for a group member of this report (only what the study needs)"
+    return ModelMetrics(embedding, None, None, {g.key: g.metrics},
+                        {"reconstruction": why, "samples": why})  # fmt: skip
+
+
+@dataclass
+class GroupAnalysis:
+    """The members of one group as measured, and the group's summary across seeds."""
+
+    config: GroupConfig
+    names: tuple[str, ...]
+    metrics: tuple[ModelMetrics, ...]
+    summary: GroupSummary
+
+    def as_study_group(self) -> Group:
+        return Group(self.config.label, self.names, self.metrics)
+
+
+def member_names(members: Sequence[Path]) -> tuple[str, ...]:
+    """Display names of a group's members: folder names, made unique with their parents."""
+    names = [m.name if m.suffix != ".onnx" else m.parent.name for m in members]
+    if len(set(names)) < len(names):
+        names = [f"{m.parent.name}/{n}" for m, n in zip(members, names, strict=True)]
+    return tuple(names)
+
+
+def analyze_groups(
+    groups: Sequence[GroupConfig],
+    analysed: Sequence[ModelAnalysis],
+    classifier: Path | None,
+    data: ImageDataset,
+    cfg: AnalysisConfig,
+    cache: Cache,
+    full: bool,
+    stage: Callable[[str], None] = lambda s: None,
+) -> list[GroupAnalysis]:
+    """Measure every member of every group: all metrics (``full``), or only what the seed
+    study needs (:func:`study_metrics`). A member the report already analysed (the same model
+    file) is not measured twice."""
+    done = {str(Path(m.provenance.source).resolve()): m.metrics for m in analysed}
+    member_cfg = replace(cfg, atlas_steps=0)  # the dense atlas is a figure, not a metric
+    out = []
+    for g in groups:
+        metrics = []
+        for member in g.members:
+            key = str(member.resolve())
+            if key not in done:
+                stage(f"group {g.label}: {member.name}")
+                if full:
+                    done[key] = analyze_model(member, classifier, data, member_cfg, cache,
+                                              member.name).metrics  # fmt: skip
+                else:
+                    done[key] = study_metrics(member, classifier, data, member_cfg, cache)
+            metrics.append(done[key])
+        names = member_names(g.members)
+        out.append(GroupAnalysis(g, names, tuple(metrics), summarise(g.label, names, metrics)))
+    return out
+
+
+# ---------------------------------------------------------------------------- report sections
+def _png(fig: object) -> bytes:
+    return plots.figure_png_bytes(fig, dpi=DPI)  # type: ignore[arg-type]
+
+
+def _measure_rows(findings: Sequence[Finding]) -> tuple[tuple[str, ...], list[Row]]:
+    """Every measure behind the group findings, one row per measure, a column per seed."""
+    members: list[tuple[str, int]] = []
+    for f in findings:
+        for m in f.measures:
+            for label in m.groups:
+                members += [(label, i) for i in range(len(m.per_seed[label]))
+                            if (label, i) not in members]  # fmt: skip
+    columns = ("measure", *(f"{label} #{i + 1}" for label, i in members))
+    rows, seen = [], set()
+    for f in findings:
+        for m in f.measures:
+            where = {"meant": "grid as meant", "drawn": "figure as drawn"}.get(m.scope, m.scope)
+            name = f"{m.label} ({where})" if where else m.label
+            if name in seen:
+                continue
+            seen.add(name)
+            values: list[float | int | str | None] = []
+            for label, i in members:
+                vs = m.per_seed.get(label)
+                values.append(vs[i] if vs is not None and i < len(vs) else None)
+            rows.append(Row(name, values))
+    return columns, rows
+
+
+def group_sections(
+    groups: Sequence[GroupAnalysis],
+    findings: Sequence[Finding],
+    title: str,
+    representatives: Sequence[ModelAnalysis | None],
+    full: bool,
+) -> list[Section]:
+    """The report's sections about groups: the study's findings across seeds (with every
+    measure's per-seed values one click away), the seed's figure as its loop drew it next to
+    the correct mosaic (each group's first member), and the metrics across seeds."""
+    labels = [g.config.label for g in groups]
+    sizes = ", ".join(f"{g.config.label} {len(g.metrics)} seeds" for g in groups)
+    sections: list[Section] = []
+    if findings:
+        columns, rows = _measure_rows(findings)
+        intro = (
+            f"Each claim judged on the groups ({sizes}): a 95 % interval across the seeds "
+            "(Student t for one group, Welch for the difference of two); confirmed only when "
+            "it lies wholly on the confirming side of the threshold, refuted only when wholly "
+            "on the other side, otherwise inconclusive. Each claim is judged on the grid the "
+            "seed meant and on the figure its loop drew."
+        )
+        sections.append(Section("group-findings", title or "Findings across seeds", (
+            Findings(tuple(findings)),
+            Table(columns, tuple(rows), "group-measures-table", code=False,
+                  collapsed="Per-seed values of every measure behind these verdicts"),
+        ), intro))  # fmt: skip
+    figs = []
+    for g, rep in zip(groups, representatives, strict=True):
+        if rep is None:
+            continue
+        grid = next((ga for ga in rep.grids if ga.key == SEED_GRID), None)
+        if grid is None:
+            continue
+        cells, x, y = grid.grid.cells, grid.grid.x, grid.grid.y
+        i = labels.index(g.config.label)
+        figs.append(FigureImage(
+            f"g{i}_{SEED_GRID}_mosaic.png", f"{g.config.label} ({g.names[0]}): the grid the "
+            "seed meant, z₂ upward",
+            f"{g.config.label}: every cell of the seed's 21×21 grid decoded and drawn, z₂ "
+            "increasing upward", _png(plots.mosaic_figure(cells, x, y, f"{rep.name}: as meant")),
+        ))  # fmt: skip
+        if grid.metrics.as_written is not None:
+            figs.append(FigureImage(
+                f"g{i}_{SEED_GRID}_as_written.png", f"{g.config.label} ({g.names[0]}): the "
+                "figure the seed's loop drew",
+                f"{g.config.label}: the seed's figure as its code draws it: only the last "
+                "column (z₁ = 4) of each row written, the rest black, z₂ = −4 at the top",
+                _png(plots.as_written_figure(cells, x, y, f"{rep.name}: as the loop drew it")),
+            ))  # fmt: skip
+    if figs:
+        sections.append(Section("seed-figure", "The seed's figure: as meant and as drawn", (
+            FigureRow(tuple(figs)),
+        ), "The seed's loop assigns latent_image[...] = image after its inner loop, so each "
+           "row writes only the cell of the last column (z₁ = 4) and the rest stays black; "
+           "imshow then puts z₂ = −4 at the top. Left of each pair: the grid it meant; right: "
+           "the figure it drew (from the same decoded cells)."))  # fmt: skip
+    summaries = [g.summary for g in groups]
+    keys = [k for k in summaries[0].per_seed if all(k in s.per_seed for s in summaries)]
+    blocks = [Table(("metric", *labels), tuple(key_interval_rows(summaries)),
+                    "group-key-metrics-table", sortable=False)]  # fmt: skip
+    if full:
+        blocks.append(Table(("metric", *labels), tuple(interval_rows(summaries)),
+                            "group-metrics-table", code=True))  # fmt: skip
+    columns, rows = per_seed_rows(summaries, keys if full else [km.key for km in KEY_METRICS])
+    blocks.append(Table(columns, tuple(rows), "group-per-seed-table", code=True,
+                        collapsed="Per-seed values of every metric"))  # fmt: skip
+    intro = (
+        f"Mean [95 % t-interval] across the seeds of each group ({sizes}); the per-seed "
+        "values are in the folded table and in metrics.json (groups)."
+        + (
+            ""
+            if full
+            else " Group members beyond the first are measured only for the "
+            "study (embeddings and the seed's grid)."
+        )
+    )
+    sections.append(Section("group-metrics", "Metrics across seeds", tuple(blocks), intro))
+    return sections
