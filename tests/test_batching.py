@@ -113,3 +113,18 @@ def test_run_fills_one_array_per_output_across_batches(tmp_path):
     assert [a.shape for a in parts] == [a.shape for a in whole]
     for a, b in zip(whole, parts, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_gpu_session_gets_the_gpu_budget_and_cap():
+    """CUDA sessions batch from a device-memory budget with a larger cap; CPU sessions keep
+    the cache-sized one. 1024 B per row: 4 MiB → 4096 rows (the CPU cap), 512 MiB → 524 288
+    rows, capped at GPU_MAX_BATCH."""
+    inferred = batching.inferred(_mlp([4, 100, 28]))
+    cpu, gpu = batching.budget_for("cpu"), batching.budget_for("cuda")
+    assert cpu == (batching.ACTIVATION_BUDGET, batching.MAX_BATCH)
+    assert batching.activation_batch(inferred, *cpu) == batching.MAX_BATCH == 4096
+    assert batching.activation_batch(inferred, *gpu) == batching.GPU_MAX_BATCH == 32768
+    wide = batching.inferred(_mlp([4, 100_000, 28]))  # ~800 kB per row: the budget decides
+    rows = batching.GPU_ACTIVATION_BUDGET // batching.row_bytes(wide) // 64 * 64
+    assert batching.activation_batch(wide, *gpu) == rows == 640
+    assert batching.activation_batch(wide, *cpu) == batching.MIN_BATCH

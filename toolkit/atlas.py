@@ -357,11 +357,16 @@ def fused_session(
     return runtime._session(raw, where, provider, threads)
 
 
-def auto_batch(model: onnx.ModelProto, budget: int = batching.ACTIVATION_BUDGET) -> int:
+def auto_batch(
+    model: onnx.ModelProto, provider: str = "cpu", budget: int | None = None
+) -> int:
     """Rows per onnxruntime call so that the composed graph's activations fit ``budget``
-    bytes (see :mod:`latent_atlas.toolkit.batching`)."""
+    bytes (default: the budget of ``provider``; see :mod:`latent_atlas.toolkit.batching`)."""
     graph = batching.inferred(model)
-    return FALLBACK_BATCH if graph is None else batching.activation_batch(graph, budget)
+    if graph is None:
+        return FALLBACK_BATCH
+    default, largest = batching.budget_for(provider)
+    return batching.activation_batch(graph, budget or default, largest=largest)
 
 
 # ---------------------------------------------------------------------------- the atlas
@@ -416,7 +421,9 @@ def compute_atlas(
         if fused:
             raise
         note = f"not fused: {exc}"
-    batch = batch_size or (auto_batch(graph) if graph is not None else FALLBACK_BATCH)
+    batch = batch_size or (
+        auto_batch(graph, decoder.provider) if graph is not None else FALLBACK_BATCH
+    )
     if graph is not None and fused is not False:
         return _fused_atlas(decoder, graph, spec, plane, x, y, batch, progress)
     atlas = _separate_atlas(decoder, classifier, spec, plane, x, y, batch, progress)

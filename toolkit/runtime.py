@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from latent_atlas.toolkit import onnx_checks
-from latent_atlas.toolkit.batching import activation_batch
+from latent_atlas.toolkit.batching import activation_batch, budget_for
 from latent_atlas.toolkit.errors import AtlasError
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
@@ -553,7 +553,7 @@ def load_model(
         path=path, role=role, session=session, provider=used, metadata=meta,
         input_name=inp.name, output_names=out_names, layout=layout,
         image_shape=(int(shape[0]), int(shape[1]), int(shape[2])), sha256=digest,
-        max_batch=activation_batch(inferred, unknown=DEFAULT_BATCH), **kw,
+        max_batch=activation_batch(inferred, *budget_for(used), unknown=DEFAULT_BATCH), **kw,
     )  # fmt: skip
 
 
