@@ -46,8 +46,10 @@ def test_bring_your_own_model_example_runs(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(threads)
     model, grid, data = namespace["model"], namespace["grid"], namespace["data"]
+    # the folder is marked as written by latent-atlas (.latent-atlas), so exporting again may
+    # replace it (a folder without the marker would be refused)
     assert sorted(p.name for p in (tmp_path / "my-vae").iterdir()) == [
-        "card.json", "decoder.onnx", "encoder.onnx", "manifest.json",
+        ".latent-atlas", "card.json", "decoder.onnx", "encoder.onnx", "manifest.json",
     ]  # fmt: skip
     assert model.latent_dim == 2 and tuple(model.image_shape) == (1, 8, 8)
     assert grid.cells.shape == (15, 15, 1, 8, 8)
