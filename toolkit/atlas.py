@@ -357,9 +357,7 @@ def fused_session(
     return runtime._session(raw, where, provider, threads)
 
 
-def auto_batch(
-    model: onnx.ModelProto, provider: str = "cpu", budget: int | None = None
-) -> int:
+def auto_batch(model: onnx.ModelProto, provider: str = "cpu", budget: int | None = None) -> int:
     """Rows per onnxruntime call so that the composed graph's activations fit ``budget``
     bytes (default: the budget of ``provider``; see :mod:`latent_atlas.toolkit.batching`)."""
     graph = batching.inferred(model)
