@@ -107,3 +107,54 @@ def test_three_model_report_renders_without_a_study(three_model_report):
     assert all(done and width > 0 and alt for done, width, alt in images), images
     assert failed == [] and errors == []
     assert explore_models == 3
+
+
+@pytest.fixture(scope="module")
+def digits_report(tmp_path_factory):
+    """The README's digits example: the shipped digits VAE and AE on sklearn:digits (the
+    shipped digits classifier found by --classifier auto)."""
+    from latent_atlas.cli import main
+
+    out = tmp_path_factory.mktemp("digits")
+    art = REPO / "artifacts" / "digits"
+    rc = main(["report", "--data", "sklearn:digits", "--model", str(art / "vae"),
+               "--model", str(art / "ae"), "--name", "digits", "--out", str(out),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0
+    return out / "digits"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_digits_report_renders_in_chromium(digits_report):
+    """sklearn:digits end to end (issue 12): 8×8 mosaics, the digits' class names, the
+    classifier's class maps, the explorer of both models — every figure loads, no failed
+    request, no console error."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        failed: list[str] = []
+        errors: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto((digits_report / "report.html").as_uri(), wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])"
+        )
+        heads = page.eval_on_selector_all(
+            "#key-metrics-table th", "els => els.map(e => e.innerText)"
+        )
+        text = page.inner_text("body")
+        page.screenshot(path=str(SCREENSHOT.with_name("report-digits.png")))
+        page.click("text=Explore the latent planes")
+        page.wait_for_load_state("load")
+        explore_models = page.eval_on_selector_all(".model", "els => els.length")
+        browser.close()
+    assert len(heads) == 3 and heads[0] == "metric"
+    assert "Dataset digits (355 test images, 1×8×8 per image" in text
+    assert len(images) >= 2 + 2 * 5
+    assert all(done and width > 0 and alt for done, width, alt in images), images
+    assert failed == [] and errors == []
+    assert explore_models == 2
