@@ -55,6 +55,40 @@ def test_report_renders_in_chromium(real_report):
     shutil.copy(SCREENSHOT, real_report / "screenshot.png")
 
 
+def _open(report: Path, screenshot: str) -> dict:
+    """Open ``report``/report.html, then its explorer: the figures' load state, the key
+    metrics' heads, the best-marked cells, whether findings are shown, the page text, the
+    explorer's model count, and every failed request and console error."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        failed: list[str] = []
+        errors: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto((report / "report.html").as_uri(), wait_until="load")
+        seen = dict(
+            images=page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])"
+            ),
+            heads=page.eval_on_selector_all(
+                "#key-metrics-table th", "els => els.map(e => e.innerText)"
+            ),
+            best=page.eval_on_selector_all("#key-metrics-table td.best", "els => els.length"),
+            findings=page.locator("#findings-table").count(),
+            text=page.inner_text("body"),
+        )
+        page.screenshot(path=str(SCREENSHOT.with_name(screenshot)))
+        page.click("text=Explore the latent planes")
+        page.wait_for_load_state("load")
+        seen["explore_models"] = page.eval_on_selector_all(".model", "els => els.length")
+        browser.close()
+    seen["failed"], seen["errors"] = failed, errors
+    return seen
+
+
 @pytest.fixture(scope="module")
 def three_model_report(tmp_path_factory, real_data):
     """The shipped VAE, the shipped AE and the shipped β=4 VAE, through the CLI's defaults
@@ -76,37 +110,16 @@ def three_model_report(tmp_path_factory, real_data):
 @pytest.mark.real_data
 @pytest.mark.slow
 def test_three_model_report_renders_without_a_study(three_model_report):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        failed: list[str] = []
-        errors: list[str] = []
-        page.on("requestfailed", lambda r: failed.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto((three_model_report / "report.html").as_uri(), wait_until="load")
-        images = page.eval_on_selector_all(
-            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])"
-        )
-        heads = page.eval_on_selector_all(
-            "#key-metrics-table th", "els => els.map(e => e.innerText)"
-        )
-        best = page.eval_on_selector_all("#key-metrics-table td.best", "els => els.length")
-        has_findings = page.locator("#findings-table").count()
-        page.screenshot(path=str(SCREENSHOT.with_name("report-three.png")))
-        page.click("text=Explore the latent planes")
-        page.wait_for_load_state("load")
-        explore_models = page.eval_on_selector_all(".model", "els => els.length")
-        browser.close()
-    assert heads == ["metric", "VAE", "AE", "VAE β=4"]
-    assert best >= 5  # one best model marked per key metric (ties mark none)
-    assert has_findings == 0  # user models: no seed study unless --study seed
+    seen = _open(three_model_report, "report-three.png")
+    assert seen["heads"] == ["metric", "VAE", "AE", "VAE β=4"]
+    assert seen["best"] >= 5  # one best model marked per key metric (ties mark none)
+    assert seen["findings"] == 0  # user models: no seed study unless --study seed
     # 3 embeddings; per grid (2): 5 kinds × 3 models + class shares; the dense atlas
+    images = seen["images"]
     assert len(images) >= 3 + 2 * (5 * 3 + 1)
     assert all(done and width > 0 and alt for done, width, alt in images), images
-    assert failed == [] and errors == []
-    assert explore_models == 3
+    assert seen["failed"] == [] and seen["errors"] == []
+    assert seen["explore_models"] == 3
 
 
 @pytest.fixture(scope="module")
@@ -130,31 +143,11 @@ def test_digits_report_renders_in_chromium(digits_report):
     """sklearn:digits end to end (issue 12): 8×8 mosaics, the digits' class names, the
     classifier's class maps, the explorer of both models — every figure loads, no failed
     request, no console error."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        failed: list[str] = []
-        errors: list[str] = []
-        page.on("requestfailed", lambda r: failed.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto((digits_report / "report.html").as_uri(), wait_until="load")
-        images = page.eval_on_selector_all(
-            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])"
-        )
-        heads = page.eval_on_selector_all(
-            "#key-metrics-table th", "els => els.map(e => e.innerText)"
-        )
-        text = page.inner_text("body")
-        page.screenshot(path=str(SCREENSHOT.with_name("report-digits.png")))
-        page.click("text=Explore the latent planes")
-        page.wait_for_load_state("load")
-        explore_models = page.eval_on_selector_all(".model", "els => els.length")
-        browser.close()
-    assert len(heads) == 3 and heads[0] == "metric"
-    assert "Dataset digits (355 test images, 1×8×8 per image" in text
+    seen = _open(digits_report, "report-digits.png")
+    assert len(seen["heads"]) == 3 and seen["heads"][0] == "metric"
+    assert "Dataset digits (355 test images, 1×8×8 per image" in seen["text"]
+    images = seen["images"]
     assert len(images) >= 2 + 2 * 5
     assert all(done and width > 0 and alt for done, width, alt in images), images
-    assert failed == [] and errors == []
-    assert explore_models == 2
+    assert seen["failed"] == [] and seen["errors"] == []
+    assert seen["explore_models"] == 2
