@@ -238,7 +238,8 @@ def _sha256(data: bytes) -> str:
 def manifest_of(files: dict[str, bytes]) -> dict[str, Any]:
     """``manifest.json`` of a run folder: the sha256 of every other file, the format the
     runtime checks models against."""
-    return {"files": {name: _sha256(files[name]) for name in sorted(files)}}
+    # "tool": the runtime reads back only a manifest written by latent-atlas
+    return {"files": {name: _sha256(files[name]) for name in sorted(files)}, "tool": "latent-atlas"}
 
 
 def run_state(folder: Path, record: dict[str, Any]) -> str:

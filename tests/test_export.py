@@ -263,3 +263,21 @@ def test_shipped_digits_artifacts():
     card = json.loads((folder / "classifier" / "card.json").read_text())
     assert accuracy == pytest.approx(card["test_metrics_onnx"]["accuracy"], abs=1e-9)
     assert accuracy >= 0.95
+
+
+def test_every_shipped_model_is_checked_against_its_manifest():
+    """Each shipped model folder (seeds included) has a manifest the runtime reads — one
+    written by latent-atlas, in the folder or its artifact folder — listing its files' sha256."""
+    import hashlib
+
+    from conftest import REPO
+    from latent_atlas.toolkit.runtime import read_manifest
+
+    folders = sorted(p.parent for p in (REPO / "artifacts").rglob("decoder.onnx"))
+    assert len(folders) >= 5  # fashion-mnist vae, ae, vae-beta4 (and seeds); digits vae, ae
+    for folder in folders:
+        listed = read_manifest(folder)
+        for name in ("decoder.onnx", "encoder.onnx"):
+            path = folder / name
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            assert listed.get(str(path.resolve())) == digest, path

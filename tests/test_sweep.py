@@ -163,7 +163,7 @@ def test_a_folder_that_is_not_this_run_is_refused(tmp_path):
 # ---------------------------------------------------------------------------- real sweeps
 @pytest.mark.slow
 def test_local_sweep_writes_loadable_run_folders(local_sweep):
-    from latent_atlas.toolkit.runtime import load
+    from latent_atlas.toolkit.runtime import load, read_manifest
 
     assert sorted(p.name for p in local_sweep.iterdir()) == [".latent-atlas", "sweep.json",
                                                              "vae-seed0", "vae-seed1"]  # fmt: skip
@@ -177,7 +177,9 @@ def test_local_sweep_writes_loadable_run_folders(local_sweep):
             MANIFEST,
             RUN_FILE,
         ]
-        model = load(folder)  # hashes checked against the run's manifest
+        model = load(folder)  # hashes checked against the run's manifest, which the runtime
+        listed = read_manifest(folder)  # reads: one written by latent-atlas
+        assert listed[str((folder / "decoder.onnx").resolve())] == model.decoder.sha256
         assert model.latent_dim == 2 and model.encoder is not None
         card = json.loads((folder / "card.json").read_text())
         assert card["train_config"]["seed"] == seed and card["epochs"] == 1
