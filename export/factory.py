@@ -48,6 +48,7 @@ class ModuleExportConfig:
     latent_dim: int | None = None  # needed for a decoder-only model
     atol: float = 1e-5
     rtol: float = 1e-5
+    overwrite: bool = False  # replace an --out folder that latent-atlas did not write
 
     def __post_init__(self) -> None:
         file, sep, func = self.module.rpartition(":")
@@ -175,4 +176,5 @@ def export_factory(cfg: ModuleExportConfig, dataset: ImageDataset | None = None)
         cfg.out, decoder=decoder, encoder=part(model, "encoder"), image_shape=shape,
         code=cfg.encoder_output, latent_dim=cfg.latent_dim, dataset=dataset,
         metadata={"source": f"{cfg.file.name}:{cfg.function}"}, atol=cfg.atol, rtol=cfg.rtol,
+        overwrite=cfg.overwrite,
     )  # fmt: skip

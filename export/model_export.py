@@ -475,6 +475,7 @@ def export_model(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> ExportedModel:
     """Export a torch autoencoder (and optionally a classifier) as a model folder ``out``.
 
@@ -498,6 +499,8 @@ def export_model(
     kind, metadata : free text written into every model's metadata (``kind``, extra keys).
     atol, rtol : onnxruntime-vs-torch tolerance at batch sizes 1, 7 and 513.
     seed : seed of the random parity inputs.
+    overwrite : replace an existing ``out`` that latent-atlas did not write (a folder it
+        wrote is always replaced; an unmarked one is refused without this).
 
     Returns
     -------
@@ -506,7 +509,7 @@ def export_model(
     shape = _image_shape(image_shape)
     check_tolerances(atol, rtol)
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite) as tmp:
         card = write_model_files(
             tmp, image_shape=shape, decoder=decoder, encoder=encoder, classifier=classifier,
             class_names=class_names, code=code, image=image, logits=logits, features=features,

@@ -35,6 +35,7 @@ class ExportConfig:
     out: Path | None = None  # None: artifacts/<dataset>
     atol: float = 1e-5
     rtol: float = 1e-5
+    overwrite: bool = False  # replace an --out folder that latent-atlas did not write
 
     def __post_init__(self) -> None:
         check_tolerances(self.atol, self.rtol)
@@ -99,7 +100,7 @@ def export_trained(data: ImageDataset, cfg: ExportConfig) -> dict[str, dict[str,
             "run `latent-atlas train` first"
         )
     cards = {}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, cfg.overwrite, (runs,)) as tmp:
         for kind in kinds:
             model, record = load_trained(runs / kind)
             _check_dataset(runs / kind, record.dataset_sha256, data)

@@ -94,6 +94,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "--train-limit", type=int, default=0, help="train on the first N images only (0: all)"
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_overwrite_flag(p, "existing weights.pt and train.json in --out")
     p.set_defaults(func=_train)
 
 
@@ -110,7 +111,7 @@ def _train(args: argparse.Namespace) -> None:
     )  # fmt: skip
     data = load_dataset(_data_source(args), train=True, class_names=_class_names(args))
     out = Path(args.out) if args.out else Path("runs") / data.name
-    train_all(data, cfg, out)
+    train_all(data, cfg, out, args.overwrite)
     print(f"trained models written to {out}/")
 
 
@@ -154,6 +155,7 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rtol", type=float, default=1e-5, help="parity tolerance, relative (default: 1e-5)"
     )
+    _add_overwrite_flag(p, "an existing --out folder")
     p.set_defaults(func=_export)
 
 
@@ -172,7 +174,7 @@ def _export(args: argparse.Namespace) -> None:
             module=args.module, weights=Path(args.weights), out=Path(args.out),
             image_shape=tuple(args.image_shape) if args.image_shape else None,
             encoder_output=args.encoder_output, latent_dim=args.latent_dim,
-            atol=args.atol, rtol=args.rtol,
+            atol=args.atol, rtol=args.rtol, overwrite=args.overwrite,
         )  # fmt: skip
         source = _data_source(args)
         data = None
@@ -188,7 +190,7 @@ def _export(args: argparse.Namespace) -> None:
             raise AtlasError(f"--{flag.replace('_', '-')}: only with --module")
     cfg = ExportConfig(
         Path(args.runs) if args.runs else None, Path(args.out) if args.out else None,
-        args.atol, args.rtol,
+        args.atol, args.rtol, args.overwrite,
     )  # fmt: skip
     data = load_dataset(_data_source(args), train=False, class_names=_class_names(args))
     export_trained(data, cfg)

@@ -264,7 +264,7 @@ def group_sections(
         ), intro))  # fmt: skip
     figs = []
     for g, rep in zip(groups, representatives, strict=True):
-        if rep is None:
+        if rep is None or not findings:  # the seed's figure belongs to the study's findings
             continue
         grid = next((ga for ga in rep.grids if ga.key == SEED_GRID), None)
         if grid is None:

@@ -220,7 +220,7 @@ def build_sections(
         )
     sections.append(Section("key-metrics", "Key metrics", (
         Table(("metric", *labels), tuple(key_rows(metrics)), "key-metrics-table"),
-    ), "★ marks the best model in each row."))  # fmt: skip
+    ), "The best model in each row is marked (★ in HTML, bold in Markdown)."))  # fmt: skip
     missing = list(notes or []) + [f"{m.name}: {what} — {why}" for m in models
                                    for what, why in m.metrics.not_available.items()]  # fmt: skip
     if missing:

@@ -415,3 +415,21 @@ def test_cli_module_export_refuses(user_model, change, message):
 class _Evil:
     def __reduce__(self):
         return (print, ("pwned",))
+
+
+def test_cli_export_into_a_users_folder_needs_overwrite(user_model):
+    """An --out folder latent-atlas did not write is refused (one line naming --overwrite,
+    the folder untouched); with --overwrite it is replaced."""
+    tmp, _ = user_model
+    mine = tmp / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    args = ["export", "--module", f"{tmp}/my_models.py:build_vae", "--weights",
+            f"{tmp}/vae.pt", "--encoder-output", "0", "--image-shape", "1", "8", "8",
+            "--out", str(mine)]  # fmt: skip
+    rc, err = _cli(*args)
+    assert rc == 2 and len(err) == 1 and "--overwrite" in err[0], err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    rc, err = _cli(*args, "--overwrite")
+    assert (rc, err) == (0, [])
+    assert (mine / "decoder.onnx").is_file() and not (mine / "notes.txt").exists()

@@ -274,3 +274,11 @@ def test_metadata_json_is_valid(tmp_path):
     dec = load(tmp_path).decoder
     assert dec.metadata["role"] == "decoder"
     assert json.dumps(dec.metadata)
+
+
+def test_percentile_ordinals():
+    from latent_atlas.toolkit.grid import _ordinal
+
+    got = [_ordinal(p) for p in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 99, 101, 111, 112, 2.5)]
+    assert got == ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd",
+                   "99th", "101st", "111th", "112th", "2.5th"]  # fmt: skip

@@ -233,3 +233,23 @@ def test_legacy_classifier_record_loads(tmp_path):
     model = build_model(legacy)
     assert isinstance(model, Classifier)
     assert (model.image_shape, model.mean, model.std) == ((1, 28, 28), (0.2860,), (0.3530,))
+
+
+def test_cli_train_refuses_a_users_files_before_training(tmp_path, capsys):
+    """train --out over files latent-atlas did not write: one line naming --overwrite, before
+    any training (no file written); with --overwrite the file is replaced."""
+    from latent_atlas.cli import main
+
+    mine = tmp_path / "mine" / "vae"
+    mine.mkdir(parents=True)
+    (mine / "weights.pt").write_bytes(b"my weights")
+    args = ["train", "--data", "sklearn:digits", "--models", "vae", "--epochs", "1",
+            "--hidden", "16", "--threads", "1", "--no-progress",
+            "--out", str(tmp_path / "mine")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0] and "weights.pt" in err[0], err
+    assert sorted(p.name for p in mine.iterdir()) == ["weights.pt"]
+    assert (mine / "weights.pt").read_bytes() == b"my weights"
+    assert main([*args, "--overwrite"]) == 0
+    assert (mine / "weights.pt").read_bytes() != b"my weights" and (mine / "train.json").is_file()

@@ -160,7 +160,10 @@ class GridSpec:
             return f"{nx}×{ny} at N(0,1) quantiles {self.quantile:g}..{1 - self.quantile:g}"
         if self.mode == "auto":
             lo, hi = self.percentiles
-            return f"{nx}×{ny} over the {lo:g}th–{hi:g}th percentile of the test embeddings"
+            return (
+                f"{nx}×{ny} over the {_ordinal(lo)}–{_ordinal(hi)} percentile of the test "
+                "embeddings"
+            )
         (x0, x1), (y0, y1) = self.x_range, self.y_range
         return f"{nx}×{ny} over [{x0:g},{x1:g}]×[{y0:g},{y1:g}]"
 
@@ -373,3 +376,13 @@ def decode_grid(
         del flat
     cells = cells.reshape(ny, nx, c, h // factor, w // factor)
     return DecodedGrid(x, y, cells, brightness.reshape(ny, nx), spec, plane)
+
+
+def _ordinal(p: float) -> str:
+    """1 → "1st", 2 → "2nd", 11 → "11th", 99 → "99th", 2.5 → "2.5th"."""
+    text = f"{p:g}"
+    if p != int(p):
+        return f"{text}th"
+    n = int(p)
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{text}{suffix}"

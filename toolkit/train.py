@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from latent_atlas.toolkit.atomic import write_json, write_with
+from latent_atlas.toolkit.atomic import check_file_target, write_json, write_with
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.models import (
     ARCHITECTURES,
@@ -300,8 +300,8 @@ class TrainRecord:
     train_seconds: float
     torch_version: str
 
-    def save(self, path: Path) -> None:
-        write_json(path, dataclasses.asdict(self))
+    def save(self, path: Path, overwrite: bool = False) -> None:
+        write_json(path, dataclasses.asdict(self), overwrite)
 
     @classmethod
     def load(cls, path: Path) -> TrainRecord:
@@ -389,9 +389,11 @@ def _train_model(
     return model, record
 
 
-def save_model(model: torch.nn.Module, record: TrainRecord, folder: Path) -> None:
-    write_with(folder / "weights.pt", lambda fh: torch.save(model.state_dict(), fh))
-    record.save(folder / "train.json")
+def save_model(
+    model: torch.nn.Module, record: TrainRecord, folder: Path, overwrite: bool = False
+) -> None:
+    write_with(folder / "weights.pt", lambda fh: torch.save(model.state_dict(), fh), overwrite)
+    record.save(folder / "train.json", overwrite)
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -450,12 +452,18 @@ def load_trained(folder: Path) -> tuple[torch.nn.Module, TrainRecord]:
     return model, record
 
 
-def train_all(data: ImageDataset, cfg: TrainConfig, out: Path) -> dict[str, TrainRecord]:
-    """Train every model in ``cfg.models`` and save each under ``out/<kind>/``."""
+def train_all(
+    data: ImageDataset, cfg: TrainConfig, out: Path, overwrite: bool = False
+) -> dict[str, TrainRecord]:
+    """Train every model in ``cfg.models`` and save each under ``out/<kind>/``. Files there
+    that latent-atlas did not write are refused before any training (``overwrite``: replace)."""
+    for kind in cfg.models:
+        for name in ("weights.pt", "train.json"):
+            check_file_target(Path(out) / kind / name, overwrite)
     records = {}
     for kind in cfg.models:
         model, record = train_model(kind, data, cfg)
-        save_model(model, record, Path(out) / kind)
+        save_model(model, record, Path(out) / kind, overwrite)
         records[kind] = record
         summary = ", ".join(f"{k} {v:.4f}" for k, v in record.test_metrics.items())
         print(f"{kind}: test {summary} ({record.train_seconds} s) -> {Path(out) / kind}")
