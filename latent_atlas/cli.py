@@ -597,9 +597,24 @@ def _comparison(args: argparse.Namespace) -> ComparisonConfig:
 
         from latent_atlas.toolkit.names import slug
 
-        # labels are display text ("β=4", "a/b"): the folder name is their slug
-        cfg = replace(cfg, name=slug("-vs-".join(cfg.display_labels()), "comparison"))
+        # labels are display text ("β=4", "a/b"): the folder name is their slug, after the
+        # data's name when it is not the default (so a digits report does not replace the
+        # Fashion-MNIST one of the same models' folder names)
+        stem = "-vs-".join(cfg.display_labels())
+        if cfg.data:
+            stem = f"{_data_tag(str(cfg.data))}-{stem}"
+        cfg = replace(cfg, name=slug(stem, "comparison"))
     return cfg
+
+
+def _data_tag(source: str) -> str:
+    """A short name for --data in default folder names: ``sklearn:digits`` → ``digits``,
+    ``data/fm_small.npz`` → ``fm_small``, ``/usr/share/datasets/fashion-mnist/`` →
+    ``fashion-mnist``."""
+    if ":" in source and not Path(source).exists():
+        return source.rsplit(":", 1)[1]
+    path = Path(source.rstrip("/"))
+    return path.stem if path.suffix == ".npz" else path.name
 
 
 def _stage_bar(total: int, disable: bool) -> tuple[Any, Callable[[str], None]]:

@@ -555,3 +555,22 @@ def test_writes_stay_under_the_intended_folder(
         assert real.is_relative_to(report) or (
             real.name == atomic.MARKER and report.is_relative_to(real.parent)
         ), p
+
+
+def test_default_report_names_carry_the_data():
+    """An unnamed report on --data other than the default is named after the data as well as
+    its labels, so the README's digits report does not replace `make report`'s vae-vs-ae."""
+    from conftest import REPO
+
+    from latent_atlas.cli import _comparison, _data_tag, build_parser
+
+    assert _data_tag("sklearn:digits") == "digits"
+    assert _data_tag("some/where/fm_small.npz") == "fm_small"
+    assert _data_tag("/usr/share/datasets/fashion-mnist/") == "fashion-mnist"
+    parser = build_parser()
+    art = REPO / "artifacts" / "digits"
+    args = parser.parse_args(["report", "--data", "sklearn:digits", "--model", str(art / "vae"),
+                              "--model", str(art / "ae")])  # fmt: skip
+    assert _comparison(args).name == "digits-vae-vs-ae"
+    args = parser.parse_args(["report", "--model", str(art / "vae"), "--model", str(art / "ae")])
+    assert _comparison(args).name == "vae-vs-ae"
