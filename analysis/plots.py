@@ -142,9 +142,10 @@ def _axis_labels(ax: Axes, labels: tuple[str, str]) -> None:
 
 
 def plain(text: str) -> str:
-    """User text shown as itself: matplotlib would read ``$…$`` as mathtext (and fail on
-    ``$\\foo$``); an escaped dollar is drawn as a dollar."""
-    return str(text).replace("$", r"\$")
+    """User text shown as itself. Nothing to escape: :func:`plain_text` turns mathtext off
+    for every text of a figure before it is drawn (an escaped ``\\$`` would then show its
+    backslash)."""
+    return str(text)
 
 
 def _mosaic_figsize(cells: NDArray[np.float64], width: float = 6.0) -> tuple[float, float]:

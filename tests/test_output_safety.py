@@ -574,3 +574,16 @@ def test_default_report_names_carry_the_data():
     assert _comparison(args).name == "digits-vae-vs-ae"
     args = parser.parse_args(["report", "--model", str(art / "vae"), "--model", str(art / "ae")])
     assert _comparison(args).name == "vae-vs-ae"
+
+
+def test_dollar_labels_are_drawn_as_written():
+    """A label with $…$ is drawn as the user wrote it: no mathtext, and no escaping backslash
+    left visible (the cold try saw `\\$\\alpha\\$` in a legend)."""
+    from latent_atlas.analysis import plots
+    from matplotlib.text import Text
+
+    fig = plots.class_share_bars({"$\\alpha$": [0.5, 0.5], "b": [0.2, 0.8]}, ["$x$", "y"])
+    texts = {t.get_text() for t in plots.plain_text(fig).findobj(Text)}
+    assert {"$\\alpha$", "$x$"} <= texts
+    assert not any("\\$" in t for t in texts)
+    assert plots.figure_png_bytes(fig)[:4] == b"\x89PNG"  # drawn without a mathtext error
