@@ -523,8 +523,10 @@ def _add_models_flags(p: argparse.ArgumentParser) -> None:
         "--classifier",
         default="auto",
         metavar="FILE",
-        help="classifier.onnx for the dataset; 'none': class maps from the nearest test "
-        "embeddings; 'auto': the shipped classifier when the dataset has one (default)",
+        help="classifier.onnx (or a folder holding one) for the dataset; 'none': class maps "
+        "from the nearest test embeddings; 'auto' (default): the shipped classifier when the "
+        "dataset has one, else classifier/classifier.onnx beside the models when it was "
+        "trained on this data",
     )
     p.add_argument(
         "--study",

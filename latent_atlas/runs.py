@@ -51,7 +51,7 @@ from latent_atlas.explorer import (
 from latent_atlas.groups import GroupAnalysis, GroupConfig, analyze_groups, group_sections
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.sections import build_sections
-from latent_atlas.shipped import shipped_classifier
+from latent_atlas.shipped import classifier_beside, shipped_classifier
 from latent_atlas.toolkit import names as safe_names
 from latent_atlas.toolkit.atomic import (
     atomic_dir,
@@ -146,10 +146,16 @@ class ComparisonConfig:
         return (*self.models, classifier, data, self.class_names)
 
     def classifier_for(self, data: ImageDataset) -> Path | None:
-        """The classifier file to use on ``data``."""
+        """The classifier file to use on ``data``. "auto": the shipped one for a shipped
+        dataset, else a ``classifier/classifier.onnx`` beside the models (the layout
+        `latent-atlas export` writes) that was trained on this very data (its metadata's
+        dataset_sha256). A folder holding ``classifier.onnx`` stands for that file."""
         if self.classifier == "auto":
-            return shipped_classifier(data.name)
-        return None if self.classifier is None else Path(self.classifier)
+            return shipped_classifier(data.name) or classifier_beside(self.models, data.sha256)
+        if self.classifier is None:
+            return None
+        path = Path(self.classifier)
+        return path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
 
     def display_labels(self) -> tuple[str, ...]:
         if self.labels:

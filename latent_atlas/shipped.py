@@ -4,8 +4,11 @@ repository's folder)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
+
+import onnx
 
 
 def shipped(dataset: str = "fashion-mnist") -> Path:
@@ -21,3 +24,23 @@ def shipped_classifier(dataset: str) -> Path | None:
         return None  # only the shipped datasets' own folders, whatever the name holds
     path = root / dataset / "classifier" / "classifier.onnx"
     return path if path.is_file() else None
+
+
+def classifier_beside(models: Sequence[Path], dataset_sha256: str) -> Path | None:
+    """``classifier/classifier.onnx`` in the artifact folder of one of ``models`` (a model
+    folder's parent, as `latent-atlas export` lays them out), if its metadata says it was
+    trained on the data of that sha256; None otherwise."""
+    for model in models:
+        folder = Path(model) if Path(model).is_dir() else Path(model).parent
+        path = folder.parent / "classifier" / "classifier.onnx"
+        if path.is_file() and path.stat().st_size < 2**30 and _trained_on(path) == dataset_sha256:
+            return path
+    return None
+
+
+def _trained_on(path: Path) -> str | None:
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not a model: then not this data's classifier either
+        return None
+    return {p.key: p.value for p in model.metadata_props}.get("dataset_sha256")

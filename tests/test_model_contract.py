@@ -316,3 +316,30 @@ def test_three_models_in_one_report(tmp_path, toy, capsys, monkeypatch):
                       "--study", "seed", "--steps", "21", "--out", str(tmp_path / "s"),
                       "--no-progress"], capsys)  # fmt: skip
     assert rc == 2 and len(lines) == 1 and "needs two models labelled VAE and AE" in lines[0]
+
+
+def test_auto_finds_the_classifier_exported_beside_the_models(tmp_path):
+    """--classifier auto on user data: classifier/classifier.onnx in the models' artifact
+    folder, only when its metadata names this data's sha256; a folder stands for its file."""
+    import shutil
+
+    from conftest import REPO
+    from latent_atlas.toolkit.data import load_dataset
+
+    from latent_atlas.runs import ComparisonConfig
+    from latent_atlas.shipped import classifier_beside
+
+    art = tmp_path / "artifacts" / "mine"
+    for part in ("vae", "ae", "classifier"):
+        shutil.copytree(REPO / "artifacts" / "digits" / part, art / part)
+    digits = "be7bd4b346317972a1f794bd59c24ad536ed8f503a42b5f28287512bb347eaff"
+    models = (art / "vae", art / "ae" / "decoder.onnx")
+    assert classifier_beside(models, digits) == art / "classifier" / "classifier.onnx"
+    assert classifier_beside(models[1:], digits) == art / "classifier" / "classifier.onnx"
+    assert classifier_beside(models, "0" * 64) is None  # trained on other data: not used
+    (art / "classifier" / "classifier.onnx").write_bytes(b"not a model")
+    assert classifier_beside(models, digits) is None
+    cfg = ComparisonConfig(name="c", models=models, classifier=art / "classifier")
+    assert cfg.classifier_for(load_dataset("sklearn:digits", train=False)) == (
+        art / "classifier" / "classifier.onnx"
+    )
