@@ -400,6 +400,12 @@ def _grid(args: argparse.Namespace) -> None:
     for model, label, stem in zip(models, labels, stems, strict=True):
         embeddings = None
         if test_images is not None and model.encoder is not None:
+            if model.image_shape != data.image_shape:
+                raise AtlasError(
+                    f"model {model.source}: makes images of {model.image_shape} (C, H, W), the "
+                    f"dataset {data.name} has {data.image_shape}; pass --data with the data "
+                    "the model was trained on (its card.json names it)"
+                )
             embeddings = model.encode(test_images, args.batch_size)
         grid = decode_grid(
             model.decoder, spec, embeddings, args.batch_size, cell_px=args.cell_px,
@@ -588,7 +594,7 @@ def _comparison(args: argparse.Namespace) -> ComparisonConfig:
         classifier = Path(args.classifier)
     name = args.name or ("vae-vs-ae" if defaults and not args.label else "")
     cfg = ComparisonConfig(
-        name=name or "comparison", models=models, labels=labels, classifier=classifier,
+        name=name or "report", models=models, labels=labels, classifier=classifier,
         data=_data_source(args), class_names=_class_names(args),
         study=None if study == "none" else study,
         study_required=bool(args.study), analysis=_analysis_config(args),

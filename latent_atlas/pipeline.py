@@ -294,7 +294,8 @@ def analyze_model(
     if model.image_shape != data.image_shape:
         raise AtlasError(
             f"model {model.source}: makes images of {model.image_shape} (C, H, W), the dataset "
-            f"{data.name} has {data.image_shape}; expected a model trained on this dataset"
+            f"{data.name} has {data.image_shape}; expected a model trained on this dataset "
+            "(pass --data with the data the model was trained on; its card.json names it)"
         )
     clf = cache.classifier(classifier_path, data, cfg) if classifier_path else None
     x_test = data.test.images

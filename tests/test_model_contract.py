@@ -343,3 +343,21 @@ def test_auto_finds_the_classifier_exported_beside_the_models(tmp_path):
     assert cfg.classifier_for(load_dataset("sklearn:digits", train=False)) == (
         art / "classifier" / "classifier.onnx"
     )
+
+
+@pytest.mark.real_data
+def test_a_model_of_other_images_than_the_data_names_the_fix(tmp_path, capsys):
+    """The digits VAE on the default data (Fashion-MNIST): grid --mode auto and report say
+    which shapes differ and to pass --data, one line each."""
+    from conftest import REPO
+
+    from latent_atlas.cli import main
+
+    vae, ae = (str(REPO / "artifacts" / "digits" / m) for m in ("vae", "ae"))
+    grid = ["grid", "--model", vae, "--mode", "auto", "--out", str(tmp_path / "g")]
+    report = ["report", "--model", vae, "--model", ae, "--out", str(tmp_path / "r")]
+    for args in (grid, report):
+        assert main([*args, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "(1, 8, 8)" in err[0] and "pass --data" in err[0], err
+    assert not (tmp_path / "g").exists() or not any((tmp_path / "g").glob("*.png"))
