@@ -26,7 +26,7 @@ import tarfile
 from functools import lru_cache
 from pathlib import Path
 
-from latent_atlas.toolkit.atomic import write_bytes
+from latent_atlas.toolkit.atomic import check_file_target, write_bytes
 from latent_atlas.toolkit.errors import AtlasError
 
 VERSION = "1.30.0"
@@ -122,7 +122,10 @@ def runtime_files(vendor: Path = VENDOR) -> dict[str, bytes]:
 def write_runtime(folder: Path) -> Path:
     """Write the runtime files into ``folder`` (one per output folder: every explorer page of a
     batch refers to the same copy). Returns ``folder``."""
-    for name, data in runtime_files().items():
+    files = runtime_files()
+    for name in files:  # every target checked first: a refusal leaves no file half-written
+        check_file_target(Path(folder) / name)
+    for name, data in files.items():
         write_bytes(Path(folder) / name, data)
     return Path(folder)
 

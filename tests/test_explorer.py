@@ -374,3 +374,20 @@ def test_a_batch_shares_one_runtime_and_a_lone_report_holds_its_own(toy, tmp_pat
     assert (lone / "one" / ortweb.FOLDER / "ort-wasm.js").is_file()
     assert not (lone / ortweb.FOLDER).exists()
     assert 'src="explorer-runtime/ort-wasm.js"' in (lone / "one" / "explore.html").read_text()
+
+
+def test_runtime_refused_as_a_whole_when_one_file_is_a_users(tmp_path):
+    """A runtime folder holding a file latent-atlas did not write: refused before any file
+    is written (the cold try found ort.wasm.min.js written beside the refused one)."""
+    from latent_atlas.toolkit.errors import AtlasError
+
+    from latent_atlas import ortweb
+
+    folder = tmp_path / "explorer-runtime"
+    folder.mkdir()
+    names = list(ortweb.runtime_files())
+    (folder / names[-1]).write_text("mine")
+    with pytest.raises(AtlasError, match="was not written by latent-atlas"):
+        ortweb.write_runtime(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [names[-1]]
+    assert (folder / names[-1]).read_text() == "mine"
