@@ -851,3 +851,15 @@ def test_sparse_100_gib_npz_is_refused_without_reading_it(tmp_path):
         fh.truncate(100 << 30)
     with pytest.raises(AtlasError, match="s.npz: not a readable .npz file"):
         load_dataset(tmp_path / "s.npz")
+
+
+def test_image_folder_class_without_train_images(tmp_path):
+    """A class folder with no train images (empty, or only in test/) is refused for training
+    (one line naming it) and allowed for analysis (train=False)."""
+    _image_folder(tmp_path)
+    (tmp_path / "train" / "bird").mkdir()  # empty in train/
+    _png(tmp_path / "test" / "fish" / "img0.png", np.zeros((5, 6), np.uint8))  # test/ only
+    with pytest.raises(AtlasError, match=r"no images of class 'bird' \(and 1 more\)"):
+        load_dataset(tmp_path)
+    data = load_dataset(tmp_path, train=False)
+    assert data.class_names == ("bird", "cat", "dog", "fish")

@@ -188,6 +188,16 @@ def load_image_folder(
                 f"image folder {shown(root / s)}: no images ({', '.join(EXTENSIONS)}); "
                 f"expected at least one (empty split); {LAYOUT}"
             )
+    if train:  # training: a class without train images is an output nothing teaches
+        seen = {label for _, label in files["train"]}
+        missing = [classes[k] for k in range(len(classes)) if k not in seen]
+        if missing:
+            raise AtlasError(
+                f"image folder {shown(root / 'train')}: no images of class {missing[0]!r}"
+                f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; expected "
+                "every class (the folder names of train/ and test/) to have train images: add "
+                "some or remove the class folder"
+            )
 
     first_path = files[keep[0]][0][0]
     first = _open(_read(first_path), first_path)
