@@ -21,7 +21,9 @@ $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml
 	@# removes both before installing the one asked for.
 	@other=$(if $(findstring gpu,$(EXTRAS)),onnxruntime,onnxruntime-gpu); \
 	if $(BIN)/pip show -q $$other 2>/dev/null; then $(BIN)/pip uninstall -y -q onnxruntime onnxruntime-gpu; fi
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	@# setuptools warns once per data folder under artifacts/ that it is not a package (it is
+	@# package data, on purpose): ~160 lines of noise a new user would read as a failure
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
