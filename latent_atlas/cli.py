@@ -709,6 +709,12 @@ def _report(args: argparse.Namespace) -> int:
 
     engine = _engine_config(args)
     if args.batch:
+        given = [f for f in ("model", "label", "group") if getattr(args, f, None)]
+        if given:
+            raise AtlasError(
+                f"--{given[0]}: given with --batch; expected one or the other (the batch file "
+                "names each comparison's models)"
+            )
         base = _analysis_config(args)
         out, comps = read_batch(Path(args.batch), base)
         out = Path(args.out) if args.out else out

@@ -212,6 +212,7 @@ ROWS = [
     Row("batch missing field", lambda t: _batch(t, '[[comparison]]\nname = "x"\n'), r"missing \['model_a', 'model_b'\]"),
     Row("batch duplicate names", lambda t: _batch(t, ENTRY + ENTRY), "duplicate name 'x'"),
     Row("batch not TOML", lambda t: _batch(t, "[[comparison\n"), "not valid TOML"),
+    Row("batch with --model", lambda t: _batch(t, ENTRY) + ["--model", "a"], "--model: given with --batch; expected one or the other"),
     Row("output folder not writable", _unwritable, "output folder .*file/out: cannot create it"),
     Row("pickle checkpoint", _pickle_checkpoint, r"weights.pt: refused by torch.load\(weights_only=True\).*expected a weights-only state dict"),
     Row("train epochs zero", lambda t: ["train", "--epochs", "0", "--out", str(t / "out")], "--epochs: 0, expected "),

@@ -405,7 +405,10 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             return torch.load(buf, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise AtlasError(f"checkpoint {path}: not found; run `latent-atlas train` first") from None
+        raise AtlasError(
+            f"checkpoint {path}: not found; expected a weights file (`latent-atlas train` "
+            "writes weights.pt; your own: torch.save(model.state_dict(), path))"
+        ) from None
     except Exception as exc:  # torch raises UnpicklingError / RuntimeError for unsafe or bad files
         # torch's own message suggests weights_only=False: advice we must not pass on.
         raise AtlasError(
