@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
-import onnx
-
 
 def shipped(dataset: str = "fashion-mnist") -> Path:
     """The folder of the shipped models trained on ``dataset`` (``vae/``, ``ae/``,
@@ -39,6 +37,8 @@ def classifier_beside(models: Sequence[Path], dataset_sha256: str) -> Path | Non
 
 
 def _trained_on(path: Path) -> str | None:
+    import onnx  # here, not at the top: `import latent_atlas` stays light
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:  # not a model: then not this data's classifier either

@@ -57,3 +57,40 @@ def test_bring_your_own_model_example_runs(tmp_path, monkeypatch):
     x = data.test.images  # it learned something: reconstructions beat the mean image
     rec = model.decode(model.encode(x))
     assert np.mean((rec - x) ** 2) < 0.8 * np.mean((x.mean(0) - x) ** 2)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_what_the_shipped_models_show_is_what_make_report_writes(tmp_path):
+    """README "What the shipped models show" quotes the default report (make report) on the
+    shipped seeds: the verdicts and every interval it states come from its metrics.json."""
+    import json
+
+    from latent_atlas.cli import main
+
+    assert main(["report", "--out", str(tmp_path), "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "vae-vs-ae" / "metrics.json").read_text())
+    assert {g: len(v["members"]) for g, v in metrics["groups"].items()} == {"VAE": 5, "AE": 5}
+    readme = README.read_text()
+    section = readme[readme.index("## What the shipped models show") :]
+    section = section[: section.index("\n## ", 3)]
+
+    def shown(x: float, digits: int = 3) -> str:
+        return f"{x:+.{digits}f}".replace("-", "−") if x < 0 else f"{x:.{digits}f}"
+
+    findings = {f["claim"].split(" (")[0]: f for f in metrics["group_findings"]
+                if "(meant" in f["claim"] or "(embeddings" in f["claim"]}  # fmt: skip
+    claims = list(findings)
+    shoes, more, globally, named, rows = (findings[c] for c in claims)
+    assert (shoes["verdict"], more["verdict"]) == ("refuted", "refuted")
+    assert (globally["verdict"], named["verdict"], rows["verdict"]) == (
+        "inconclusive", "confirmed", "refuted")  # fmt: skip
+    f = shoes["figures"]
+    assert f"{f['mean']:.2f}× its share of\n  the data [{f['low']:.2f}, {f['high']:.2f}]" in section
+    d = more["measures"][0]["interval"]
+    assert f"{shown(d['mean'])} [{shown(d['low'])}, {shown(d['high'])}]" in section
+    r = rows["measures"][0]["interval"]
+    assert f"{r['mean']:.3f} per latent unit [{r['low']:.3f}, {r['high']:.3f}]" in section
+    for group in ("VAE", "AE"):
+        knn = metrics["groups"][group]["metrics"]["embedding.knn_accuracy"]
+        assert f"{knn['mean']:.3f} [{knn['low']:.3f}, {knn['high']:.3f}]" in section
