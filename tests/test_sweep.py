@@ -248,3 +248,15 @@ def test_cli_resumes_a_finished_sweep(tiny, local_sweep, capsys):
     rc = main(["sweep", str(tiny), "--out", str(local_sweep), "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "0 trained, 2 already finished, 0 failed" in out
+
+
+def test_the_shipped_seeds_are_the_example_sweep_finished():
+    """`latent-atlas sweep examples/sweep.toml` finds every shipped seed finished (its
+    run.json is this run, every file matches its manifest): nothing would be retrained."""
+    from conftest import REPO
+
+    cfg = read_sweep(REPO / "examples" / "sweep.toml")
+    assert cfg.out.resolve() == (REPO / "artifacts" / "fashion-mnist" / "seeds").resolve()
+    fashion = "14410854cf7a289477dcfc7df3f8ec24741e281cdcc425ede0d9a748ca630214"
+    todo, finished = plan(cfg, fashion)
+    assert todo == [] and len(finished) == 8
