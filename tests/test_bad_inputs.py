@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import idx_bytes, write_idx_folder
+from conftest import REPO, idx_bytes, write_idx_folder
 from hostile_onnx import (
     checker_failing_decoder,
     huge_latent_decoder,
@@ -190,6 +190,8 @@ ROWS = [
     Row("sha256 mismatch", _sha_mismatch, "differs from the manifest"),
     pytest.param(Row("classifier class count", _classifier_classes, "gives 5 classes, the dataset has 10; expected a classifier trained on this dataset"),
                  marks=pytest.mark.real_data),
+    pytest.param(Row("decoder given as the classifier", lambda t: ["report", "--classifier", str(REPO / "artifacts" / "fashion-mnist" / "vae" / "decoder.onnx"), "--out", str(t / "out"), "--no-progress"],
+                     "its metadata says it is a decoder; expected a classifier here"), marks=pytest.mark.real_data),
     Row("IDX wrong magic", lambda t: _idx_folder(t, "train-labels-idx1-ubyte.gz", idx_bytes(np.zeros((12, 28, 28), np.uint8))),
         "magic number 0x00000803, expected 0x00000801"),
     Row("IDX truncated body", lambda t: _idx_folder(t, "train-images-idx3-ubyte.gz", idx_bytes(np.zeros((12, 28, 28), np.uint8))[:-100]),

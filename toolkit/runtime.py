@@ -486,6 +486,11 @@ def load_model(
     if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         raise AtlasError(f"model {path}: input {inp.name!r} is not float32; expected float32")
     meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("role") in ROLES and meta["role"] != role:
+        raise AtlasError(
+            f"model {path}: its metadata says it is a {meta['role']}; expected a {role} here "
+            f"(check which file was given where)"
+        )
     inferred = _inferred(model)
     _check_batch_dims(inferred, path)
     in_dims = _dims(inp)
