@@ -142,7 +142,9 @@ def test_seed_study_runs_and_orders_by_label():
     [
         (_input(labels=("A", "B")), "needs two models labelled VAE and AE"),
         (_input(labels=("VAE", "VAE")), "needs two models labelled VAE and AE"),
-        (_input(names=tuple(f"c{i}" for i in range(10))), "needs Fashion-MNIST's classes"),
+        (_input(names=tuple(f"c{i}" for i in range(10))),
+         r"needs Fashion-MNIST's classes; the dataset lacks \['Sandal', 'Sneaker', 'Ankle boot', "
+         r"'Shirt', 'Coat'\]$"),
         (_input(metrics=(_model(), ModelMetrics(None, None, None, {SEED_GRID: _grid()}))),
          "has no encoder"),
         (_input(metrics=(_model(), ModelMetrics(_model().embedding, None, None, {}))),

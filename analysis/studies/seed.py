@@ -184,7 +184,7 @@ class SeedStudy:
                 f"needs two models labelled VAE and AE, got labels {list(inp.labels)}; "
                 "label them with --label VAE --label AE"
             )
-        missing = [c for c in (*FOOTWEAR, *NAMED) if c not in inp.class_names]
+        missing = [c for c in dict.fromkeys((*FOOTWEAR, *NAMED)) if c not in inp.class_names]
         if missing:
             return f"needs Fashion-MNIST's classes; the dataset lacks {missing}"
         for i in pair:
@@ -529,7 +529,7 @@ def group_unmet(groups: tuple[Group, ...], class_names: tuple[str, ...]) -> str 
             f"needs two groups labelled VAE and AE, got {[g.label for g in groups]}; "
             "name them with --group VAE=… --group AE=…"
         )
-    missing = [c for c in (*FOOTWEAR, *NAMED) if c not in class_names]
+    missing = [c for c in dict.fromkeys((*FOOTWEAR, *NAMED)) if c not in class_names]
     if missing:
         return f"needs Fashion-MNIST's classes; the dataset lacks {missing}"
     for g in groups:
