@@ -32,7 +32,7 @@ def test_rgb_shapes_train_export_report(tmp_path):
     assert main(["report", *data, "--model", str(art / "vae"), "--model", str(art / "ae"),
                  "--classifier", str(art / "classifier" / "classifier.onnx"),
                  "--out", str(tmp_path / "rep"), "--steps", "5", "--no-progress"]) == 0  # fmt: skip
-    report = tmp_path / "rep" / "vae-vs-ae"
+    report = tmp_path / "rep" / "shapes-vae-vs-ae"  # unnamed: after the data and the models
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["dataset"]["image_shape"] == [3, 32, 32]
     assert metrics["dataset"]["class_names"] == list(SHAPE_CLASSES)
