@@ -33,10 +33,10 @@ from latent_atlas.analysis.studies.seed import (
     claim_separation,
     claim_stark,
 )
+from latent_atlas.toolkit.data import FASHION_MNIST_CLASSES
 from latent_atlas.toolkit.errors import AtlasError
 
-NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+NAMES = FASHION_MNIST_CLASSES
 EPS = 1e-9
 
 

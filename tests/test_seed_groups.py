@@ -32,10 +32,10 @@ from latent_atlas.analysis.studies.seed import (
     judge_groups,
 )
 from latent_atlas.analysis.uncertainty import CONFIRMED, INCONCLUSIVE, REFUTED
+from latent_atlas.toolkit.data import FASHION_MNIST_CLASSES
 from latent_atlas.toolkit.errors import AtlasError
 
-NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+NAMES = FASHION_MNIST_CLASSES
 DATA_SHARE = 0.3
 T4 = 2.7764451051977987  # Student t 97.5th percentile, 4 degrees of freedom
 

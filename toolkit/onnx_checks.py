@@ -63,13 +63,18 @@ def iter_graphs(graph: GraphProto) -> Iterator[GraphProto]:
             yield from iter_graphs(sub)
 
 
-def _all_nodes(model: onnx.ModelProto) -> Iterator[tuple[str, NodeProto]]:
-    """Every node: of the main graph and its subgraphs, of local functions (and their
-    subgraphs), of training-info graphs; with the name of the graph that holds it."""
+def _roots(model: onnx.ModelProto) -> list[GraphProto]:
+    """The model's top-level graphs: the main graph and its training-info graphs."""
     roots: list[GraphProto] = [model.graph]
     for info in model.training_info:
         roots += [info.initialization, info.algorithm]
-    for root in roots:
+    return roots
+
+
+def _all_nodes(model: onnx.ModelProto) -> Iterator[tuple[str, NodeProto]]:
+    """Every node: of the main graph and its subgraphs, of local functions (and their
+    subgraphs), of training-info graphs; with the name of the graph that holds it."""
+    for root in _roots(model):
         for g in iter_graphs(root):
             for node in g.node:
                 yield g.name, node
@@ -85,10 +90,7 @@ def _all_nodes(model: onnx.ModelProto) -> Iterator[tuple[str, NodeProto]]:
 def iter_tensors(model: onnx.ModelProto) -> Iterator[tuple[str, TensorProto]]:
     """Every tensor stored in the model, with where it sits: initializers and sparse
     initializers of every graph, and tensor attributes (``Constant`` values included)."""
-    roots: list[GraphProto] = [model.graph]
-    for info in model.training_info:
-        roots += [info.initialization, info.algorithm]
-    for root in roots:
+    for root in _roots(model):
         for g in iter_graphs(root):
             for t in g.initializer:
                 yield f"initializer of graph {g.name!r}", t
