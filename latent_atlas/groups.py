@@ -11,6 +11,7 @@ seeds (``artifacts/<dataset>/seeds/groups.json``).
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -210,6 +211,14 @@ def _png(fig: object) -> bytes:
     return plots.figure_png_bytes(fig, dpi=DPI)  # type: ignore[arg-type]
 
 
+def _own_value_label(label: str, groups: tuple[str, ...]) -> str:
+    """A difference measure's label ("classes present, AE − VAE", "VAE − AE footwear share")
+    for a row that holds each model's own value: the difference named once, in the verdict."""
+    for a, b in itertools.permutations(groups, 2):
+        label = label.replace(f", {a} − {b}", "").replace(f"{a} − {b} ", "")
+    return label
+
+
 def _measure_rows(findings: Sequence[Finding]) -> tuple[tuple[str, ...], list[Row]]:
     """Every measure behind the group findings, one row per measure, a column per seed."""
     members: list[tuple[str, int]] = []
@@ -223,7 +232,8 @@ def _measure_rows(findings: Sequence[Finding]) -> tuple[tuple[str, ...], list[Ro
     for f in findings:
         for m in f.measures:
             where = {"meant": "grid as meant", "drawn": "figure as drawn"}.get(m.scope, m.scope)
-            name = f"{m.label} ({where})" if where else m.label
+            label = _own_value_label(m.label, tuple(m.groups))
+            name = f"{label} ({where})" if where else label
             if name in seen:
                 continue
             seen.add(name)
@@ -260,7 +270,8 @@ def group_sections(
         sections.append(Section("group-findings", title or "Findings across seeds", (
             Findings(tuple(findings)),
             Table(columns, tuple(rows), "group-measures-table", code=False,
-                  collapsed="Per-seed values of every measure behind these verdicts"),
+                  collapsed="Per-seed values of every measure behind these verdicts (each "
+                            "model's own value; a difference is taken between the groups' means)"),
         ), intro))  # fmt: skip
     figs = []
     for g, rep in zip(groups, representatives, strict=True):

@@ -246,3 +246,16 @@ def test_the_study_judges_groups_on_both_figures():
 def test_the_study_refuses_groups_it_cannot_judge(groups, why):
     with pytest.raises(AtlasError, match=why):
         run_group_study("seed", _input(groups))
+
+
+def test_per_seed_rows_hold_each_models_own_value_under_a_plain_label():
+    from latent_atlas.groups import _own_value_label
+
+    assert _own_value_label("classes present, AE − VAE", ("VAE", "AE")) == "classes present"
+    assert _own_value_label("VAE − AE footwear share", ("VAE", "AE")) == "footwear share"
+    assert _own_value_label("k-NN recall of Shirt, AE − VAE", ("AE", "VAE")) == (
+        "k-NN recall of Shirt"
+    )
+    assert _own_value_label("VAE footwear share ÷ the data's", ("VAE",)) == (
+        "VAE footwear share ÷ the data's"
+    )
