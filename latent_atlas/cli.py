@@ -366,7 +366,7 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
 
 def _grid(args: argparse.Namespace) -> None:
     from latent_atlas.analysis.plots import figure_png_bytes, mosaic_figure
-    from latent_atlas.pipeline import check_runtime
+    from latent_atlas.pipeline import check_fits, check_runtime
     from latent_atlas.toolkit import names
     from latent_atlas.toolkit.atomic import check_file_target, check_output_dir, write_bytes
     from latent_atlas.toolkit.grid import decode_grid
@@ -400,12 +400,7 @@ def _grid(args: argparse.Namespace) -> None:
     for model, label, stem in zip(models, labels, stems, strict=True):
         embeddings = None
         if test_images is not None and model.encoder is not None:
-            if model.image_shape != data.image_shape:
-                raise AtlasError(
-                    f"model {model.source}: makes images of {model.image_shape} (C, H, W), the "
-                    f"dataset {data.name} has {data.image_shape}; pass --data with the data "
-                    "the model was trained on (its card.json names it)"
-                )
+            check_fits(model, data)
             embeddings = model.encode(test_images, args.batch_size)
         grid = decode_grid(
             model.decoder, spec, embeddings, args.batch_size, cell_px=args.cell_px,

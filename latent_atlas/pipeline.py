@@ -275,6 +275,16 @@ def embedding_metrics(
     return metrics, mean, cov
 
 
+def check_fits(model: Model, data: ImageDataset) -> None:
+    """One line when ``model`` makes images of another shape than ``data`` holds."""
+    if model.image_shape != data.image_shape:
+        raise AtlasError(
+            f"model {model.source}: makes images of {model.image_shape} (C, H, W), the dataset "
+            f"{data.name} has {data.image_shape}; expected a model trained on this dataset "
+            "(pass --data with the data the model was trained on; its card.json names it)"
+        )
+
+
 def analyze_model(
     source: Path | Model,
     classifier_path: Path | None,
@@ -291,12 +301,7 @@ def analyze_model(
     cache = cache or Cache()
     model = source if isinstance(source, Model) else cache.model(source, cfg, data.image_shape)
     display = name or model.name
-    if model.image_shape != data.image_shape:
-        raise AtlasError(
-            f"model {model.source}: makes images of {model.image_shape} (C, H, W), the dataset "
-            f"{data.name} has {data.image_shape}; expected a model trained on this dataset "
-            "(pass --data with the data the model was trained on; its card.json names it)"
-        )
+    check_fits(model, data)
     clf = cache.classifier(classifier_path, data, cfg) if classifier_path else None
     x_test = data.test.images
     labels = data.test.labels.astype(np.int64)
