@@ -155,7 +155,7 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rtol", type=float, default=1e-5, help="parity tolerance, relative (default: 1e-5)"
     )
-    _add_overwrite_flag(p, "an existing --out folder")
+    _add_overwrite_flag(p, "the entries of the same names in an existing --out folder")
     p.set_defaults(func=_export)
 
 
@@ -327,7 +327,8 @@ def _add_overwrite_flag(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help=f"replace {what} even if latent-atlas did not write it (never an input of the run)",
+        help=f"replace {what} even if latent-atlas did not write it (never an input of the "
+        "run; other files in a folder it replaces are kept)",
     )
 
 
@@ -349,7 +350,11 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="model folder or decoder .onnx file (repeatable)",
     )
-    p.add_argument("--out", default="grids", help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--out", default="grids",
+        help="folder that receives the files, beside what is already in it; never inside an "
+        "input such as a model folder (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--npy", action="store_true", help="also write the raw cells [ny, nx, C, H, W]")
     p.add_argument(
         "--cell-px",
@@ -642,7 +647,7 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
         "auto-range grid. Writes metrics.json and the figures to OUT.",
     )
     p.add_argument("--out", default="analysis-out", help="output folder (default: %(default)s)")
-    _add_overwrite_flag(p, "an existing --out folder")
+    _add_overwrite_flag(p, "the entries of the same names in an existing --out folder")
     _add_models_flags(p)
     p.set_defaults(func=_analyze)
 
@@ -792,6 +797,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr (exit 2), like every other error."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # "--batch 3" must not be read as "--batch-size 3" (nor "--over" as "--overwrite")
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = _NEGATIVE_NUMBER
 

@@ -184,6 +184,25 @@ def test_truncated_second_checkpoint_leaves_previous_artifacts(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "runs"]  # no temp folder
 
 
+def test_export_keeps_what_other_commands_put_in_its_folder(tmp_path):
+    """`latent-atlas export` replaces artifacts/<data>/ as a whole, but the shipped layout also
+    holds seeds/ (a sweep) and vae-beta4/ (another export) there: they stay, with their bytes."""
+    from latent_atlas.export.trained import ExportConfig, export_trained
+    from latent_atlas.toolkit.atomic import write_text
+    from synthetic_images import gray_dataset
+
+    data = gray_dataset()
+    runs = _trained(tmp_path, data, models=("vae",))
+    cfg = ExportConfig(runs, tmp_path / "art")
+    export_trained(data, cfg)
+    write_text(tmp_path / "art" / "seeds" / "groups.json", "{}")  # another command's output
+    (tmp_path / "art" / "notes.txt").write_text("mine")
+    export_trained(data, cfg)
+    assert (tmp_path / "art" / "seeds" / "groups.json").read_text() == "{}"
+    assert (tmp_path / "art" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "art" / "vae" / "decoder.onnx").is_file()
+
+
 def test_export_refuses_another_dataset(tmp_path):
     import dataclasses
 

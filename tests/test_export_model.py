@@ -419,17 +419,22 @@ class _Evil:
 
 def test_cli_export_into_a_users_folder_needs_overwrite(user_model):
     """An --out folder latent-atlas did not write is refused (one line naming --overwrite,
-    the folder untouched); with --overwrite it is replaced."""
+    the folder untouched); with --overwrite the export's own files go in and the user's
+    other files stay."""
     tmp, _ = user_model
     mine = tmp / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("my notes")
+    (mine / "decoder.onnx").write_bytes(b"an old decoder of the user's")
     args = ["export", "--module", f"{tmp}/my_models.py:build_vae", "--weights",
             f"{tmp}/vae.pt", "--encoder-output", "0", "--image-shape", "1", "8", "8",
             "--out", str(mine)]  # fmt: skip
     rc, err = _cli(*args)
     assert rc == 2 and len(err) == 1 and "--overwrite" in err[0], err
-    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in mine.iterdir()) == ["decoder.onnx", "notes.txt"]
     rc, err = _cli(*args, "--overwrite")
     assert (rc, err) == (0, [])
-    assert (mine / "decoder.onnx").is_file() and not (mine / "notes.txt").exists()
+    assert (mine / "decoder.onnx").read_bytes()[:4] != b"an o"  # replaced: same name
+    assert (mine / "notes.txt").read_text() == "my notes"  # kept: not the export's
+    rc, err = _cli(*args)  # now marked: a second export replaces its own files, keeps notes
+    assert (rc, err) == (0, []) and (mine / "notes.txt").read_text() == "my notes"

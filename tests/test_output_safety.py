@@ -80,14 +80,108 @@ def test_atomic_dir_replaces_only_what_it_wrote(tmp_path):
     with pytest.raises(AtlasError, match="not written by latent-atlas"), atomic.atomic_dir(mine):
         pass
     assert (mine / "thesis.tex").read_text() == "years"
-    with atomic.atomic_dir(mine, overwrite=True) as tmp:  # asked for explicitly
+    (mine / "c.txt").write_text("user's c")
+    with atomic.atomic_dir(mine, overwrite=True) as tmp:  # asked for explicitly ...
         (tmp / "c.txt").write_text("three")
-    assert not (mine / "thesis.tex").exists() and atomic.is_marked(mine)
+    # ... it replaces the entries of the same names; nothing else of the user's goes
+    assert (mine / "c.txt").read_text() == "three" and atomic.is_marked(mine)
+    assert (mine / "thesis.tex").read_text() == "years"
     empty = tmp_path / "empty"
     empty.mkdir()
     with atomic.atomic_dir(empty) as tmp:  # an empty folder holds nothing to lose
         (tmp / "d.txt").write_text("four")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "mine", "out"]
+
+
+def test_replacing_a_folder_drops_only_what_the_tool_wrote(tmp_path):
+    """A previous output's stale entries go; a user's files added into it (at the top, inside
+    a folder the tool wrote, or a folder of their own) stay, with or without --overwrite."""
+    out = tmp_path / "out"
+    with atomic.atomic_dir(out) as tmp:
+        (tmp / "figures").mkdir()
+        (tmp / "figures" / "old.png").write_text("stale")
+        (tmp / "report.md").write_text("1")
+        (tmp / "gone").mkdir()
+        (tmp / "gone" / "x").write_text("stale")
+    assert atomic.written_here(out) == {"figures", "figures/old.png", "report.md", "gone", "gone/x"}
+    (out / "notes.txt").write_text("mine")
+    (out / "figures" / "mine.png").write_text("mine")
+    (out / "gone" / "keep.txt").write_text("mine")
+    (out / "own").mkdir()
+    (out / "own" / "a").write_text("mine")
+    for overwrite in (False, True):
+        with atomic.atomic_dir(out, overwrite) as tmp:
+            (tmp / "report.md").write_text("2")
+        assert sorted(atomic._entries(out)) == [
+            "figures", "figures/mine.png", "gone", "gone/keep.txt", "notes.txt", "own", "own/a",
+            "report.md",
+        ]  # fmt: skip
+        assert (out / "report.md").read_text() == "2" and (out / "own" / "a").read_text() == "mine"
+    assert atomic.written_here(out) == {"report.md"}  # the kept files are still the user's
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left
+
+
+def test_a_failed_swap_gives_the_kept_entries_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    with atomic.atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+    (out / "notes.txt").write_text("mine")
+
+    def fail(a, b):
+        raise OSError(28, "No space left on device", str(b))
+
+    monkeypatch.setattr(atomic, "_exchange", fail)
+    with pytest.raises(AtlasError, match="No space left"), atomic.atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("2")
+    assert (out / "notes.txt").read_text() == "mine" and (out / "a.txt").read_text() == "1"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+OLD_ENTRIES = ["a", "b", "d/a", "d/b", "e/f/g", "h"]
+NEW_ENTRIES = ["a", "c", "d/a", "d/c", "e/x", "h/i"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    old=st.dictionaries(st.sampled_from(OLD_ENTRIES), st.binary(max_size=3)),
+    new=st.dictionaries(st.sampled_from(NEW_ENTRIES), st.binary(max_size=3)),
+    ours=st.sets(st.sampled_from(["a", "b", "d", "d/a", "d/b", "e", "e/f", "e/f/g", "h"])),
+    overwrite=st.booleans(),
+)
+def test_replacing_a_folder_property(tmp_path_factory, old, new, ours, overwrite):
+    """For any previous folder, any claim of what the tool wrote there and any new output:
+    the new output is there whole, and every file the tool did not write that the new output
+    has no entry of the same name for is there unchanged."""
+    out = tmp_path_factory.mktemp("p") / "out"
+    out.mkdir()
+    for rel, text in old.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(text)
+    atomic._write_marker(out, sorted(ours))
+    with atomic.atomic_dir(out, overwrite) as tmp:
+        for rel, text in new.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(text)
+    for rel, text in new.items():
+        assert (out / rel).read_bytes() == text
+    new_dirs = {"/".join(k.split("/")[:i]) for k in new for i in range(1, k.count("/") + 1)}
+    for rel, text in old.items():
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            p, is_dir = "/".join(parts[:i]), i < len(parts)
+            if p in new or p in new_dirs:
+                if is_dir and p in new_dirs:
+                    continue  # a folder in both: look inside
+                break  # replaced by the new entry of that name
+            if p in ours:
+                if is_dir:
+                    continue  # the tool's folder: what the user added inside stays
+                break  # the tool's stale file: gone
+            assert (out / rel).read_bytes() == text, rel  # the user's: kept as it was
+            break
+    assert [p.name for p in out.parent.iterdir()] == ["out"]
 
 
 def test_atomic_dir_never_replaces_an_input(tmp_path):

@@ -7,11 +7,15 @@ Two rules, enforced in this one module:
   unique temporary name and swapped in with one atomic exchange. SIGINT and SIGTERM (see
   ``signals``) are held while a swap happens, and every temporary is removed on any failure.
 * **The tool only ever replaces what it wrote itself.** Folders it creates carry a marker file,
-  ``.latent-atlas`` (tool name and version). An existing file may be replaced only inside a
-  marked folder, an existing folder only when it is marked itself (or empty); anything else is
-  refused with one line unless the caller passes ``overwrite=True`` (the CLI's
-  ``--overwrite``). Even then, never an input of the same run (``protect``) nor a folder that
-  holds one, never a file where a folder is expected or the reverse, never a mount point.
+  ``.latent-atlas`` (tool name, version and, for a folder built whole, the list of what it
+  wrote there). An existing file may be replaced only inside a marked folder, an existing
+  folder only when it is marked itself (or empty); anything else is refused with one line
+  unless the caller passes ``overwrite=True`` (the CLI's ``--overwrite``). Replacing a folder
+  replaces the entries of the same names and drops what the marker lists as written by the
+  tool; anything else found in it (a user's notes, another command's output) is moved into the
+  new folder, with or without ``overwrite``. Never an input of the same run (``protect``), a
+  folder that holds one or a place inside one, never a file where a folder is expected or the
+  reverse, never a mount point.
 
 OS errors (no space left, file too large, permission) become one ``AtlasError`` line naming
 the path.
@@ -55,23 +59,57 @@ def _version() -> str:
         return "unknown"
 
 
-def is_marked(folder: Path) -> bool:
-    """True when ``folder`` holds a marker written by this tool."""
+_MARKER_CAP = 16 << 20  # a marker lists a folder's entries: a sweep's is a few kB
+
+
+def _read_marker(folder: Path) -> dict | None:
     marker = Path(folder) / MARKER
     try:
         st = marker.lstat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > 4096:
-            return False
-        return json.loads(marker.read_bytes()).get("tool") == TOOL
-    except (OSError, ValueError, AttributeError):
-        return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MARKER_CAP:
+            return None
+        body = json.loads(marker.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) and body.get("tool") == TOOL else None
 
 
-def _write_marker(folder: Path) -> None:
-    body = json.dumps({"tool": TOOL, "version": _version()}) + "\n"
+def is_marked(folder: Path) -> bool:
+    """True when ``folder`` holds a marker written by this tool."""
+    return _read_marker(folder) is not None
+
+
+def written_here(folder: Path) -> frozenset[str]:
+    """The entries (relative POSIX paths) the tool's marker in ``folder`` says it wrote; empty
+    for an unmarked folder or a marker without a list (version 0.1)."""
+    body = _read_marker(folder) or {}
+    files = body.get("files")
+    if not isinstance(files, list):
+        return frozenset()
+    return frozenset(f for f in files if isinstance(f, str))
+
+
+def _entries(folder: Path) -> list[str]:
+    """Every file, link and folder under ``folder`` (not following links), relative, sorted;
+    the marker excluded."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        base = Path(dirpath).relative_to(folder)
+        for name in (*dirnames, *filenames):
+            rel = (base / name).as_posix()
+            if rel != MARKER:
+                found.append(rel)
+    return sorted(found)
+
+
+def _write_marker(folder: Path, files: Iterable[str] | None = None) -> None:
+    body: dict[str, Any] = {"tool": TOOL, "version": _version()}
+    if files is not None:
+        body["files"] = list(files)
+    text = json.dumps(body) + "\n"
     fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     with os.fdopen(fd, "w") as fh:
-        fh.write(body)
+        fh.write(text)
 
 
 def inside_marked(folder: Path) -> bool:
@@ -107,6 +145,11 @@ def _protected(target: Path, protect: Iterable[PathLike | None], what: str) -> N
         if real == target or target in real.parents:
             raise AtlasError(
                 f"{what} {target}: is or holds {q}, an input of this run; "
+                "choose an output outside the inputs"
+            )
+        if real in target.parents and real.is_dir():
+            raise AtlasError(
+                f"{what} {target}: lies inside {q}, an input of this run; "
                 "choose an output outside the inputs"
             )
         with contextlib.suppress(OSError):
@@ -298,15 +341,26 @@ def atomic_dir(
         yield tmp
         with critical():
             check_dir_target(path, overwrite, protect)  # may have changed meanwhile
-            if os.path.lexists(target):
+            _write_marker(tmp, _entries(tmp))  # what this run wrote, before anything is kept
+            if not os.path.lexists(target):
+                os.rename(tmp, target)
+                tmp = None
+                return
+            kept: list[tuple[Path, Path]] = []
+            try:
+                if os.path.isdir(target) and not os.path.islink(target):
+                    _keep_foreign(target, tmp, written_here(target), kept)
                 if not _exchange(tmp, target):
                     old = _temp_name(target)
                     os.rename(target, old)
                     os.rename(tmp, target)
                     tmp = old
-                _remove(tmp)  # now the previous folder
-            else:
-                os.rename(tmp, target)
+            except BaseException:
+                for src, dst in reversed(kept):  # give the user's entries back
+                    with contextlib.suppress(OSError):
+                        os.rename(dst, src)
+                raise
+            _remove(tmp)  # now the previous folder, without the entries kept
             tmp = None
     except OSError as exc:
         if exc.errno is None:
@@ -315,6 +369,33 @@ def atomic_dir(
     finally:
         if tmp is not None:
             _remove(tmp)
+
+
+def _keep_foreign(
+    old: Path, new: Path, ours: frozenset[str], kept: list[tuple[Path, Path]], rel: str = ""
+) -> None:
+    """Move into ``new`` every entry of ``old`` that the tool did not write (not in ``ours``)
+    and that ``new`` has no entry of the same name for; descend where both have a folder.
+    ``kept`` records each move (to undo them)."""
+    for entry in sorted(os.listdir(old / rel) if rel else os.listdir(old)):
+        r = f"{rel}/{entry}" if rel else entry
+        if r == MARKER:
+            continue
+        src, dst = old / r, new / r
+        if os.path.lexists(dst):
+            if (src.is_dir() and not src.is_symlink()) and (dst.is_dir() and not dst.is_symlink()):
+                _keep_foreign(old, new, ours, kept, r)
+            continue  # replaced by the new output's entry of the same name
+        if r in ours:  # written by the tool last time, not this time: goes with the old folder
+            if src.is_dir() and not src.is_symlink():  # ... but not what a user added inside
+                os.mkdir(dst)
+                before = len(kept)
+                _keep_foreign(old, new, ours, kept, r)
+                if len(kept) == before:
+                    os.rmdir(dst)
+            continue
+        os.rename(src, dst)
+        kept.append((src, dst))
 
 
 # ---------------------------------------------------------------------------- files
