@@ -8,7 +8,13 @@ label is display text only).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import multiprocessing
+import os
+import sys
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,13 +39,14 @@ DPI = 100
 
 @dataclass(frozen=True)
 class GridFigure:
-    """One kind of per-grid figure: its file suffix, caption, alt text and how to draw it
-    (``None`` when the model lacks what it needs, e.g. confidence without a classifier)."""
+    """One kind of per-grid figure: its file suffix, caption, alt text, how to draw it, and
+    whether a grid has what it needs (e.g. confidence needs a classifier)."""
 
     kind: str
     caption: str
     alt: str
-    draw: Callable[[ModelAnalysis, GridAnalysis, tuple[str, ...]], Figure | None]
+    draw: Callable[[ModelAnalysis, GridAnalysis, tuple[str, ...]], Figure]
+    available: Callable[[GridAnalysis], bool] = lambda g: True
 
 
 def _mosaic(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
@@ -47,16 +54,14 @@ def _mosaic(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure
     return plots.mosaic_figure(g.grid.cells, g.grid.x, g.grid.y, f"{m.name}: {desc}", g.grid.labels)
 
 
-def _classes(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure | None:
-    if g.labels is None:
-        return None
+def _classes(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
+    assert g.labels is not None
     return plots.class_map_figure(g.grid.cells, g.labels, g.grid.x, g.grid.y, names,
                                   f"{m.name}: classes", g.grid.labels)  # fmt: skip
 
 
-def _confidence(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure | None:
-    if g.confidence is None:
-        return None
+def _confidence(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
+    assert g.confidence is not None
     return plots.confidence_figure(g.confidence, g.grid.x, g.grid.y, f"{m.name}: confidence",
                                    g.grid.labels)  # fmt: skip
 
@@ -87,9 +92,10 @@ GRID_FIGURES = (
     GridFigure("mosaic", "decoded grid", "Mosaic of the decoded images, second axis upward",
                _mosaic),
     GridFigure("classes", "class per cell", "The grid with each cell tinted by its class",
-               _classes),
+               _classes, lambda g: g.labels is not None),
     GridFigure("confidence", "classifier confidence",
-               "Heatmap of the classifier's max probability per cell", _confidence),
+               "Heatmap of the classifier's max probability per cell", _confidence,
+               lambda g: g.confidence is not None),
     GridFigure("brightness", "mean brightness per cell",
                "Heatmap of the mean brightness of each decoded cell", _brightness),
     GridFigure("gradient", "|∇ brightness|",
@@ -97,12 +103,73 @@ GRID_FIGURES = (
 )  # fmt: skip
 
 
-def _png(fig: Figure) -> bytes:
-    return plots.figure_png_bytes(fig, dpi=DPI)
+# ---------------------------------------------------------------------------- drawing
+# Drawing and encoding the figures is most of a report's plotting time (the default report:
+# ~26 figures, ~3.5 s on one core). The sections are built first with empty PNGs and a list of
+# what to draw; ``_draw_all`` then draws them, on forked worker processes where the machine
+# has more than one core (each worker inherits the analysis arrays; only PNG bytes come back).
+Draw = Callable[[], Figure]
+_PENDING: list[Draw] = []  # what the forked workers draw, by index
 
 
-def _embedding_row(models: list[ModelAnalysis], names: tuple[str, ...],
-                   labels: np.ndarray) -> FigureRow | None:  # fmt: skip
+def _draw(i: int) -> bytes:
+    return plots.figure_png_bytes(_PENDING[i](), dpi=DPI)
+
+
+def _workers(n: int) -> int:
+    """How many processes draw ``n`` figures: one (here) unless forking is safe and useful:
+    more than one core, a few figures, and not already a worker (a batch's --jobs, Ray)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2 or n < 4 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if multiprocessing.parent_process() is not None or "ray" in sys.modules:
+        return 1
+    return min(cores or 1, 4)
+
+
+def _draw_all(draws: list[Draw]) -> list[bytes]:
+    """PNG bytes of every figure, in order."""
+    global _PENDING
+    workers = _workers(len(draws))
+    if workers == 1:
+        return [plots.figure_png_bytes(d(), dpi=DPI) for d in draws]
+    _PENDING = draws
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            return list(pool.map(_draw, range(len(draws))))
+    finally:
+        _PENDING = []
+
+
+class _Figures:
+    """Collects the figures of a report while its sections are built: ``image`` gives a
+    FigureImage with empty bytes and remembers how to draw it; ``fill`` draws them all."""
+
+    def __init__(self) -> None:
+        self.draws: dict[str, Draw] = {}
+
+    def image(self, file: str, title: str, alt: str, draw: Draw) -> FigureImage:
+        self.draws[file] = draw
+        return FigureImage(file, title, alt, b"")
+
+    def fill(self, sections: list[Section]) -> list[Section]:
+        files = list(self.draws)
+        pngs = dict(zip(files, _draw_all([self.draws[f] for f in files]), strict=True))
+
+        def filled(block: Block) -> Block:
+            if isinstance(block, FigureRow):
+                figs = tuple(dataclasses.replace(f, png=pngs.get(f.file, f.png))
+                             for f in block.figures)  # fmt: skip
+                return dataclasses.replace(block, figures=figs)
+            return block
+
+        return [dataclasses.replace(s, blocks=tuple(filled(b) for b in s.blocks))
+                for s in sections]  # fmt: skip
+
+
+def _embedding_row(models: list[ModelAnalysis], names: tuple[str, ...], labels: np.ndarray,
+                   out: _Figures) -> FigureRow | None:  # fmt: skip
     figs = []
     for i, m in enumerate(models):
         if m.embeddings is None or not m.grids:
@@ -111,17 +178,21 @@ def _embedding_row(models: list[ModelAnalysis], names: tuple[str, ...],
         coords = first.plane.project(m.embeddings)
         extent = (first.x[0], first.x[-1], first.y[0], first.y[-1])
         where = first.plane.describe() or "the latent plane"
-        fig = plots.embedding_scatter(coords, labels, names, extent, f"{m.name} encoder: test set",
-                                      first.labels)  # fmt: skip
-        figs.append(FigureImage(
+        title = f"{m.name} encoder: test set"
+
+        def draw(c=coords, e=extent, t=title, axes=first.labels) -> Figure:
+            return plots.embedding_scatter(c, labels, names, e, t, axes)
+
+        figs.append(out.image(
             f"m{i}_embeddings.png", f"{m.name}: test-set embeddings ({where})",
             f"Scatter of the {len(labels)} test embeddings of {m.name} on {where}, coloured by "
-            "class, with the first grid's extent drawn as a dashed box", _png(fig),
+            "class, with the first grid's extent drawn as a dashed box", draw,
         ))  # fmt: skip
     return FigureRow(tuple(figs)) if figs else None
 
 
-def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...]) -> list[Section]:
+def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
+                   out: _Figures) -> list[Section]:  # fmt: skip
     keys: list[str] = []
     for m in models:
         keys += [g.key for g in m.grids if g.key not in keys]
@@ -133,29 +204,26 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...]) -> list[
         for gf in GRID_FIGURES:
             figs = []
             for i, m, g in present:
-                fig = gf.draw(m, g, names)
-                if fig is None:
+                if not gf.available(g):
                     continue
                 caption = f"{m.name}: {gf.caption}"
                 if gf.kind == "classes":
                     caption += f" (from {_class_source(g)})"
-                figs.append(
-                    FigureImage(
-                        f"m{i}_{key}_{gf.kind}.png",
-                        caption,
-                        f"{m.name}: {gf.alt} ({spec.describe()})",
-                        _png(fig),
-                    )
-                )
+
+                def draw(gf=gf, m=m, g=g) -> Figure:
+                    return gf.draw(m, g, names)
+
+                figs.append(out.image(f"m{i}_{key}_{gf.kind}.png", caption,
+                                      f"{m.name}: {gf.alt} ({spec.describe()})", draw))  # fmt: skip
             if figs:
                 blocks.append(FigureRow(tuple(figs)))
         shares = {m.name: np.array(list(g.metrics.classes.shares.values()))
                   for _, m, g in present if g.metrics.classes is not None}  # fmt: skip
         if shares:
-            fig = plots.class_share_bars(shares, names)
-            blocks.append(FigureRow((FigureImage(
+            blocks.append(FigureRow((out.image(
                 f"{key}_class_shares.png", f"Class shares of the grid ({spec.describe()})",
-                "Bars of the share of grid cells per class, the models side by side", _png(fig),
+                "Bars of the share of grid cells per class, the models side by side",
+                functools.partial(plots.class_share_bars, shares, names),
             ),)))  # fmt: skip
         ranges = "; ".join(
             f"{m.name}: {g.grid.labels[0]} {g.grid.x[0]:.4g}…{g.grid.x[-1]:.4g}, "
@@ -168,7 +236,7 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...]) -> list[
 
 
 def _atlas_section(models: list[ModelAnalysis], names: tuple[str, ...],
-                   threshold: float) -> Section | None:  # fmt: skip
+                   threshold: float, out: _Figures) -> Section | None:  # fmt: skip
     """The dense atlas of each model (class, brightness, |∇ brightness| at every point)."""
     figs = []
     for i, m in enumerate(models):
@@ -176,17 +244,20 @@ def _atlas_section(models: list[ModelAnalysis], names: tuple[str, ...],
             continue
         a, grid = m.atlas.atlas, m.grids[0].grid
         ny, nx = a.shape
-        fig = plots.atlas_figure(a.labels, a.confidence, a.brightness, m.atlas.gradient, a.x, a.y,
-                                 names, f"{m.name}: dense atlas, {nx}×{ny} points", grid.labels,
-                                 threshold)  # fmt: skip
+        title = f"{m.name}: dense atlas, {nx}×{ny} points"
+
+        def draw(a=a, gradient=m.atlas.gradient, title=title, axes=grid.labels) -> Figure:
+            return plots.atlas_figure(a.labels, a.confidence, a.brightness, gradient, a.x, a.y,
+                                      names, title, axes, threshold)  # fmt: skip
+
         how = "one composed ONNX graph" if a.method == "fused" else "decode, then classify"
-        figs.append(FigureImage(
+        figs.append(out.image(
             f"m{i}_atlas.png", f"{m.name}: class, brightness and |∇ brightness| at {nx}×{ny} "
             f"points ({how})",
             f"{m.name}: three maps over the plane of the first grid at {nx}×{ny} points: the "
             "classifier's class of the decoded image (paler where its confidence is below "
             f"{threshold:g}), the image's mean brightness, and the brightness gradient magnitude",
-            _png(fig),
+            draw,
         ))  # fmt: skip
     if not figs:
         return None
@@ -225,7 +296,8 @@ def build_sections(
                                    for what, why in m.metrics.not_available.items()]  # fmt: skip
     if missing:
         sections.append(Section("not-available", "Not available", (Notes(tuple(missing)),)))
-    emb = _embedding_row(models, class_names, test_labels)
+    out = _Figures()
+    emb = _embedding_row(models, class_names, test_labels, out)
     if emb is not None:
         intro = "Measures of the embeddings (k-NN accuracy, silhouette, trustworthiness) are "
         intro += (
@@ -234,8 +306,8 @@ def build_sections(
             + "."
         )
         sections.append(Section("embeddings", "Encoder embeddings", (emb,), intro))
-    sections += _grid_sections(models, class_names)
-    atlas = _atlas_section(models, class_names, ambiguity_threshold)
+    sections += _grid_sections(models, class_names, out)
+    atlas = _atlas_section(models, class_names, ambiguity_threshold, out)
     if atlas is not None:
         sections.append(atlas)
     sections.append(Section("all-metrics", "All metrics", (
@@ -254,4 +326,4 @@ def build_sections(
     sections.append(Section("provenance", "Provenance", (
         Table(("file", "sha256"), tuple(prov), "provenance-table", sortable=False, code=False),
     )))  # fmt: skip
-    return sections
+    return out.fill(sections)

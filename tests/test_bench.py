@@ -209,6 +209,8 @@ def test_report_probe_reports_the_childs_own_peak(tmp_path):
                        "3", "--out", str(tmp_path / "g"), "--no-progress")  # fmt: skip
     (line,) = [x for x in out.splitlines() if x.startswith("VmHWM_KiB")]
     assert int(line.split()[1]) > 10_000  # a Python with numpy and onnxruntime: > 10 MiB
+    (line,) = [x for x in out.splitlines() if x.startswith("ChildrenMaxRSS_KiB")]
+    assert int(line.split()[1]) >= 0  # the grid forks no workers; the line is there
     with pytest.raises(AtlasError, match="child process failed"):
         bench._child(REPORT_PROBE, "grid", "--steps", "1", "1")
 

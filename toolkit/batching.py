@@ -16,12 +16,14 @@ import numpy as np
 import onnx
 from onnx import helper
 
-# bytes of intermediate tensors per onnxruntime call: about an L2 cache. Smaller batches are
-# also faster per CPU second (measured, CPU time of 2 threads, busy machine): the shipped
-# decoder 213 k codes/cpu-s at 64–256 rows vs 174 k at 2688, the encoder 220 k at ≤ 512 vs
-# 164 k at 3584, the classifier 25 k images at ≤ 64 vs 21 k at 512; a 2048³ MatMul does
-# ~210 GFLOP per CPU second, the decoder at 256 rows ~213 000 × 1.07 MFLOP ≈ 227.
-ACTIVATION_BUDGET = 4 * 2**20
+# bytes of intermediate tensors per onnxruntime call: a few L2 caches. The decoder at 960 rows
+# (12 MiB) decodes 1001×1001 faster than at 320 (4 MiB), by wall clock and per CPU second
+# (measured in one process, interleaved, 3 rounds, sessions without spinning workers as the
+# runtime makes them: 1024 rows 2.58–2.65 s wall / 4.87–4.93 CPU s, 320 rows 2.73–2.83 s /
+# 5.02–5.18 CPU s, 1344 rows 2.64–2.72 s). The CNN classifier stays at its floor of 64 images
+# (358 kB of activations each), where it is fastest per CPU second (25 k images at ≤ 64 vs 21 k
+# at 512); a 2048³ MatMul does ~230 GFLOP per CPU second.
+ACTIVATION_BUDGET = 12 * 2**20
 MIN_BATCH, MAX_BATCH = 64, 4096
 UNKNOWN_BATCH = 512  # where shape inference cannot size the activations
 # A GPU has no cache to fit and wants many rows per kernel launch: a budget of device memory
