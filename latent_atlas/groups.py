@@ -307,15 +307,25 @@ def group_sections(
     keys = [k for k in summaries[0].per_seed if all(k in s.per_seed for s in summaries)]
     blocks = [Table(("metric", *labels), tuple(key_interval_rows(summaries)),
                     "group-key-metrics-table", sortable=False)]  # fmt: skip
+    constant = [k for k in keys if len({v for s in summaries for v in s.per_seed[k]}) == 1]
     if full:
-        blocks.append(Table(("metric", *labels), tuple(interval_rows(summaries)),
+        varying = [k for k in keys if k not in constant]
+        blocks.append(Table(("metric", *labels), tuple(interval_rows(summaries, varying)),
                             "group-metrics-table", code=True))  # fmt: skip
     columns, rows = per_seed_rows(summaries, keys if full else [km.key for km in KEY_METRICS])
     blocks.append(Table(columns, tuple(rows), "group-per-seed-table", code=True,
                         collapsed="Per-seed values of every metric"))  # fmt: skip
     intro = (
         f"Mean [95 % t-interval] across the seeds of each group ({sizes}); the per-seed "
-        "values are in the folded table and in metrics.json (groups)."
+        "values are in the folded table and in metrics.json (groups). With a few seeds a "
+        "t-interval can run past a measure's natural bounds (a share below 0): read it as "
+        "wide, not as a possible value."
+        + (
+            f" Not listed in the table of intervals: {len(constant)} measures equal on every "
+            "seed of every group (such as a grid's cell count)."
+            if full and constant
+            else ""
+        )
         + (
             ""
             if full

@@ -11,6 +11,7 @@ and the parent writes it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import platform
 import time
 from collections.abc import Callable
@@ -343,7 +344,17 @@ def run_comparison(
                               comp.findings, comp.study_title, comp.notes,
                               cfg.analysis.ambiguity_threshold)  # fmt: skip
     if comp.groups:
-        where = next((i + 1 for i, sec in enumerate(sections) if sec.id == "findings"), 0)
+        # the verdicts across seeds come first; the pair's own (one seed each) follow, titled
+        # as such, so that "refuted" on one seed is not read above "inconclusive" on five
+        where = next((i for i, sec in enumerate(sections) if sec.id == "findings"), 0)
+        if comp.group_findings and where < len(sections) and sections[where].id == "findings":
+            pair = " and ".join(m.name for m in comp.models)
+            sections[where] = dataclasses.replace(
+                sections[where], title=f"{sections[where].title}: {pair} alone (one seed each)",
+                intro="The same claims judged on this pair alone, one training seed each, with "
+                "the single-pair rules (no interval): the verdicts across seeds above are the "
+                "ones to quote.",
+            )  # fmt: skip
         sections[where:where] = group_sections(
             comp.groups, comp.group_findings, comp.group_title,
             [_analysed(comp.models, g.config.members[0]) for g in comp.groups], cfg.groups_full,

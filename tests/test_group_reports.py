@@ -89,6 +89,26 @@ def test_both_report_files_show_intervals_and_fold_the_seeds(report):
     assert {"g0_linear_21x21_as_written.png", "g1_linear_21x21_mosaic.png"} <= figures
 
 
+def test_verdicts_across_seeds_come_before_the_pairs_own(report):
+    """The single-pair verdicts (one seed each) follow the verdicts across seeds and say so;
+    measures equal on every seed are not listed as intervals (they say nothing about seeds)."""
+    html = (report / "report.html").read_text()
+    md = (report / "report.md").read_text()
+    for text in (html, md):
+        across = text.index("claims across training seeds")
+        pair = text.index("VAE and AE alone (one seed each)")
+        assert across < pair < text.index("Key metrics")
+        assert "the verdicts across seeds above are the ones to quote" in text
+    m = json.loads((report / "metrics.json").read_text())["groups"]
+    constant = [k for k, v in m["VAE"]["metrics"].items()
+                if len(set(v["per_seed"]) | set(m["AE"]["metrics"].get(k, {}).get("per_seed", [None]))) == 1]  # fmt: skip
+    assert constant, "the toy groups share some constant measure (e.g. the grid's cell count)"
+    table = html[html.index('id="group-metrics-table"'):]
+    table = table[: table.index("</table>")]
+    assert all(f">{k}<" not in table for k in constant)
+    assert f"{len(constant)} measures equal on every seed of every group" in html
+
+
 def test_lean_member_metrics_equal_the_full_analysis(toy, seeds):
     """The default report measures extra seeds only for the study: the same numbers."""
     clf = toy["root"] / "classifier.onnx"
