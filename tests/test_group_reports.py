@@ -103,7 +103,7 @@ def test_verdicts_across_seeds_come_before_the_pairs_own(report):
     constant = [k for k, v in m["VAE"]["metrics"].items()
                 if len(set(v["per_seed"]) | set(m["AE"]["metrics"].get(k, {}).get("per_seed", [None]))) == 1]  # fmt: skip
     assert constant, "the toy groups share some constant measure (e.g. the grid's cell count)"
-    table = html[html.index('id="group-metrics-table"'):]
+    table = html[html.index('id="group-metrics-table"') :]
     table = table[: table.index("</table>")]
     assert all(f">{k}<" not in table for k in constant)
     assert f"{len(constant)} measures equal on every seed of every group" in html
