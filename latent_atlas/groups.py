@@ -219,15 +219,24 @@ def _own_value_label(label: str, groups: tuple[str, ...]) -> str:
     return label
 
 
-def _measure_rows(findings: Sequence[Finding]) -> tuple[tuple[str, ...], list[Row]]:
-    """Every measure behind the group findings, one row per measure, a column per seed."""
+def _measure_rows(
+    findings: Sequence[Finding], names: dict[str, tuple[str, ...]] | None = None
+) -> tuple[tuple[str, ...], list[Row]]:
+    """Every measure behind the group findings, one row per measure, a column per seed, headed
+    ``label: member`` as in the per-seed metrics table (``names``: each group's members)."""
+    names = names or {}
+
+    def head(label: str, i: int) -> str:
+        members = names.get(label, ())
+        return f"{label}: {members[i]}" if i < len(members) else f"{label} #{i + 1}"
+
     members: list[tuple[str, int]] = []
     for f in findings:
         for m in f.measures:
             for label in m.groups:
                 members += [(label, i) for i in range(len(m.per_seed[label]))
                             if (label, i) not in members]  # fmt: skip
-    columns = ("measure", *(f"{label} #{i + 1}" for label, i in members))
+    columns = ("measure", *(head(label, i) for label, i in members))
     rows, seen = [], set()
     for f in findings:
         for m in f.measures:
@@ -259,7 +268,7 @@ def group_sections(
     sizes = ", ".join(f"{g.config.label} {len(g.metrics)} seeds" for g in groups)
     sections: list[Section] = []
     if findings:
-        columns, rows = _measure_rows(findings)
+        columns, rows = _measure_rows(findings, {g.config.label: g.names for g in groups})
         intro = (
             f"Each claim judged on the groups ({sizes}): a 95 % interval across the seeds "
             "(Student t for one group, Welch for the difference of two); confirmed only when "

@@ -99,9 +99,14 @@ def test_verdicts_across_seeds_come_before_the_pairs_own(report):
         pair = text.index("VAE and AE alone (one seed each)")
         assert across < pair < text.index("Key metrics")
         assert "the verdicts across seeds above are the ones to quote" in text
+        # the seeds are named alike in the table of measures and in the per-seed metrics
+        assert text.count("VAE: vae-seed2") >= 2 and "VAE #" not in text
     m = json.loads((report / "metrics.json").read_text())["groups"]
-    constant = [k for k, v in m["VAE"]["metrics"].items()
-                if len(set(v["per_seed"]) | set(m["AE"]["metrics"].get(k, {}).get("per_seed", [None]))) == 1]  # fmt: skip
+
+    def seeds(label: str, key: str) -> set:
+        return set(m[label]["metrics"].get(key, {}).get("per_seed", [None]))
+
+    constant = [k for k in m["VAE"]["metrics"] if len(seeds("VAE", k) | seeds("AE", k)) == 1]
     assert constant, "the toy groups share some constant measure (e.g. the grid's cell count)"
     table = html[html.index('id="group-metrics-table"') :]
     table = table[: table.index("</table>")]
