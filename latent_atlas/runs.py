@@ -355,6 +355,11 @@ def run_comparison(
                 "the single-pair rules (no interval): the verdicts across seeds above are the "
                 "ones to quote.",
             )  # fmt: skip
+        for i, sec in enumerate(sections):
+            if sec.id == "key-metrics":  # the star compares one seed of each: say so
+                sections[i] = dataclasses.replace(sec, intro=sec.intro + " The mark compares "
+                    "this pair's own values, one training seed each; whether a difference holds "
+                    "across seeds is in the intervals of the metrics across seeds.")  # fmt: skip
         sections[where:where] = group_sections(
             comp.groups, comp.group_findings, comp.group_title,
             [_analysed(comp.models, g.config.members[0]) for g in comp.groups], cfg.groups_full,

@@ -101,6 +101,7 @@ def test_verdicts_across_seeds_come_before_the_pairs_own(report):
         assert "the verdicts across seeds above are the ones to quote" in text
         # the seeds are named alike in the table of measures and in the per-seed metrics
         assert text.count("VAE: vae-seed2") >= 2 and "VAE #" not in text
+        assert "own values, one training seed each; whether a difference holds" in text
     m = json.loads((report / "metrics.json").read_text())["groups"]
 
     def seeds(label: str, key: str) -> set:
