@@ -210,6 +210,11 @@ def read_batch(path: Path, base: AnalysisConfig) -> tuple[Path, list[ComparisonC
             raise AtlasError(f"{where}: duplicate name {name!r}; names must be unique")
         seen.add(name)
         models, labels = _paths(e, where)
+        if models and labels and len(labels) != len(models):
+            raise AtlasError(
+                f"{where}: {len(labels)} labels for {len(models)} models; expected "
+                "labels = [...] with one label per entry of models = [...]"
+            )
         try:
             groups = _groups(e, root, where)
         except AtlasError as exc:

@@ -213,7 +213,8 @@ def read_sweep(
     k = doc.get("seeds", DEFAULT_SEEDS) if seeds is None else seeds
     if _int(k):
         if not 1 <= k <= 1000:
-            raise AtlasError(f"sweep file {path}: seeds = {k}, expected a count in 1..1000")
+            where = f"sweep file {path}: seeds = {k}" if seeds is None else f"--seeds {k}"
+            raise AtlasError(f"{where}, expected a count in 1..1000")
         k = range(k)
     elif not isinstance(k, list):
         raise AtlasError(f"sweep file {path}: seeds = {k!r}, expected a count or a list")
