@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -148,6 +149,15 @@ def plain(text: str) -> str:
     return str(text)
 
 
+TITLE_CHARS = 60  # about what a 6-inch-wide figure's title holds on one line
+
+
+def title_text(text: str, width: int = TITLE_CHARS) -> str:
+    """A title as plain text, wrapped onto more lines where it is longer than the figure is
+    wide (a long model or plane name was cut off at the figure's edges)."""
+    return "\n".join(textwrap.wrap(str(text), width, break_on_hyphens=False)) or str(text)
+
+
 def _mosaic_figsize(cells: NDArray[np.float64], width: float = 6.0) -> tuple[float, float]:
     ny, nx, h, w = cells.shape[:4]
     ratio = (ny * h) / (nx * w)
@@ -219,7 +229,7 @@ def mosaic_figure(
     ax = fig.subplots()
     _draw_mosaic(ax, arr, xs, ys, labels)
     if title:
-        ax.set_title(plain(title))
+        ax.set_title(title_text(title))
     return fig
 
 
@@ -266,7 +276,7 @@ def as_written_figure(
     ax.set_yticks(iy * h + h / 2.0 - 0.5, labels=[f"{v:.2g}" for v in ys[iy]])
     _axis_labels(ax, labels)
     if title:
-        ax.set_title(plain(title))
+        ax.set_title(title_text(title))
     return fig
 
 
@@ -329,7 +339,7 @@ def class_map_figure(
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     if title:
-        ax.set_title(plain(title))
+        ax.set_title(title_text(title))
     return fig
 
 
@@ -393,7 +403,7 @@ def heatmap_figure(
     _axis_labels(ax, labels)
     ax.set_aspect("equal", adjustable="box")
     if title:
-        ax.set_title(plain(title))
+        ax.set_title(title_text(title))
     return fig
 
 
@@ -625,7 +635,7 @@ def embedding_scatter(
     _axis_labels(ax, axis_labels)
     ax.set_aspect("equal", adjustable="datalim")
     if title:
-        ax.set_title(plain(title))
+        ax.set_title(title_text(title))
     return fig
 
 
@@ -671,7 +681,7 @@ def class_share_bars(
     ax.set_ylim(bottom=0.0)
     ax.legend(frameon=False)
     if title:
-        ax.set_title(plain(title))
+        ax.set_title(title_text(title))
     return fig
 
 

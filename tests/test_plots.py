@@ -213,3 +213,18 @@ def test_analysis_plots_does_not_import_torch():
     code = "import sys, analysis.plots; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_long_titles_wrap_inside_the_figure():
+    """A long model or plane name is wrapped, not cut off at the figure's edges."""
+    from latent_atlas.analysis.plots import mosaic_figure, title_text
+
+    title = "my-very-long-model-folder-name-from-a-sweep: linear 21×21 over PC1 × PC2 (fixed: mean)"
+    assert title_text("short") == "short"
+    assert all(len(line) <= 60 for line in title_text(title).splitlines())
+    assert title_text(title).replace("\n", " ") == title
+    fig = mosaic_figure(coded_cells(3, 3), np.linspace(-4, 4, 3), np.linspace(-4, 4, 3), title)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig.axes[0].title.get_window_extent(canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width  # the whole title is on the figure
