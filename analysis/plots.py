@@ -25,7 +25,9 @@ import numpy as np
 from latent_atlas.analysis.validation import check_array, check_cells, check_coords, check_labels
 from latent_atlas.toolkit.errors import AtlasError
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.text import Text
 from numpy.typing import ArrayLike, NDArray
@@ -582,40 +584,24 @@ def embedding_scatter(
         One axes; its legend lists the names of the classes present, in class index order,
         coloured as in :func:`class_map_figure`.
     """
-    import seaborn as sns  # local: seaborn imports pyplot, which plain Figures do not need
-
     emb = check_array(embeddings, "embeddings", shape=("N", 2))
     n_classes = len(class_names)
     lab = _check_labels(labels, (emb.shape[0],), n_classes)
 
-    names = [plain(n) for n in class_names]
-    present = [names[int(k)] for k in np.unique(lab)]
-    palette = {names[k]: class_color(k) for k in range(n_classes)}
-    hue = np.asarray(names, dtype=object)[lab]
-
+    colors = np.array([to_rgba(class_color(k)) for k in range(n_classes)])
     fig = Figure(figsize=(7.5, 6.0), layout="constrained")
     ax = fig.subplots()
-    sns.scatterplot(
-        x=emb[:, 0],
-        y=emb[:, 1],
-        hue=hue,
-        hue_order=present,
-        palette={n: palette[n] for n in present},
-        s=6,
-        alpha=0.5,
-        linewidth=0,
-        ax=ax,
-    )
-    legend = ax.get_legend()
-    if legend is not None:
-        sns.move_legend(
-            ax,
-            "upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            title="class",
-            frameon=False,
-            markerscale=2.5,
-        )
+    # one scatter in data order (no class drawn over all the others), coloured by class
+    ax.scatter(emb[:, 0], emb[:, 1], c=colors[lab], s=6, alpha=0.5, linewidths=0)
+    present = np.unique(lab)
+    if len(present):
+        handles = [
+            Line2D([], [], linestyle="", marker="o", markersize=6, alpha=0.5,
+                   markerfacecolor=colors[k], markeredgewidth=0)
+            for k in present
+        ]  # fmt: skip
+        ax.legend(handles, [plain(class_names[int(k)]) for k in present], title="class",
+                  loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # fmt: skip
     if extent is not None:
         xlo, xhi, ylo, yhi = (float(v) for v in extent)
         if not (xhi > xlo and yhi > ylo):
