@@ -35,7 +35,9 @@ import ctypes
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -459,9 +461,47 @@ def unpack_folder(
     return Path(folder)
 
 
+SCRATCH_PREFIX = "latent-atlas-scratch-"
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie, dead but not yet waited for, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    return True
+
+
+def reap_scratch(root: Path | None = None) -> int:
+    """Remove scratch folders left by workers that were killed outright (SIGKILL, or their
+    parent SIGKILLed: nothing runs to clean up then): those of this user whose process is
+    gone. Returns how many were removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = 0
+    with contextlib.suppress(OSError):
+        for p in root.glob(f"{SCRATCH_PREFIX}*-*"):
+            pid = p.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+            with contextlib.suppress(OSError):
+                st = p.lstat()
+                if (not pid.isdigit() or not stat.S_ISDIR(st.st_mode)
+                        or st.st_uid != os.getuid() or _pid_alive(int(pid))):  # fmt: skip
+                    continue
+                shutil.rmtree(p)
+                removed += 1
+    return removed
+
+
 @contextlib.contextmanager
-def scratch_folder(prefix: str = "latent-atlas-") -> Iterator[Path]:
+def scratch_folder(prefix: str = SCRATCH_PREFIX) -> Iterator[Path]:
     """A private temporary folder on the worker's own disk, removed when the task ends (also
-    when it is stopped by SIGTERM)."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+    when it is stopped by SIGTERM). Its name carries the worker's pid, so a later run removes
+    it if the worker was killed outright (:func:`reap_scratch`)."""
+    reap_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-") as tmp:
         yield Path(tmp)

@@ -186,6 +186,27 @@ def test_a_stopped_parent_leaves_no_worker_and_no_scratch_folder(tmp_path, sig):
         assert proc.returncode != 0 and ("Terminated" in err or "KeyboardInterrupt" in err)
         # a worker stopped by SIGTERM unwinds its task: the scratch folders are gone
         assert not any(s.exists() for s in scratch)
+    else:  # killed outright, nothing cleaned up; the next run's first scratch folder reaps them
+        from latent_atlas.engine import scratch_folder
+
+        with scratch_folder():
+            pass
+        assert not any(s.exists() for s in scratch)
+
+
+def test_reap_scratch_removes_only_folders_of_dead_processes(tmp_path):
+    from latent_atlas.engine import SCRATCH_PREFIX, reap_scratch
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    mine = tmp_path / f"{SCRATCH_PREFIX}{os.getpid()}-abc"  # this process: alive
+    gone = tmp_path / f"{SCRATCH_PREFIX}{dead}-def"
+    other = tmp_path / f"{SCRATCH_PREFIX}notapid-x"
+    for d in (mine, gone, other):
+        d.mkdir()
+        (d / "partial.bin").write_bytes(b"x")
+    assert reap_scratch(tmp_path) == 1
+    assert mine.exists() and other.exists() and not gone.exists()
 
 
 # ---------------------------------------------------------------------------- batch reports
