@@ -216,7 +216,7 @@ def _stop_worker(signum: int, frame: FrameType | None) -> None:
     raise _Stop(128 + signum)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGKILL this worker when its parent dies, however it dies (even by
     SIGKILL, which the parent cannot act on). SIGKILL, not SIGTERM: task code may ignore
     SIGTERM, and with the parent gone nobody would follow up. Elsewhere this is a no-op."""
@@ -233,7 +233,7 @@ def _worker(conn: Connection, parent_pid: int, fn: Callable, args: tuple, kwargs
     signal.signal(signal.SIGTERM, _stop_worker)
     # Ctrl-C reaches the whole process group; the parent decides, and stops us with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     message = _call(fn, args, kwargs)
     try:
         conn.send(message)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +33,7 @@ from latent_atlas.analysis.render import (
     Table,
 )
 from latent_atlas.analysis.studies import Finding
+from latent_atlas.engine import die_with_parent
 from latent_atlas.pipeline import GridAnalysis, ModelAnalysis
 
 DPI = 100
@@ -127,6 +129,13 @@ def _workers(n: int) -> int:
     return min(cores or 1, 4)
 
 
+def _drawing_worker(parent_pid: int) -> None:
+    """A drawing worker leaves signals to its parent (which stops the pool) and dies with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by fork
+    die_with_parent(parent_pid)
+
+
 def _draw_all(draws: list[Draw]) -> list[bytes]:
     """PNG bytes of every figure, in order."""
     global _PENDING
@@ -134,12 +143,18 @@ def _draw_all(draws: list[Draw]) -> list[bytes]:
     if workers == 1:
         return [plots.figure_png_bytes(d(), dpi=DPI) for d in draws]
     _PENDING = draws
+    ctx = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_drawing_worker,
+                               initargs=(os.getpid(),))  # fmt: skip
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            return list(pool.map(_draw, range(len(draws))))
+        pngs = list(pool.map(_draw, range(len(draws))))
+    except BaseException:  # Ctrl-C, SIGTERM, a figure that failed: draw nothing more
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
         _PENDING = []
+    pool.shutdown()
+    return pngs
 
 
 class _Figures:

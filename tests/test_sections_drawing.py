@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
+import time
 
 import numpy as np
+import pytest
 from latent_atlas.analysis import plots
 
 from latent_atlas import sections
@@ -45,3 +48,34 @@ def test_workers_rule():
     child.start()
     child.join(30)
     assert queue.get(timeout=5) == 1
+
+
+def _broken() -> object:
+    raise ValueError("a figure that cannot be drawn")
+
+
+def _children() -> set[int]:
+    """Live (not zombie) child processes of this one."""
+    me, found = str(os.getpid()), set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            continue
+        if ppid == me and state not in ("Z", "X"):
+            found.add(int(pid))
+    return found
+
+
+def test_a_failing_figure_stops_the_drawing_and_leaves_no_worker(monkeypatch):
+    monkeypatch.setattr(sections, "_workers", lambda n: 2)
+    draws = [*_draws(3), _broken, *_draws(4)]
+    before = _children()
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        sections._draw_all(draws)
+    assert sections._PENDING == []
+    end = time.monotonic() + 10
+    while _children() - before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _children() - before == set()
