@@ -97,7 +97,7 @@ def export_trained(data: ImageDataset, cfg: ExportConfig) -> dict[str, dict[str,
     if not kinds:
         raise AtlasError(
             f"--runs {runs}: no trained model (vae/, ae/ or classifier/ with train.json); "
-            "run `latent-atlas train` first"
+            "run `latent-atlas train` with the same --data first"
         )
     cards = {}
     with atomic_dir(out, cfg.overwrite, (runs,)) as tmp:

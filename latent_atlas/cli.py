@@ -372,6 +372,7 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
 def _grid(args: argparse.Namespace) -> None:
     from latent_atlas.analysis.plots import figure_png_bytes, mosaic_figure
     from latent_atlas.pipeline import check_fits, check_runtime
+    from latent_atlas.shipped import input_paths
     from latent_atlas.toolkit import names
     from latent_atlas.toolkit.atomic import check_file_target, check_output_dir, write_bytes
     from latent_atlas.toolkit.grid import decode_grid
@@ -381,7 +382,7 @@ def _grid(args: argparse.Namespace) -> None:
     check_runtime(args.provider, args.threads, args.batch_size)
     check_output_dir(args.out)
     out = Path(args.out)
-    protect = (*args.model, _data_source(args))
+    protect = (*input_paths(args.model), _data_source(args))
     # every model loads and every output name is settled before anything is written
     models = [load(m, args.provider, args.threads) for m in args.model]
     labels = [names.display_text(m.name) for m in models]
@@ -513,8 +514,8 @@ def _add_models_flags(p: argparse.ArgumentParser) -> None:
         "--label",
         action="append",
         metavar="NAME",
-        help="display name of each --model, in order (default: folder names; VAE, AE for the "
-        "shipped pair)",
+        help="display name of each --model, in order (default: folder names; VAE and AE in the "
+        "default report, without --model)",
     )
     p.add_argument(
         "--group",
@@ -540,7 +541,7 @@ def _add_models_flags(p: argparse.ArgumentParser) -> None:
         help="run a study of claims (available: seed); default: the seed study for the "
         "shipped VAE and AE, none otherwise ('none' to skip)",
     )
-    p.add_argument("--name", default="", help="comparison name (default: vae-vs-ae, or the labels)")
+    p.add_argument("--name", help="comparison name (default: vae-vs-ae, or the labels)")
     p.add_argument(
         "--gradient-threshold",
         type=float,
@@ -570,6 +571,7 @@ def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
 def _comparison(args: argparse.Namespace) -> ComparisonConfig:
     from latent_atlas.groups import parse_group, shipped_groups
     from latent_atlas.runs import ComparisonConfig
+    from latent_atlas.toolkit import names
 
     groups = tuple(parse_group(g) for g in getattr(args, "group", None) or ())
     defaults = not args.model and not groups
@@ -592,6 +594,8 @@ def _comparison(args: argparse.Namespace) -> ComparisonConfig:
         classifier = None
     elif args.classifier != "auto":
         classifier = Path(args.classifier)
+    if args.name is not None:  # given, even empty: checked, never replaced by a default
+        names.path_component(args.name, "--name")
     name = args.name or ("vae-vs-ae" if defaults and not args.label else "")
     cfg = ComparisonConfig(
         name=name or "report", models=models, labels=labels, classifier=classifier,
@@ -872,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from latent_atlas.toolkit import signals
+    from latent_atlas.toolkit import atomic, signals
     from latent_atlas.toolkit.errors import describe
     from latent_atlas.toolkit.signals import Interrupted
 
@@ -884,7 +888,11 @@ def _run(argv: Sequence[str] | None) -> int:
             return int(exc.code or 0)
         command = args.command
         _quiet_libraries()
-        code = int(args.func(args) or 0)
+        atomic.set_command(command)  # markers record which command wrote each output
+        try:
+            code = int(args.func(args) or 0)
+        finally:
+            atomic.set_command(None)
         signals.checkpoint()  # a signal whose exception a library swallowed still counts
         return code
     except AtlasError as exc:

@@ -52,7 +52,7 @@ from latent_atlas.explorer import (
 from latent_atlas.groups import GroupAnalysis, GroupConfig, analyze_groups, group_sections
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.sections import build_sections
-from latent_atlas.shipped import classifier_beside, shipped_classifier
+from latent_atlas.shipped import classifier_beside, input_paths, shipped_classifier
 from latent_atlas.toolkit import names as safe_names
 from latent_atlas.toolkit.atomic import (
     atomic_dir,
@@ -144,7 +144,8 @@ class ComparisonConfig:
         classifier = self.classifier if isinstance(self.classifier, Path) else None
         data = self.data if isinstance(self.data, Path) or (
             isinstance(self.data, str) and ":" not in self.data) else None  # fmt: skip
-        return (*self.models, classifier, data, self.class_names)
+        read = input_paths(self.models, self.classifier)
+        return (*read, classifier, data, self.class_names)
 
     def classifier_for(self, data: ImageDataset) -> Path | None:
         """The classifier file to use on ``data``. "auto": the shipped one for a shipped

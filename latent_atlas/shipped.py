@@ -36,6 +36,30 @@ def classifier_beside(models: Sequence[Path], dataset_sha256: str) -> Path | Non
     return None
 
 
+MODEL_FILES = ("encoder.onnx", "decoder.onnx", "classifier.onnx")
+
+
+def input_paths(models: Sequence[Path | str], classifier: object = None) -> list[Path]:
+    """What a run reads, as the paths no output may be, hold or lie inside: each model (a
+    model's own file named as `latent-atlas export` names them — ``decoder.onnx`` … — stands
+    for its folder too), and with ``classifier="auto"`` every classifier it may pick: the
+    shipped ones and ``classifier/`` beside the models."""
+    paths: list[Path] = []
+    for m in models:
+        path = Path(m)
+        paths.append(path)
+        if path.name in MODEL_FILES:
+            paths.append(path.parent)
+    if classifier == "auto":
+        root = Path(str(files("latent_atlas.artifacts")))
+        paths += [d / "classifier" for d in root.iterdir() if (d / "classifier").is_dir()]
+        for m in models:
+            folder = Path(m) if Path(m).is_dir() else Path(m).parent
+            if (folder.parent / "classifier").is_dir():
+                paths.append(folder.parent / "classifier")
+    return paths
+
+
 def _trained_on(path: Path) -> str | None:
     import onnx  # here, not at the top: `import latent_atlas` stays light
 

@@ -27,6 +27,7 @@ from hostile_onnx import (
     sparse_initializer_decoder,
     write_key,
 )
+from latent_atlas.toolkit import atomic
 from latent_atlas.toolkit.errors import AtlasError
 from onnx import TensorProto, helper
 from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, toy_pair
@@ -647,11 +648,20 @@ SAFETY_ROWS = [
             r"output file .*m/sub/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
     SafeRow("report --out inside a model folder", lambda s: ["report", "--out", "models/m/r", *_pair_args(s)],
             r"m-vs-m2: output folder .*models/m/r/m-vs-m2: lies inside models/m, an input of this run", OUTPUT),
+    SafeRow("grid --model FOLDER/decoder.onnx --out FOLDER", lambda s: (_grid_args(s), ["grid", "--model", "m/decoder.onnx", "--out", "m", "--steps", "3"])[1],
+            r"output file .*m/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
+    SafeRow("analyze --out the classifier 'auto' would pick, --overwrite", lambda s: ["analyze", "--out", str(REPO / "artifacts" / "fashion-mnist" / "classifier"), "--overwrite", *_pair_args(s)[:4], "--no-progress"],
+            r"output folder .*artifacts/fashion-mnist/classifier: is or holds .*classifier, an input of this run", OUTPUT),
+    SafeRow("grid over a user's file in a folder the tool marked", lambda s: (atomic.write_text(s / "g" / "other.png", "tool's"), (s / "g" / "m_linear_3x3.png").write_text("user's"), _grid_args(s))[2],
+            r"output file g/m_linear_3x3.png: exists and was not written by latent-atlas \(no .latent-atlas marker records it\)", OUTPUT),
+    SafeRow("bench --json over a user's notes in a report folder", lambda s: (atomic.write_text(s / "r" / "report.md", "tool's"), (s / "r" / "notes.txt").write_text("user's"), ["bench", "--json", "r/notes.txt", "--decoder", str(toy_pair(s / "m") / "decoder.onnx")])[2],
+            r"output file r/notes.txt: exists and was not written by latent-atlas", OUTPUT),
     SafeRow("grid over a user's file of the same name", _user_png, r"output file .*m_linear_3x3.png: exists and was not written", OUTPUT),
     SafeRow("bench --json over a user's file", lambda s: ((s / "r.json").write_text("{}"), ["bench", "--json", "r.json", "--decoder", str(toy_pair(s / "m") / "decoder.onnx")])[1],
             "output file r.json: exists and was not written by latent-atlas", OUTPUT),
     # 2: one place validates names
     SafeRow("batch name empty", lambda s: _toml(s, ENTRY_OK.replace('"x"', '""')), "comparison name '': empty", NAMES),
+    SafeRow("--name '' (given empty)", lambda s: ["report", "--name", "", "--out", "out", *_pair_args(s)], "--name '': empty", NAMES),
     SafeRow("--name ../x", lambda s: ["report", "--name", "../x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
     SafeRow("--name /abs/x", lambda s: ["report", "--name", "/tmp/x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
     SafeRow("--name ..", lambda s: ["report", "--name", "..", "--out", "out", *_pair_args(s)], "names a folder itself", NAMES),

@@ -103,7 +103,8 @@ def test_replacing_a_folder_drops_only_what_the_tool_wrote(tmp_path):
         (tmp / "report.md").write_text("1")
         (tmp / "gone").mkdir()
         (tmp / "gone" / "x").write_text("stale")
-    assert atomic.written_here(out) == {"figures", "figures/old.png", "report.md", "gone", "gone/x"}
+    assert set(atomic.written_here(out)) == {"figures", "figures/old.png", "report.md", "gone",
+                                             "gone/x"}  # fmt: skip
     (out / "notes.txt").write_text("mine")
     (out / "figures" / "mine.png").write_text("mine")
     (out / "gone" / "keep.txt").write_text("mine")
@@ -117,8 +118,59 @@ def test_replacing_a_folder_drops_only_what_the_tool_wrote(tmp_path):
             "report.md",
         ]  # fmt: skip
         assert (out / "report.md").read_text() == "2" and (out / "own" / "a").read_text() == "mine"
-    assert atomic.written_here(out) == {"report.md"}  # the kept files are still the user's
+    assert set(atomic.written_here(out)) == {"report.md"}  # the kept files are still the user's
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left
+
+
+def test_one_command_never_drops_another_commands_output(tmp_path):
+    """`analyze --out artifacts/digits` after `export`: the export's models are not analyze's
+    stale files (the marker records which command wrote each entry); they stay, and stay
+    recorded as the export's, so the next export replaces them as its own."""
+    out = tmp_path / "art"
+    try:
+        atomic.set_command("export")
+        with atomic.atomic_dir(out) as tmp:
+            (tmp / "vae").mkdir()
+            (tmp / "vae" / "decoder.onnx").write_text("model")
+            (tmp / "manifest.json").write_text("{}")
+        atomic.set_command("analyze")
+        with atomic.atomic_dir(out) as tmp:
+            (tmp / "metrics.json").write_text("{}")
+        assert (out / "vae" / "decoder.onnx").read_text() == "model"
+        assert atomic.written_here(out) == {"metrics.json": "analyze", "vae": "export",
+                                            "vae/decoder.onnx": "export",
+                                            "manifest.json": "export"}  # fmt: skip
+        # a file of the export's in analyze's way: refused without --overwrite
+        with pytest.raises(AtlasError, match="holds manifest.json, which this command did not"):
+            with atomic.atomic_dir(out) as tmp:
+                (tmp / "manifest.json").write_text("analyze's")
+        assert (out / "manifest.json").read_text() == "{}"
+        # and a single file the same way (bench --json, grid): only with --overwrite
+        with pytest.raises(AtlasError, match="was written by `latent-atlas export`"):
+            atomic.write_text(out / "manifest.json", "x")
+        atomic.set_command("export")  # the export again: its own files replaced, analyze's kept
+        with atomic.atomic_dir(out) as tmp:
+            (tmp / "manifest.json").write_text("{2}")
+        assert sorted(atomic._entries(out)) == ["manifest.json", "metrics.json"]
+    finally:
+        atomic.set_command(None)
+
+
+def test_single_files_are_recorded_and_replaced_only_as_recorded(tmp_path):
+    try:
+        atomic.set_command("grid")
+        atomic.write_text(tmp_path / "g" / "a.png", "1")  # creates g/, records a.png
+        atomic.write_text(tmp_path / "g" / "a.png", "2")  # its own: replaced
+        (tmp_path / "g" / "b.png").write_text("user's")
+        with pytest.raises(AtlasError, match="no .latent-atlas marker records it"):
+            atomic.write_text(tmp_path / "g" / "b.png", "tool's")
+        atomic.set_command("bench")
+        with pytest.raises(AtlasError, match="was written by `latent-atlas grid`"):
+            atomic.write_text(tmp_path / "g" / "a.png", "3")
+        assert atomic.written_here(tmp_path / "g") == {"a.png": "grid"}
+        assert (tmp_path / "g" / "b.png").read_text() == "user's"
+    finally:
+        atomic.set_command(None)
 
 
 def test_a_failed_swap_gives_the_kept_entries_back(tmp_path, monkeypatch):
@@ -159,14 +211,34 @@ def test_replacing_a_folder_property(tmp_path_factory, old, new, ours, overwrite
     for rel, text in old.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(text)
-    atomic._write_marker(out, sorted(ours))
-    with atomic.atomic_dir(out, overwrite) as tmp:
-        for rel, text in new.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(text)
+    atomic._write_marker(out, dict.fromkeys(ours))
+    new_dirs = {"/".join(k.split("/")[:i]) for k in new for i in range(1, k.count("/") + 1)}
+
+    def clash(rel: str) -> bool:  # the new output would replace this, the tool did not write it
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            p = "/".join(parts[:i])
+            if p in new or p in new_dirs:
+                if i < len(parts) and p in new_dirs:
+                    continue
+                return p not in ours
+            return False
+        return False
+
+    refused = not overwrite and any(clash(rel) for rel in old)
+    try:
+        with atomic.atomic_dir(out, overwrite) as tmp:
+            for rel, text in new.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(text)
+    except AtlasError as exc:
+        assert refused and "which this command did not write and would replace" in str(exc)
+        assert all((out / rel).read_bytes() == text for rel, text in old.items())
+        assert [p.name for p in out.parent.iterdir()] == ["out"]
+        return
+    assert not refused
     for rel, text in new.items():
         assert (out / rel).read_bytes() == text
-    new_dirs = {"/".join(k.split("/")[:i]) for k in new for i in range(1, k.count("/") + 1)}
     for rel, text in old.items():
         parts = rel.split("/")
         for i in range(1, len(parts) + 1):
@@ -602,8 +674,7 @@ def sandbox_models(tmp_path_factory):
 def _valid(name: str, a: str, b: str) -> bool:
     """What the tool must accept."""
     try:
-        if name:  # empty: named after the labels' slug
-            names.path_component(name)
+        names.path_component(name)  # given, even empty: checked (empty is refused)
         names.label(a)
         names.label(b)
     except AtlasError:

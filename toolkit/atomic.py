@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
 import io
 import json
@@ -79,14 +80,37 @@ def is_marked(folder: Path) -> bool:
     return _read_marker(folder) is not None
 
 
-def written_here(folder: Path) -> frozenset[str]:
-    """The entries (relative POSIX paths) the tool's marker in ``folder`` says it wrote; empty
-    for an unmarked folder or a marker without a list (version 0.1)."""
-    body = _read_marker(folder) or {}
-    files = body.get("files")
-    if not isinstance(files, list):
-        return frozenset()
-    return frozenset(f for f in files if isinstance(f, str))
+Record = dict[str, str | None]  # relative POSIX path -> the command that wrote it
+
+_COMMAND: str | None = None  # the CLI command running (``set_command``); None: the API
+
+
+def set_command(name: str | None) -> None:
+    """Name the command whose outputs this process writes (``latent-atlas analyze`` sets
+    "analyze"): markers record it per entry, so one command never takes another's output for
+    its own stale files."""
+    global _COMMAND
+    _COMMAND = name
+
+
+def written_here(folder: Path) -> Record | None:
+    """What the tool's marker in ``folder`` says it wrote there, entry by entry (relative
+    POSIX path -> command); None for an unmarked folder or a marker without a record (0.1)."""
+    body = _read_marker(folder)
+    files = None if body is None else body.get("files")
+    if isinstance(files, list):  # an early form of the record: no commands
+        return {f: None for f in files if isinstance(f, str)}
+    if not isinstance(files, dict):
+        return None
+    return {k: v if isinstance(v, str) else None for k, v in files.items() if isinstance(k, str)}
+
+
+def _ours(record: Record | None) -> set[str]:
+    """The entries of ``record`` this command may replace or drop: those it wrote itself (or
+    that any command may: written through the API, or recorded without a command)."""
+    if record is None:
+        return set()
+    return {r for r, cmd in record.items() if cmd is None or _COMMAND is None or cmd == _COMMAND}
 
 
 def _entries(folder: Path) -> list[str]:
@@ -102,14 +126,46 @@ def _entries(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def _write_marker(folder: Path, files: Iterable[str] | None = None) -> None:
+def _write_marker(folder: Path, files: Record | None = None) -> None:
+    """A marker; ``files`` None: without a record (a folder being built, recorded whole at
+    its swap), else the record of what is in it."""
     body: dict[str, Any] = {"tool": TOOL, "version": _version()}
     if files is not None:
-        body["files"] = list(files)
+        body["files"] = dict(sorted(files.items()))
     text = json.dumps(body) + "\n"
     fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+def _nearest_marked(folder: Path) -> Path | None:
+    folder = Path(os.path.realpath(folder))
+    return next((d for d in (folder, *folder.parents) if is_marked(d)), None)
+
+
+def _record(target: Path) -> None:
+    """Add ``target`` (just written) to the record of the nearest marked folder above it,
+    under a lock (batch workers write beside each other). Markers without a record (a folder
+    being built; 0.1) are left as they are."""
+    home = _nearest_marked(target.parent)
+    if home is None:
+        return
+    marker = home / MARKER
+    with contextlib.suppress(OSError, ValueError):
+        fd = os.open(marker, os.O_RDWR)
+        with os.fdopen(fd, "r+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            body = json.loads(fh.read())
+            files = body.get("files")
+            if not isinstance(files, dict):
+                return
+            files[
+                (Path(os.path.realpath(target.parent)) / target.name).relative_to(home).as_posix()
+            ] = _COMMAND
+            body["files"] = dict(sorted(files.items()))
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps(body) + "\n")
 
 
 def inside_marked(folder: Path) -> bool:
@@ -179,11 +235,33 @@ def check_file_target(
         raise AtlasError(f"output file {path}: is a folder; expected a file name")
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise AtlasError(f"output file {path}: exists and is not a regular file")
-    if not overwrite and (stat.S_ISLNK(st.st_mode) or not inside_marked(target.parent)):
+    if overwrite:
+        return target
+    if stat.S_ISLNK(st.st_mode):
         raise AtlasError(
-            f"output file {path}: exists and was not written by latent-atlas; {OVERWRITE_HINT}"
+            f"output file {path}: exists and was not written by latent-atlas (a symbolic "
+            f"link); {OVERWRITE_HINT}"
         )
-    return target
+    home = _nearest_marked(target.parent)
+    record = None if home is None else written_here(home)
+    if home is not None and record is None:
+        return target  # a folder marked by 0.1, which kept no record: the tool's whole tree
+    rel = (
+        None
+        if home is None
+        else (Path(os.path.realpath(target.parent)) / target.name).relative_to(home).as_posix()
+    )
+    if record is not None and rel in record and rel in _ours(record):
+        return target
+    if record is not None and rel in record:
+        raise AtlasError(
+            f"output file {path}: was written by `latent-atlas {record[rel]}`, not by this "
+            f"command; {OVERWRITE_HINT}"
+        )
+    raise AtlasError(
+        f"output file {path}: exists and was not written by latent-atlas (no {MARKER} "
+        f"marker records it); {OVERWRITE_HINT}"
+    )
 
 
 def check_dir_target(
@@ -274,7 +352,7 @@ def _make_dirs(folder: Path, adopt_empty: bool = False) -> Path:
         top = folder
     if top is not None and not inside_marked(top.parent):
         try:
-            _write_marker(top)
+            _write_marker(top, {})
         except OSError as exc:
             raise _oserror(exc, f"output folder {top}") from None
     return folder
@@ -341,15 +419,32 @@ def atomic_dir(
         yield tmp
         with critical():
             check_dir_target(path, overwrite, protect)  # may have changed meanwhile
-            _write_marker(tmp, _entries(tmp))  # what this run wrote, before anything is kept
+            record: Record = dict.fromkeys(_entries(tmp), _COMMAND)  # what this run wrote
             if not os.path.lexists(target):
+                _write_marker(tmp, record)
                 os.rename(tmp, target)
                 tmp = None
                 return
             kept: list[tuple[Path, Path]] = []
             try:
                 if os.path.isdir(target) and not os.path.islink(target):
-                    _keep_foreign(target, tmp, written_here(target), kept)
+                    previous = written_here(target)
+                    ours = _ours(previous)
+                    if not overwrite:
+                        clash = _clash(target, tmp, ours)
+                        if clash is not None:
+                            raise AtlasError(
+                                f"output folder {path}: holds {clash}, which this command did "
+                                "not write and would replace; move it away, choose another "
+                                "output, or pass --overwrite"
+                            )
+                    _keep_foreign(target, tmp, frozenset(ours), kept)
+                    for _, dst in kept:  # kept entries keep what the old record said of them
+                        rel = dst.relative_to(tmp).as_posix()
+                        for r, cmd in (previous or {}).items():
+                            if r == rel or r.startswith(rel + "/"):
+                                record[r] = cmd
+                _write_marker(tmp, record)
                 if not _exchange(tmp, target):
                     old = _temp_name(target)
                     os.rename(target, old)
@@ -369,6 +464,23 @@ def atomic_dir(
     finally:
         if tmp is not None:
             _remove(tmp)
+
+
+def _clash(old: Path, new: Path, ours: set[str], rel: str = "") -> str | None:
+    """The first entry of ``old`` that ``new`` would replace (same name, not both folders)
+    and that is not ``ours``; None if there is none."""
+    for entry in sorted(os.listdir(old / rel) if rel else os.listdir(old)):
+        r = f"{rel}/{entry}" if rel else entry
+        src, dst = old / r, new / r
+        if r == MARKER or not os.path.lexists(dst):
+            continue
+        if src.is_dir() and not src.is_symlink() and dst.is_dir() and not dst.is_symlink():
+            found = _clash(old, new, ours, r)
+            if found is not None:
+                return found
+        elif r not in ours:
+            return r
+    return None
 
 
 def _keep_foreign(
@@ -442,6 +554,7 @@ def atomic_open(
             check_file_target(path, overwrite, protect)
             os.replace(tmp, target)
             tmp = None
+            _record(target)
     except OSError as exc:
         if exc.errno is None:  # raised by the caller's writer, not by the file system
             raise
