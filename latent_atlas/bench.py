@@ -344,14 +344,17 @@ def seed_loop(decoder: object, n: int, device: str = "cpu") -> None:
 
     xs = np.linspace(-4, 4, n)
     xx, yy = np.meshgrid(xs, xs)
-    image = np.zeros((n * 28, n * 28))
+    image: np.ndarray | None = None  # the seed's canvas, sized from the first decoded image
     with torch.no_grad():
         for j in reversed(range(n)):
             for i in range(n):
                 z = torch.tensor([xx[j, i], yy[j, i]], dtype=torch.float32).view(1, 2)
-                image[j * 28 : (j + 1) * 28, i * 28 : (i + 1) * 28] = (
-                    decoder(z.to(device)).view(28, 28).cpu().numpy()  # type: ignore[operator]
-                )
+                cell = decoder(z.to(device)).cpu().numpy()  # type: ignore[operator]
+                cell = cell.reshape(cell.shape[-3:]).transpose(1, 2, 0)  # [1, C, H, W] -> HWC
+                h, w = cell.shape[:2]
+                if image is None:
+                    image = np.zeros((n * h, n * w, cell.shape[2]))
+                image[j * h : (j + 1) * h, i * w : (i + 1) * w] = cell
 
 
 def torch_batched(decoder: object, n: int, batch: int, device: str = "cpu") -> None:

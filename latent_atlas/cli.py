@@ -480,6 +480,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     from latent_atlas.bench import BenchConfig, format_table, run_bench, write_result
+    from latent_atlas.shipped import input_paths
     from latent_atlas.toolkit.atomic import check_file_target
 
     classifier = None if args.classifier.lower() == "none" else Path(args.classifier)
@@ -489,11 +490,12 @@ def _bench(args: argparse.Namespace) -> None:
         args.gemm_size,
     )  # fmt: skip
     if args.json:  # refused now, not after minutes of timing
-        check_file_target(args.json, args.overwrite, (cfg.decoder, cfg.classifier))
+        protect = tuple(input_paths([cfg.decoder, *([cfg.classifier] if cfg.classifier else [])]))
+        check_file_target(args.json, args.overwrite, protect)
     result = run_bench(cfg)
     print(format_table(result))
     if args.json:
-        write_result(result, Path(args.json), args.overwrite, (cfg.decoder, cfg.classifier))
+        write_result(result, Path(args.json), args.overwrite, protect)
         print(f"figures written to {args.json}")
 
 

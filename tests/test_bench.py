@@ -223,3 +223,15 @@ def test_cli_bench_writes_json(tmp_path, capsys):
     assert json.loads((tmp_path / "b.json").read_text())["rows"][0]["grid"] == "3x3"
     out = capsys.readouterr().out
     assert "GEMM calibration" in out and "load average" in out
+
+
+@pytest.mark.real_data
+def test_bench_on_a_decoder_of_another_image_size(capsys):
+    """The seed loop sized its canvas for 28×28: the shipped 8×8 digits VAE crashed it."""
+    digits = SHIPPED.parent / "digits" / "vae" / "decoder.onnx"
+    rc = main(["bench", "--decoder", str(digits), "--classifier", "none", "--sizes", "3",
+               "--repeats", "1", "--no-memory", "--no-report", "--atlas-size", "0",
+               "--gemm-size", "128"])  # fmt: skip
+    assert rc in (0, None)
+    out = capsys.readouterr().out
+    assert "3x3" in out and "torch baselines: available" in out

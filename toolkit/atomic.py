@@ -97,12 +97,16 @@ def written_here(folder: Path) -> Record | None:
     """What the tool's marker in ``folder`` says it wrote there, entry by entry (relative
     POSIX path -> command); None for an unmarked folder or a marker without a record (0.1)."""
     body = _read_marker(folder)
-    files = None if body is None else body.get("files")
+    if body is None or "files" not in body:
+        return None
+    files = body["files"]
     if isinstance(files, list):  # an early form of the record: no commands
         return {f: None for f in files if isinstance(f, str)}
-    if not isinstance(files, dict):
-        return None
-    return {k: v if isinstance(v, str) else None for k, v in files.items() if isinstance(k, str)}
+    if not isinstance(files, dict):  # a record that is not one: nothing in it is the tool's
+        return {}
+    return {
+        k: v for k, v in files.items() if isinstance(k, str) and (v is None or isinstance(v, str))
+    }
 
 
 def _ours(record: Record | None) -> set[str]:
@@ -260,7 +264,7 @@ def check_file_target(
         )
     raise AtlasError(
         f"output file {path}: exists and was not written by latent-atlas (no {MARKER} "
-        f"marker records it); {OVERWRITE_HINT}"
+        f"marker records it; the tool marks only folders it creates); {OVERWRITE_HINT}"
     )
 
 
