@@ -595,6 +595,20 @@ def test_sigterm_mid_report_keeps_the_previous_report(tmp_path):
     assert _files(tmp_path / "out") == before and _hidden(tmp_path) == []
 
 
+def test_a_second_run_creating_the_same_folder_keeps_the_first_ones_record(tmp_path):
+    """Two grids into a new g/: both see g/ missing and mark it; the second marking must not
+    wipe the record of the file the first one already wrote (CI caught that race: the second
+    grid then refused its own .npy), and a file is recorded before it appears."""
+    try:
+        atomic.set_command("grid")
+        atomic.write_text(tmp_path / "g" / "a.npy", "first run's")
+        atomic._write_marker(tmp_path / "g", {}, new=True)  # the second run's marking
+        assert atomic.written_here(tmp_path / "g") == {"a.npy": "grid"}
+        atomic.write_text(tmp_path / "g" / "a.npy", "second run's")  # its own: replaced
+    finally:
+        atomic.set_command(None)
+
+
 def test_two_grids_writing_the_same_npy_do_not_collide(tmp_path):
     toy_pair(tmp_path / "m")
     args = ["grid", "--model", "m", "--out", "g", "--npy", "--steps", "150", "--no-progress"]

@@ -130,14 +130,19 @@ def _entries(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def _write_marker(folder: Path, files: Record | None = None) -> None:
+def _write_marker(folder: Path, files: Record | None = None, new: bool = False) -> None:
     """A marker; ``files`` None: without a record (a folder being built, recorded whole at
-    its swap), else the record of what is in it."""
+    its swap), else the record of what is in it. ``new``: only if there is none yet (two runs
+    creating the same folder: the second must not wipe the first one's record)."""
     body: dict[str, Any] = {"tool": TOOL, "version": _version()}
     if files is not None:
         body["files"] = dict(sorted(files.items()))
     text = json.dumps(body) + "\n"
-    fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC)
+    try:
+        fd = os.open(folder / MARKER, flags, 0o666)
+    except FileExistsError:
+        return
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
 
@@ -356,7 +361,7 @@ def _make_dirs(folder: Path, adopt_empty: bool = False) -> Path:
         top = folder
     if top is not None and not inside_marked(top.parent):
         try:
-            _write_marker(top, {})
+            _write_marker(top, {}, new=True)
         except OSError as exc:
             raise _oserror(exc, f"output folder {top}") from None
     return folder
@@ -556,9 +561,9 @@ def atomic_open(
             os.fsync(fh.fileno())
         with critical():
             check_file_target(path, overwrite, protect)
+            _record(target)  # first: a run beside this one sees the file as recorded at once
             os.replace(tmp, target)
             tmp = None
-            _record(target)
     except OSError as exc:
         if exc.errno is None:  # raised by the caller's writer, not by the file system
             raise
