@@ -7,15 +7,16 @@ Two rules, enforced in this one module:
   unique temporary name and swapped in with one atomic exchange. SIGINT and SIGTERM (see
   ``signals``) are held while a swap happens, and every temporary is removed on any failure.
 * **The tool only ever replaces what it wrote itself.** Folders it creates carry a marker file,
-  ``.latent-atlas`` (tool name, version and, for a folder built whole, the list of what it
-  wrote there). An existing file may be replaced only inside a marked folder, an existing
-  folder only when it is marked itself (or empty); anything else is refused with one line
-  unless the caller passes ``overwrite=True`` (the CLI's ``--overwrite``). Replacing a folder
-  replaces the entries of the same names and drops what the marker lists as written by the
-  tool; anything else found in it (a user's notes, another command's output) is moved into the
-  new folder, with or without ``overwrite``. Never an input of the same run (``protect``), a
-  folder that holds one or a place inside one, never a file where a folder is expected or the
-  reverse, never a mount point.
+  ``.latent-atlas``: tool name, version and a record of each entry it wrote there and which
+  command wrote it (``set_command``). An existing file is replaced only where the nearest
+  marker records it as this command's, an existing folder only when it is marked itself (or
+  empty); anything else is refused with one line unless the caller passes ``overwrite=True``
+  (the CLI's ``--overwrite``). Replacing a folder drops only this command's stale entries;
+  anything else found in it (a user's notes, another command's output) is moved into the new
+  folder, and an entry of the new output whose name is taken by one of those is refused
+  without ``overwrite``. Never an input of the same run (``protect``), a folder that holds one
+  or a place inside one, never a file where a folder is expected or the reverse, never a mount
+  point.
 
 OS errors (no space left, file too large, permission) become one ``AtlasError`` line naming
 the path.
@@ -100,8 +101,6 @@ def written_here(folder: Path) -> Record | None:
     if body is None or "files" not in body:
         return None
     files = body["files"]
-    if isinstance(files, list):  # an early form of the record: no commands
-        return {f: None for f in files if isinstance(f, str)}
     if not isinstance(files, dict):  # a record that is not one: nothing in it is the tool's
         return {}
     return {
@@ -152,13 +151,22 @@ def _nearest_marked(folder: Path) -> Path | None:
     return next((d for d in (folder, *folder.parents) if is_marked(d)), None)
 
 
+def _home(target: Path) -> tuple[Path, str] | None:
+    """The nearest marked folder above the file ``target`` and ``target``'s path relative to
+    it (as a record names it); None where no folder above is marked."""
+    parent = Path(os.path.realpath(target.parent))
+    home = _nearest_marked(parent)
+    return None if home is None else (home, (parent / target.name).relative_to(home).as_posix())
+
+
 def _record(target: Path) -> None:
-    """Add ``target`` (just written) to the record of the nearest marked folder above it,
-    under a lock (batch workers write beside each other). Markers without a record (a folder
-    being built; 0.1) are left as they are."""
-    home = _nearest_marked(target.parent)
-    if home is None:
+    """Add ``target`` (about to be moved into place) to the record of the nearest marked
+    folder above it, under a lock (batch workers write beside each other). Markers without a
+    record (a folder being built; 0.1) are left as they are."""
+    found = _home(target)
+    if found is None:
         return
+    home, rel = found
     marker = home / MARKER
     with contextlib.suppress(OSError, ValueError):
         fd = os.open(marker, os.O_RDWR)
@@ -168,9 +176,7 @@ def _record(target: Path) -> None:
             files = body.get("files")
             if not isinstance(files, dict):
                 return
-            files[
-                (Path(os.path.realpath(target.parent)) / target.name).relative_to(home).as_posix()
-            ] = _COMMAND
+            files[rel] = _COMMAND
             body["files"] = dict(sorted(files.items()))
             fh.seek(0)
             fh.truncate()
@@ -179,8 +185,7 @@ def _record(target: Path) -> None:
 
 def inside_marked(folder: Path) -> bool:
     """True when ``folder`` or one of its ancestors is marked: the tool made that tree."""
-    folder = Path(os.path.realpath(folder))
-    return any(is_marked(d) for d in (folder, *folder.parents))
+    return _nearest_marked(folder) is not None
 
 
 # ---------------------------------------------------------------------------- checks
@@ -251,22 +256,19 @@ def check_file_target(
             f"output file {path}: exists and was not written by latent-atlas (a symbolic "
             f"link); {OVERWRITE_HINT}"
         )
-    home = _nearest_marked(target.parent)
-    record = None if home is None else written_here(home)
-    if home is not None and record is None:
-        return target  # a folder marked by 0.1, which kept no record: the tool's whole tree
-    rel = (
-        None
-        if home is None
-        else (Path(os.path.realpath(target.parent)) / target.name).relative_to(home).as_posix()
-    )
-    if record is not None and rel in record and rel in _ours(record):
-        return target
-    if record is not None and rel in record:
-        raise AtlasError(
-            f"output file {path}: was written by `latent-atlas {record[rel]}`, not by this "
-            f"command; {OVERWRITE_HINT}"
-        )
+    found = _home(target)
+    if found is not None:
+        home, rel = found
+        record = written_here(home)
+        if record is None:
+            return target  # a folder marked by 0.1, which kept no record: the tool's whole tree
+        if rel in _ours(record):
+            return target
+        if rel in record:
+            raise AtlasError(
+                f"output file {path}: was written by `latent-atlas {record[rel]}`, not by this "
+                f"command; {OVERWRITE_HINT}"
+            )
     raise AtlasError(
         f"output file {path}: exists and was not written by latent-atlas (no {MARKER} "
         f"marker records it; the tool marks only folders it creates); {OVERWRITE_HINT}"
@@ -475,6 +477,10 @@ def atomic_dir(
             _remove(tmp)
 
 
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
 def _clash(old: Path, new: Path, ours: set[str], rel: str = "") -> str | None:
     """The first entry of ``old`` that ``new`` would replace (same name, not both folders)
     and that is not ``ours``; None if there is none."""
@@ -483,7 +489,7 @@ def _clash(old: Path, new: Path, ours: set[str], rel: str = "") -> str | None:
         src, dst = old / r, new / r
         if r == MARKER or not os.path.lexists(dst):
             continue
-        if src.is_dir() and not src.is_symlink() and dst.is_dir() and not dst.is_symlink():
+        if _real_dir(src) and _real_dir(dst):
             found = _clash(old, new, ours, r)
             if found is not None:
                 return found
@@ -504,11 +510,11 @@ def _keep_foreign(
             continue
         src, dst = old / r, new / r
         if os.path.lexists(dst):
-            if (src.is_dir() and not src.is_symlink()) and (dst.is_dir() and not dst.is_symlink()):
+            if _real_dir(src) and _real_dir(dst):
                 _keep_foreign(old, new, ours, kept, r)
             continue  # replaced by the new output's entry of the same name
         if r in ours:  # written by the tool last time, not this time: goes with the old folder
-            if src.is_dir() and not src.is_symlink():  # ... but not what a user added inside
+            if _real_dir(src):  # ... but not what a user added inside
                 os.mkdir(dst)
                 before = len(kept)
                 _keep_foreign(old, new, ours, kept, r)
