@@ -502,11 +502,13 @@ def atlas_child(cfg: BenchConfig, fused: bool) -> dict:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-REPORTS = {
+REPORTS = {  # name: (what it is, its --model flags)
     # issue 14's target: the shipped VAE and AE, no seed sweep
-    "two-model": ["--model", "{art}/vae", "--model", "{art}/ae"],
-    # what `make report` runs: the same pair, with the shipped seeds 1–4 of each as groups
-    "default": [],
+    "two-model": (
+        "the shipped VAE vs AE, no seeds",
+        ["--model", "{art}/vae", "--model", "{art}/ae"],
+    ),
+    "default": ("`make report`'s: VAE vs AE with their shipped seeds 1–4 as groups", []),
 }
 
 
@@ -518,7 +520,7 @@ def report_child(cfg: BenchConfig, which: str = "two-model") -> dict:
 
     art = str(shipped())
     with tempfile.TemporaryDirectory(prefix="latent-atlas-bench-") as tmp:
-        models = [a.format(art=art) for a in REPORTS[which]]
+        models = [a.format(art=art) for a in REPORTS[which][1]]
         args = ["report", "--out", tmp, "--no-progress", "--provider", cfg.provider,
                 "--threads", str(cfg.threads), *models]  # fmt: skip
         start = time.perf_counter()
@@ -780,9 +782,7 @@ def format_table(result: dict) -> str:
             f"\npeak RSS of the streamed 1001×1001 decode (child process): "
             f"{result['peak_rss_mib_1001_streamed']:.0f} MiB"
         )
-    what = {"two-model": "the shipped VAE vs AE, no seeds", "default": "`make report`'s: "
-            "VAE vs AE with their shipped seeds 1–4 as groups"}  # fmt: skip
-    for which, desc in what.items():
+    for which, (desc, _) in REPORTS.items():
         if f"report_{which}" in result:
             rep = result[f"report_{which}"]
             lines.append(

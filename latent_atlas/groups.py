@@ -220,11 +220,10 @@ def _own_value_label(label: str, groups: tuple[str, ...]) -> str:
 
 
 def _measure_rows(
-    findings: Sequence[Finding], names: dict[str, tuple[str, ...]] | None = None
+    findings: Sequence[Finding], names: dict[str, tuple[str, ...]]
 ) -> tuple[tuple[str, ...], list[Row]]:
     """Every measure behind the group findings, one row per measure, a column per seed, headed
     ``label: member`` as in the per-seed metrics table (``names``: each group's members)."""
-    names = names or {}
 
     def head(label: str, i: int) -> str:
         members = names.get(label, ())
@@ -316,8 +315,9 @@ def group_sections(
     keys = [k for k in summaries[0].per_seed if all(k in s.per_seed for s in summaries)]
     blocks = [Table(("metric", *labels), tuple(key_interval_rows(summaries)),
                     "group-key-metrics-table", sortable=False)]  # fmt: skip
-    constant = [k for k in keys if len({v for s in summaries for v in s.per_seed[k]}) == 1]
-    if full:
+    constant = []
+    if full:  # measures equal on every seed of every group say nothing about seeds
+        constant = [k for k in keys if len({v for s in summaries for v in s.per_seed[k]}) == 1]
         varying = [k for k in keys if k not in constant]
         blocks.append(Table(("metric", *labels), tuple(interval_rows(summaries, varying)),
                             "group-metrics-table", code=True))  # fmt: skip

@@ -9,15 +9,24 @@ from importlib.resources import files
 from pathlib import Path
 
 
+def _artifacts() -> Path:
+    return Path(str(files("latent_atlas.artifacts")))
+
+
+def _model_folder(model: Path | str) -> Path:
+    """The folder of a model given as a folder or as one of its files."""
+    return Path(model) if Path(model).is_dir() else Path(model).parent
+
+
 def shipped(dataset: str = "fashion-mnist") -> Path:
     """The folder of the shipped models trained on ``dataset`` (``vae/``, ``ae/``,
     ``classifier/``, ``manifest.json``)."""
-    return Path(str(files("latent_atlas.artifacts"))) / dataset
+    return _artifacts() / dataset
 
 
 def shipped_classifier(dataset: str) -> Path | None:
     """The shipped classifier for a dataset (by its name), if there is one."""
-    root = Path(str(files("latent_atlas.artifacts")))
+    root = _artifacts()
     if dataset not in {p.name for p in root.iterdir() if p.is_dir()}:
         return None  # only the shipped datasets' own folders, whatever the name holds
     path = root / dataset / "classifier" / "classifier.onnx"
@@ -29,14 +38,13 @@ def classifier_beside(models: Sequence[Path], dataset_sha256: str) -> Path | Non
     folder's parent, as `latent-atlas export` lays them out), if its metadata says it was
     trained on the data of that sha256; None otherwise."""
     for model in models:
-        folder = Path(model) if Path(model).is_dir() else Path(model).parent
-        path = folder.parent / "classifier" / "classifier.onnx"
+        path = _model_folder(model).parent / "classifier" / "classifier.onnx"
         if path.is_file() and path.stat().st_size < 2**30 and _trained_on(path) == dataset_sha256:
             return path
     return None
 
 
-MODEL_FILES = ("encoder.onnx", "decoder.onnx", "classifier.onnx")
+LAYOUT_FILES = ("encoder.onnx", "decoder.onnx", "classifier.onnx")  # as `export` names them
 
 
 def input_paths(models: Sequence[Path | str], classifier: object = None) -> list[Path]:
@@ -48,15 +56,12 @@ def input_paths(models: Sequence[Path | str], classifier: object = None) -> list
     for m in models:
         path = Path(m)
         paths.append(path)
-        if path.name in MODEL_FILES:
+        if path.name in LAYOUT_FILES:
             paths.append(path.parent)
     if classifier == "auto":
-        root = Path(str(files("latent_atlas.artifacts")))
-        paths += [d / "classifier" for d in root.iterdir() if (d / "classifier").is_dir()]
-        for m in models:
-            folder = Path(m) if Path(m).is_dir() else Path(m).parent
-            if (folder.parent / "classifier").is_dir():
-                paths.append(folder.parent / "classifier")
+        beside = [d / "classifier" for d in _artifacts().iterdir()]
+        beside += [_model_folder(m).parent / "classifier" for m in models]
+        paths += [d for d in beside if d.is_dir()]
     return paths
 
 
