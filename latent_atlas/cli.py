@@ -890,6 +890,11 @@ def _run(argv: Sequence[str] | None) -> int:
             return int(exc.code or 0)
         command = args.command
         _quiet_libraries()
+        # no tqdm monitor thread: a report draws its figures on forked workers only while this
+        # process has no other Python thread (see sections._workers)
+        from tqdm import tqdm as _tqdm
+
+        _tqdm.monitor_interval = 0
         atomic.set_command(command)  # markers record which command wrote each output
         try:
             code = int(args.func(args) or 0)

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -125,6 +126,10 @@ def _workers(n: int) -> int:
     if (cores or 1) < 2 or n < 4 or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     if multiprocessing.parent_process() is not None or "ray" in sys.modules:
+        return 1
+    # fork copies only this thread: a lock another Python thread holds at that moment stays
+    # held in the child for ever (seen in the test suite: drawing workers hung in a futex wait)
+    if threading.active_count() > 1:
         return 1
     return min(cores or 1, 4)
 

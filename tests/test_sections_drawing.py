@@ -41,6 +41,17 @@ def _workers_in_child(queue) -> None:
 
 def test_workers_rule():
     assert sections._workers(3) == 1  # too few figures to be worth a fork
+    # another Python thread alive: never fork (a lock it holds would stay held in the child)
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert sections._workers(100) == 1
+    finally:
+        stop.set()
+        other.join()
     # inside a worker process (a batch's --jobs): never fork again
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
