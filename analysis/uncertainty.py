@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy.special import stdtrit  # the t quantile (scipy.stats.t.ppf calls it; 0.3 s less import)
 
 LEVEL = 0.95
 CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
@@ -97,7 +97,7 @@ def mean_interval(values: ArrayLike, level: float = LEVEL) -> Interval:
     level = _level(level)
     n = len(x)
     mean = float(x.mean())
-    half = float(stats.t.ppf((1 + level) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    half = float(stdtrit(n - 1, (1 + level) / 2) * x.std(ddof=1) / math.sqrt(n))
     return Interval(mean, mean - half, mean + half, level, "t", float(n - 1))
 
 
@@ -132,7 +132,7 @@ def difference_interval(a: ArrayLike, b: ArrayLike, level: float = LEVEL) -> Int
     # squares underflowing to 0/0 for tiny spreads
     ra, rb = va / max(va, vb), vb / max(va, vb)
     df = (ra + rb) ** 2 / (ra**2 / (len(xa) - 1) + rb**2 / (len(xb) - 1))
-    half = float(stats.t.ppf((1 + level) / 2, df) * math.sqrt(se2))
+    half = float(stdtrit(df, (1 + level) / 2) * math.sqrt(se2))
     return Interval(diff, diff - half, diff + half, level, "welch", float(df))
 
 

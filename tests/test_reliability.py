@@ -104,3 +104,20 @@ def test_sigint_mid_report_leaves_no_partial_output(toy, tmp_path, real_data):
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     out = tmp_path / "out"
     assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_the_analysis_runs_blas_on_one_thread_and_gives_the_setting_back(toy):
+    # onnxruntime takes every core; BLAS threads spinning beside it cost the two-model report
+    # 2.3 CPU seconds on 2 cores (see runs.run_analyses)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        rep.run_analyses(_cfg(toy), data=toy["data"], stage=lambda s: seen.append(blas_threads()))
+        after = blas_threads()
+    assert before == after == {2}
+    assert len(seen) > 3 and all(s == {1} for s in seen)
