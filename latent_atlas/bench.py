@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from latent_atlas.engine import usable_cores
 from latent_atlas.toolkit.atlas import MAX_STEPS
 from latent_atlas.toolkit.binding import BoundRunner
 from latent_atlas.toolkit.errors import AtlasError
@@ -514,8 +515,10 @@ REPORTS = {  # name: (what it is, its --model flags)
 
 def report_child(cfg: BenchConfig, which: str = "two-model") -> dict:
     """``latent-atlas report`` (``which``: see ``REPORTS``) in a child process, into a
-    temporary folder: wall seconds (interpreter start included), the peak RSS of the report's
-    process and the largest of its figure-drawing workers'."""
+    temporary folder: wall seconds (interpreter start included), CPU seconds (user + system,
+    its figure-drawing workers included) and what they allow on this process's cores (no
+    schedule of the same work can end sooner than CPU seconds / cores), the peak RSS of the
+    report's process and the largest of its figure-drawing workers'."""
     from latent_atlas.shipped import shipped
 
     art = str(shipped())
@@ -523,16 +526,33 @@ def report_child(cfg: BenchConfig, which: str = "two-model") -> dict:
         models = [a.format(art=art) for a in REPORTS[which][1]]
         args = ["report", "--out", tmp, "--no-progress", "--provider", cfg.provider,
                 "--threads", str(cfg.threads), *models]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         out = _child(REPORT_PROBE, *args)
         seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child's own and its workers'
     kib = {w[0]: int(w[1]) for w in map(str.split, out.splitlines())
            if len(w) == 2 and w[0].endswith("_KiB")}  # fmt: skip
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cores = usable_cores()
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
+        "cores": cores,
+        "cpu_bound_seconds": cpu / cores,
         "peak_rss_mib": kib["VmHWM_KiB"] / 1024,
         "workers_peak_rss_mib": kib.get("ChildrenMaxRSS_KiB", 0) / 1024,
     }
+
+
+def report_line(which: str, rep: dict) -> str:
+    """The bench's line for ``report_child(cfg, which)``'s figures."""
+    return (
+        f"latent-atlas report ({REPORTS[which][0]}; child process): {rep['seconds']:.2f} s wall, "
+        f"{rep['cpu_seconds']:.1f} CPU s (≥ {rep['cpu_bound_seconds']:.2f} s on {rep['cores']} "
+        f"cores), peak RSS {rep['peak_rss_mib']:.0f} MiB (figure workers: "
+        f"{rep['workers_peak_rss_mib']:.0f} MiB each at most)"
+    )
 
 
 # ---------------------------------------------------------------------------- the bench
@@ -782,14 +802,9 @@ def format_table(result: dict) -> str:
             f"\npeak RSS of the streamed 1001×1001 decode (child process): "
             f"{result['peak_rss_mib_1001_streamed']:.0f} MiB"
         )
-    for which, (desc, _) in REPORTS.items():
+    for which in REPORTS:
         if f"report_{which}" in result:
-            rep = result[f"report_{which}"]
-            lines.append(
-                f"latent-atlas report ({desc}; child process): {rep['seconds']:.2f} s wall, "
-                f"peak RSS {rep['peak_rss_mib']:.0f} MiB (figure workers: "
-                f"{rep['workers_peak_rss_mib']:.0f} MiB each at most)"
-            )
+            lines.append(report_line(which, result[f"report_{which}"]))
     lines.append("seed loop not run above 50 000 cells (it would take tens of minutes).")
     if not result["calibration_ok"]:
         lines.append(

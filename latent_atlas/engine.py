@@ -216,6 +216,13 @@ def _stop_worker(signum: int, frame: FrameType | None) -> None:
     raise _Stop(128 + signum)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under ``taskset``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGKILL this worker when its parent dies, however it dies (even by
     SIGKILL, which the parent cannot act on). SIGKILL, not SIGTERM: task code may ignore

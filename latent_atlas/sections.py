@@ -34,7 +34,7 @@ from latent_atlas.analysis.render import (
     Table,
 )
 from latent_atlas.analysis.studies import Finding
-from latent_atlas.engine import die_with_parent
+from latent_atlas.engine import die_with_parent, usable_cores
 from latent_atlas.pipeline import GridAnalysis, ModelAnalysis
 
 DPI = 100
@@ -122,8 +122,8 @@ def _draw(i: int) -> bytes:
 def _workers(n: int) -> int:
     """How many processes draw ``n`` figures: one (here) unless forking is safe and useful:
     more than one core, a few figures, and not already a worker (a batch's --jobs, Ray)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) < 2 or n < 4 or "fork" not in multiprocessing.get_all_start_methods():
+    cores = usable_cores()
+    if cores < 2 or n < 4 or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     if multiprocessing.parent_process() is not None or "ray" in sys.modules:
         return 1
@@ -131,7 +131,7 @@ def _workers(n: int) -> int:
     # held in the child for ever (seen in the test suite: drawing workers hung in a futex wait)
     if threading.active_count() > 1:
         return 1
-    return min(cores or 1, 4)
+    return min(cores, 4)
 
 
 def _drawing_worker(parent_pid: int) -> None:

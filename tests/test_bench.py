@@ -235,3 +235,18 @@ def test_bench_on_a_decoder_of_another_image_size(capsys):
     assert rc in (0, None)
     out = capsys.readouterr().out
     assert "3x3" in out and "torch baselines: available" in out
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_report_row_counts_the_childs_cpu_and_its_workers():
+    cfg = BenchConfig(SHIPPED / "vae" / "decoder.onnx", measure_memory=False)
+    rep = bench.report_child(cfg, "two-model")
+    # the parent only waits: CPU seconds of the wrong process would be ~0; a report decodes
+    # and classifies ~100 000 images
+    assert rep["cpu_seconds"] > 1.0 and rep["seconds"] > 0.5
+    assert rep["cores"] == bench.usable_cores() >= 1
+    assert rep["cpu_bound_seconds"] == pytest.approx(rep["cpu_seconds"] / rep["cores"])
+    assert rep["peak_rss_mib"] > 10 and rep["workers_peak_rss_mib"] >= 0
+    line = bench.report_line("two-model", rep)
+    assert f"{rep['cpu_seconds']:.1f} CPU s" in line and "no seeds" in line
