@@ -48,12 +48,14 @@ LAYOUT_FILES = ("encoder.onnx", "decoder.onnx", "classifier.onnx")  # as `export
 
 
 def input_paths(models: Sequence[Path | str], classifier: object = None) -> list[Path]:
-    """What a run reads, as the paths no output may be, hold or lie inside: each model (a
-    model's own file named as `latent-atlas export` names them — ``decoder.onnx`` … — stands
-    for its folder too), and with ``classifier="auto"`` every classifier it may pick: the
-    shipped ones and ``classifier/`` beside the models."""
+    """What a run reads, as the paths no output may be, hold or lie inside: each model and a
+    classifier given by path (a file named as `latent-atlas export` names them —
+    ``decoder.onnx``, ``classifier.onnx`` … — stands for its folder too), and with
+    ``classifier="auto"`` every classifier it may pick: the shipped ones and ``classifier/``
+    beside the models."""
     paths: list[Path] = []
-    for m in models:
+    given = [classifier] if isinstance(classifier, str | Path) and classifier != "auto" else []
+    for m in [*models, *given]:
         path = Path(m)
         paths.append(path)
         if path.name in LAYOUT_FILES:

@@ -546,6 +546,14 @@ def _pair_args(s: Path) -> list[str]:
             "--no-progress", "--steps", "3"]  # fmt: skip
 
 
+def _classifier_in_a_folder(s: Path, command: str, out: str) -> list[str]:
+    """The pair, its classifier as ``cl/classifier.onnx`` (the layout `export` writes)."""
+    args = _pair_args(s)
+    (s / "cl").mkdir()
+    (s / "c.onnx").rename(s / "cl" / "classifier.onnx")
+    return [command, "--out", out, *args[:4], "--classifier", "cl/classifier.onnx", *args[6:]]
+
+
 def _user_folder(s: Path, name: str = "mine") -> Path:
     (s / name).mkdir()
     (s / name / "thesis.tex").write_text("years of work")
@@ -650,6 +658,10 @@ SAFETY_ROWS = [
             r"m-vs-m2: output folder .*models/m/r/m-vs-m2: lies inside models/m, an input of this run", OUTPUT),
     SafeRow("grid --model FOLDER/decoder.onnx --out FOLDER", lambda s: (_grid_args(s), ["grid", "--model", "m/decoder.onnx", "--out", "m", "--steps", "3"])[1],
             r"output file .*m/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
+    SafeRow("report --out inside the folder of --classifier FOLDER/classifier.onnx", lambda s: _classifier_in_a_folder(s, "report", "cl/r"),
+            r"m-vs-m2: output folder .*cl/r/m-vs-m2: lies inside cl, an input of this run", OUTPUT),
+    SafeRow("analyze --out inside the folder of --classifier FOLDER/classifier.onnx", lambda s: _classifier_in_a_folder(s, "analyze", "cl/a"),
+            r"output folder .*cl/a: lies inside cl, an input of this run", OUTPUT),
     SafeRow("analyze --out the classifier 'auto' would pick, --overwrite", lambda s: ["analyze", "--out", str(REPO / "artifacts" / "fashion-mnist" / "classifier"), "--overwrite", *_pair_args(s)[:4], "--no-progress"],
             r"output folder .*artifacts/fashion-mnist/classifier: is or holds .*classifier, an input of this run", OUTPUT),
     SafeRow("grid over a user's file in a folder the tool marked", lambda s: (atomic.write_text(s / "g" / "other.png", "tool's"), (s / "g" / "m_linear_3x3.png").write_text("user's"), _grid_args(s))[2],
