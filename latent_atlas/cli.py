@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -806,13 +806,23 @@ class _Parser(argparse.ArgumentParser):
         # "--batch 3" must not be read as "--batch-size 3" (nor "--over" as "--overwrite")
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.commands: Mapping[str, argparse.ArgumentParser] = {}  # the top parser's, by name
         self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse(self, argv: Sequence[str] | None) -> argparse.Namespace:
+        """``parse_args``, but a command's unknown flags are reported by the command's own
+        parser ("latent-atlas grid: error: …", as every other error), not by the top one."""
+        parsed, extra = self.parse_known_args(argv)
+        if extra:
+            where = self.commands.get(getattr(parsed, "command", ""), self)
+            where.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser() -> _Parser:
     parser = _Parser(
         prog="latent-atlas",
         description="See and measure what an autoencoder's latent space has learned.",
@@ -820,6 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    parser.commands = sub.choices
     return parser
 
 
@@ -885,7 +896,7 @@ def _run(argv: Sequence[str] | None) -> int:
     command = "?"
     try:
         try:
-            args = build_parser().parse_args(argv)
+            args = build_parser().parse(argv)
         except SystemExit as exc:  # --help, or a usage error already printed
             return int(exc.code or 0)
         command = args.command

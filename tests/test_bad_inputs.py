@@ -725,9 +725,9 @@ SAFETY_ROWS = [
     SafeRow("--range -1e30 1e30 parses (then the decoder's range is refused)", lambda s: _grid_args(s, "--range", "-1e30", "1e30"),
             r"decoded pixel values in \[-1e\+29, 1e\+29\], expected \[0, 1\]; end the decoder with a Sigmoid", ONE_LINE),
     SafeRow("an abbreviated flag (--batch for --batch-size)", lambda s: _grid_args(s, "--batch", "3"),
-            r"unrecognized arguments: --batch 3 \(see --help\)", ONE_LINE),
+            r"^latent-atlas grid: error: unrecognized arguments: --batch 3 \(see --help\)", ONE_LINE),
     SafeRow("an abbreviated flag (--over for --overwrite)", lambda s: _grid_args(s, "--over"),
-            r"unrecognized arguments: --over \(see --help\)", ONE_LINE),
+            r"^latent-atlas grid: error: unrecognized arguments: --over \(see --help\)", ONE_LINE),
     SafeRow("HOME is a missing folder (library noise)", lambda s: _grid_args(s, "--range", "5", "4"), r"grid x range \[5.0, 4.0\]: expected low < high", ONE_LINE,
             subprocess=True, env={"HOME": "/dev/null/nohome", "XDG_CACHE_HOME": "", "MPLCONFIGDIR": ""}),
     # 8: silent wrong results become refusals
