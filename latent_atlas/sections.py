@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import multiprocessing
 import os
 import signal
@@ -148,6 +149,12 @@ def _draw_all(draws: list[Draw]) -> list[bytes]:
     if workers == 1:
         return [plots.figure_png_bytes(d(), dpi=DPI) for d in draws]
     _PENDING = draws
+    # A worker's garbage collector must never free what it inherits: an onnxruntime session
+    # left in a reference cycle, torn down in a child, waits for ever in pthread_cond_destroy
+    # on its thread pool's waiters, threads fork did not copy (a report run in-process after
+    # other tests hung so). Collect here, where those threads exist, and freeze the rest.
+    gc.collect()
+    gc.freeze()
     ctx = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_drawing_worker,
                                initargs=(os.getpid(),))  # fmt: skip
@@ -157,6 +164,7 @@ def _draw_all(draws: list[Draw]) -> list[bytes]:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
+        gc.unfreeze()
         _PENDING = []
     pool.shutdown()
     return pngs

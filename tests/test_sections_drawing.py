@@ -90,3 +90,47 @@ def test_a_failing_figure_stops_the_drawing_and_leaves_no_worker(monkeypatch):
     while _children() - before and time.monotonic() < end:
         time.sleep(0.05)
     assert _children() - before == set()
+
+
+# A session left in a reference cycle, its pool threads parked on their condition variables;
+# each drawing worker runs the collector, which would tear the inherited session down there.
+_CYCLE_SCRIPT = """
+import functools, gc, sys, time
+import numpy as np, onnxruntime as ort
+from latent_atlas import sections
+from latent_atlas.analysis import plots
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = 2
+session = ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
+session.run(None, {"z": np.zeros((8, 2), np.float32)})
+class Holder: pass
+holder = Holder()
+holder.me, holder.session = holder, session
+del holder, session
+gc.disable()
+time.sleep(1)  # the pool's threads stop spinning and wait
+x = np.linspace(-4, 4, 5)
+def draw(i):
+    gc.collect()
+    return plots.heatmap_figure(np.full((5, 5), float(i)), x, x, str(i))
+sections._workers = lambda n: 2
+print("drew", len(sections._draw_all([functools.partial(draw, i) for i in range(4)])))
+"""
+
+
+def test_workers_never_tear_down_an_inherited_onnxruntime_session(tmp_path):
+    """Without the collect-and-freeze before the fork, both workers wait for ever in
+    pthread_cond_destroy (seen: a report run in-process after other tests hung)."""
+    import subprocess
+    import sys
+
+    from toy_onnx import linear_decoder
+
+    model = linear_decoder(tmp_path / "d.onnx", np.array([0.1, 0.0]), 0.5)
+    try:
+        out = subprocess.run([sys.executable, "-c", _CYCLE_SCRIPT, str(model)], timeout=120,
+                             capture_output=True, text=True, start_new_session=True)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the drawing workers hung on an inherited onnxruntime session")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["drew", "4"]
