@@ -814,11 +814,18 @@ class _Parser(argparse.ArgumentParser):
 
     def parse(self, argv: Sequence[str] | None) -> argparse.Namespace:
         """``parse_args``, but a command's unknown flags are reported by the command's own
-        parser ("latent-atlas grid: error: …", as every other error), not by the top one."""
+        parser ("latent-atlas grid: error: …", as every other error), not by the top one, and
+        no flag takes an empty value."""
         parsed, extra = self.parse_known_args(argv)
+        where = self.commands.get(getattr(parsed, "command", ""), self)
         if extra:
-            where = self.commands.get(getattr(parsed, "command", ""), self)
             where.error(f"unrecognized arguments: {' '.join(extra)}")
+        # an empty value is never meant: `--out=` from an unset $OUT must not mean the default
+        for action in where._actions:
+            value = getattr(parsed, action.dest, None)
+            if "" in (value if isinstance(value, list) else [value]):
+                flag = action.option_strings[-1] if action.option_strings else action.metavar
+                where.error(f"{flag or action.dest} '': empty; expected a value")
         return parsed
 
 
@@ -869,6 +876,13 @@ def _one_line(command: str, message: str) -> None:
     print(f"latent-atlas {command}: error: {message}", file=sys.stderr)
 
 
+def _interrupted(command: str, code: int) -> int:
+    name = "SIGTERM" if code == 143 else "SIGINT"
+    print(f"latent-atlas {command}: interrupted ({name}); no partial output left",
+          file=sys.stderr)  # fmt: skip
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from latent_atlas.toolkit import signals
 
@@ -917,12 +931,10 @@ def _run(argv: Sequence[str] | None) -> int:
         _one_line(command, str(exc))
         return 2
     except KeyboardInterrupt as exc:
-        code = exc.exit_code if isinstance(exc, Interrupted) else 130
-        name = "SIGTERM" if code == 143 else "SIGINT"
-        print(f"latent-atlas {command}: interrupted ({name}); no partial output left",
-              file=sys.stderr)  # fmt: skip
-        return code
+        return _interrupted(command, exc.exit_code if isinstance(exc, Interrupted) else 130)
     except Exception as exc:  # last resort: the causes are fixed where they arise
+        if (signum := signals.raised()) is not None:  # the signal's exception, turned into this
+            return _interrupted(command, 128 + signum)
         if os.environ.get("LATENT_ATLAS_TRACEBACK"):
             raise
         _one_line(command, f"{describe(exc)} (set LATENT_ATLAS_TRACEBACK=1 for details)")

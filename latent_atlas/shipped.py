@@ -58,8 +58,8 @@ def input_paths(models: Sequence[Path | str], classifier: object = None) -> list
     for m in [*models, *given]:
         path = Path(m)
         paths.append(path)
-        if path.name in LAYOUT_FILES:
-            paths.append(path.parent)
+        if path.name in LAYOUT_FILES:  # and, through a link, the folder of the file it names
+            paths += [path.parent, path.resolve().parent]
     if classifier == "auto":
         beside = [d / "classifier" for d in _artifacts().iterdir()]
         beside += [_model_folder(m).parent / "classifier" for m in models]

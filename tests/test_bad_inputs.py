@@ -554,6 +554,14 @@ def _classifier_in_a_folder(s: Path, command: str, out: str) -> list[str]:
     return [command, "--out", out, *args[:4], "--classifier", "cl/classifier.onnx", *args[6:]]
 
 
+def _linked_classifier(s: Path) -> list[str]:
+    """``--classifier lk/classifier.onnx``, a link to ``cl/classifier.onnx``; ``--out cl/r``."""
+    args = _classifier_in_a_folder(s, "report", "cl/r")
+    (s / "lk").mkdir()
+    (s / "lk" / "classifier.onnx").symlink_to(s / "cl" / "classifier.onnx")
+    return [*args[:8], "lk/classifier.onnx", *args[9:]]
+
+
 def _user_folder(s: Path, name: str = "mine") -> Path:
     (s / name).mkdir()
     (s / name / "thesis.tex").write_text("years of work")
@@ -677,6 +685,11 @@ SAFETY_ROWS = [
             "output file r.json: exists and was not written by latent-atlas", OUTPUT),
     # 2: one place validates names
     SafeRow("batch name empty", lambda s: _toml(s, ENTRY_OK.replace('"x"', '""')), "comparison name '': empty", NAMES),
+    SafeRow("--out= (an unset $OUT) on report: not the default folder", lambda s: ["report", "--out=", *_pair_args(s)], r"^latent-atlas report: error: --out '': empty; expected a value", ONE_LINE),
+    SafeRow("--out= on export: not the shipped artifacts", lambda s: ["export", "--out="], r"^latent-atlas export: error: --out '': empty; expected a value", ONE_LINE),
+    SafeRow("--out= on analyze", lambda s: ["analyze", "--out=", *_pair_args(s)], r"^latent-atlas analyze: error: --out '': empty; expected a value", ONE_LINE),
+    SafeRow("an empty positional (sweep '')", lambda s: ["sweep", ""], r"^latent-atlas sweep: error: TOML '': empty; expected a value", ONE_LINE),
+    SafeRow("report --classifier LINK/classifier.onnx (a link to a classifier) --out inside the real folder", lambda s: _linked_classifier(s), r"output folder .*cl/r/m-vs-m2: lies inside .*cl, an input of this run", OUTPUT),
     SafeRow("--name '' (given empty)", lambda s: ["report", "--name", "", "--out", "out", *_pair_args(s)], "--name '': empty", NAMES),
     SafeRow("--name ../x", lambda s: ["report", "--name", "../x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
     SafeRow("--name /abs/x", lambda s: ["report", "--name", "/tmp/x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),

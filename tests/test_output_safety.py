@@ -552,6 +552,37 @@ def _hidden(root: Path) -> list[Path]:
     return [p for p in root.rglob(".*") if p.name != atomic.MARKER]
 
 
+@pytest.mark.parametrize("signalled", [True, False])
+def test_an_exception_a_library_makes_of_a_signal_still_ends_as_the_signal(
+    signalled, monkeypatch, capsys
+):
+    """pybind11 turns an exception raised while it converts arguments into a TypeError
+    ("affine_transform(): incompatible function arguments": matplotlib, SIGTERM at a random
+    point of `grid --npy`): after a signal, that is the signal's exit, not an error."""
+    import latent_atlas.cli as cli
+
+    def grid(args):
+        try:
+            if signalled:
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler raises Interrupted here
+                time.sleep(5)
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise TypeError("affine_transform(): incompatible function arguments") from None
+
+    monkeypatch.setattr(cli, "_grid", grid)
+    monkeypatch.delenv("LATENT_ATLAS_TRACEBACK", raising=False)
+    rc = main(["grid", "--model", "m"])
+    err = capsys.readouterr().err.strip().splitlines()
+    if signalled:
+        assert rc == 143 and err == [
+            "latent-atlas grid: interrupted (SIGTERM); no partial output left"
+        ]
+    else:  # no signal: the library's error, as one line
+        assert rc == 2 and len(err) == 1 and "unexpected TypeError" in err[0]
+    assert signal.getsignal(signal.SIGTERM) is not None
+
+
 def test_signals_are_held_in_critical_sections_and_never_lost():
     from latent_atlas.toolkit import signals
 

@@ -38,6 +38,10 @@ _pending: int | None = None  # a signal held back by a critical section
 # garbage-collector run, Python prints "Exception ignored" and goes on. It is raised again at
 # the next checkpoint (every critical section, and the end of the command).
 _swallowed: int | None = None
+# The last signal raised as Interrupted: a library may turn that exception into another
+# (pybind11 reports one raised while it converts arguments as "incompatible function
+# arguments"), which then surfaces instead of it (see ``raised``).
+_raised: int | None = None
 _default_unraisable = sys.unraisablehook
 
 
@@ -54,7 +58,7 @@ def checkpoint() -> None:
     global _swallowed
     if _swallowed is not None and not _depth:
         signum, _swallowed = _swallowed, None
-        raise Interrupted(signum)
+        _interrupt(signum)
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
@@ -66,13 +70,25 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _depth:
         _pending = signum
         return
+    _interrupt(signum)
+
+
+def _interrupt(signum: int) -> None:
+    global _raised
+    _raised = signum
     raise Interrupted(signum)
+
+
+def raised() -> int | None:
+    """The signal raised as :class:`Interrupted` since :func:`install`, if any: an exception
+    that ends the command after it is that signal's, whatever its type."""
+    return _raised
 
 
 def install() -> None:
     """Route SIGINT and SIGTERM of this process to :class:`Interrupted` (main thread only)."""
-    global _owner
-    _owner = os.getpid()
+    global _owner, _raised
+    _owner, _raised = os.getpid(), None
     sys.unraisablehook = _unraisable
     for s in SIGNALS:
         signal.signal(s, _handler)
@@ -99,8 +115,9 @@ class critical:  # noqa: N801 (used as a context manager: ``with critical():``)
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        global _depth, _pending
+        global _depth, _pending, _raised
         _depth -= 1
         if _depth == 0 and _pending is not None:
             signum, _pending = _pending, None
+            _raised = signum
             raise Interrupted(signum) from exc
