@@ -181,6 +181,9 @@ def test_small_bench_runs_and_reports():
         )
     table = format_table(result)
     assert "21x21" not in table and "5x5" in table and "fused graph" in table
+    assert "seed loop not run" not in table  # only said when a grid was too big for it
+    big = {**result, "rows": [*result["rows"], {**row, "grid": "301x301", "cells": 90_601}]}
+    assert "seed loop not run above 50 000 cells" in format_table(big)
 
 
 def test_foreign_decoder_has_no_torch_baseline(tmp_path):
@@ -250,3 +253,4 @@ def test_report_row_counts_the_childs_cpu_and_its_workers():
     assert rep["peak_rss_mib"] > 10 and rep["workers_peak_rss_mib"] >= 0
     line = bench.report_line("two-model", rep)
     assert f"{rep['cpu_seconds']:.1f} CPU s" in line and "no seeds" in line
+    assert f"can take less than {rep['cpu_bound_seconds']:.2f} s wall" in line
