@@ -490,7 +490,7 @@ def _bench(args: argparse.Namespace) -> None:
         args.gemm_size,
     )  # fmt: skip
     if args.json:  # refused now, not after minutes of timing
-        protect = tuple(input_paths([cfg.decoder, *([cfg.classifier] if cfg.classifier else [])]))
+        protect = tuple(input_paths([cfg.decoder], cfg.classifier))
         check_file_target(args.json, args.overwrite, protect)
     result = run_bench(cfg)
     print(format_table(result))

@@ -142,11 +142,9 @@ class ComparisonConfig:
     @property
     def inputs(self) -> tuple[Path | str | None, ...]:
         """What this comparison reads: never to be replaced by what it writes."""
-        classifier = self.classifier if isinstance(self.classifier, Path) else None
         data = self.data if isinstance(self.data, Path) or (
             isinstance(self.data, str) and ":" not in self.data) else None  # fmt: skip
-        read = input_paths(self.models, self.classifier)
-        return (*read, classifier, data, self.class_names)
+        return (*input_paths(self.models, self.classifier), data, self.class_names)
 
     def classifier_for(self, data: ImageDataset) -> Path | None:
         """The classifier file to use on ``data``. "auto": the shipped one for a shipped
