@@ -56,7 +56,7 @@ lint: install
 	$(BIN)/ruff check $(CODE) tests
 	$(BIN)/ruff format --check $(CODE) tests
 	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/latent_atlas
-	@for f in latent_atlas/*.py; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/latent_atlas/; done
+	@for f in latent_atlas/*.py latent_atlas/commands; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/latent_atlas/; done
 	@for d in toolkit export analysis artifacts; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/latent_atlas/$$d; done
 	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p latent_atlas
 

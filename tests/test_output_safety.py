@@ -559,7 +559,7 @@ def test_an_exception_a_library_makes_of_a_signal_still_ends_as_the_signal(
     """pybind11 turns an exception raised while it converts arguments into a TypeError
     ("affine_transform(): incompatible function arguments": matplotlib, SIGTERM at a random
     point of `grid --npy`): after a signal, that is the signal's exit, not an error."""
-    import latent_atlas.cli as cli
+    from latent_atlas.commands import grid as grid_command
 
     def grid(args):
         try:
@@ -570,7 +570,7 @@ def test_an_exception_a_library_makes_of_a_signal_still_ends_as_the_signal(
         except KeyboardInterrupt:
             raise TypeError("affine_transform(): incompatible function arguments") from None
 
-    monkeypatch.setattr(cli, "_grid", grid)
+    monkeypatch.setattr(grid_command, "run", grid)
     monkeypatch.delenv("LATENT_ATLAS_TRACEBACK", raising=False)
     rc = main(["grid", "--model", "m"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -779,18 +779,19 @@ def test_default_report_names_carry_the_data():
     its labels, so the README's digits report does not replace `make report`'s vae-vs-ae."""
     from conftest import REPO
 
-    from latent_atlas.cli import _comparison, _data_tag, build_parser
+    from latent_atlas.cli import build_parser
+    from latent_atlas.commands.flags import comparison, data_tag
 
-    assert _data_tag("sklearn:digits") == "digits"
-    assert _data_tag("some/where/fm_small.npz") == "fm_small"
-    assert _data_tag("/usr/share/datasets/fashion-mnist/") == "fashion-mnist"
+    assert data_tag("sklearn:digits") == "digits"
+    assert data_tag("some/where/fm_small.npz") == "fm_small"
+    assert data_tag("/usr/share/datasets/fashion-mnist/") == "fashion-mnist"
     parser = build_parser()
     art = REPO / "artifacts" / "digits"
     args = parser.parse_args(["report", "--data", "sklearn:digits", "--model", str(art / "vae"),
                               "--model", str(art / "ae")])  # fmt: skip
-    assert _comparison(args).name == "digits-vae-vs-ae"
+    assert comparison(args).name == "digits-vae-vs-ae"
     args = parser.parse_args(["report", "--model", str(art / "vae"), "--model", str(art / "ae")])
-    assert _comparison(args).name == "vae-vs-ae"
+    assert comparison(args).name == "vae-vs-ae"
 
 
 def test_dollar_labels_are_drawn_as_written():
