@@ -53,12 +53,13 @@ train: install data
 TYPECHECK := build/typecheck
 
 lint: install
-	$(BIN)/ruff check $(CODE) tests
-	$(BIN)/ruff format --check $(CODE) tests
+	$(BIN)/ruff check $(CODE) tests benchmarks
+	$(BIN)/ruff format --check $(CODE) tests benchmarks
 	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/latent_atlas
 	@for f in latent_atlas/*.py latent_atlas/commands; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/latent_atlas/; done
 	@for d in toolkit export analysis artifacts; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/latent_atlas/$$d; done
-	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p latent_atlas
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
+		--cache-dir $(CURDIR)/.mypy_cache -p latent_atlas
 
 test: install data browser lint
 	$(BIN)/pytest -q
