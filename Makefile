@@ -61,8 +61,11 @@ lint: install
 	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
 		--cache-dir $(CURDIR)/.mypy_cache -p latent_atlas
 
+# The suite on every core (pytest-xdist; tests/conftest.py says how to keep a test fast and safe
+# there). `make test JOBS=0` runs it in one process; the ten slowest tests are listed at the end.
+JOBS ?= auto
 test: install data browser lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup --durations=10
 
 # Maintainers only (needs npm): fetch the pinned onnxruntime-web from npm again, check the
 # tarball's npm integrity and every file's sha256, and refresh latent_atlas/vendor/. Nothing

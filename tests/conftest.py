@@ -1,8 +1,35 @@
+"""Shared fixtures, and how the suite stays fast (issue 25).
+
+Keeping a new test fast and safe under pytest-xdist (`make test` runs
+``pytest -n auto --dist loadgroup``: the tests of one run are spread over one process per
+core, in any order, each process with its own session):
+
+- A unit test takes well under a second: make the data in the test (a few images, a toy ONNX
+  model from tests/toy_onnx.py), not the real dataset or a trained model. Anything slower is
+  ``@pytest.mark.slow`` (and ``real_data`` if it reads the real data or shipped artifacts); the
+  run ends with the ten slowest tests: look there after adding one.
+- Write only under ``tmp_path`` / ``tmp_path_factory``: another process may be running any
+  other test at the same moment. No fixed output path, no ``os.chdir`` (``monkeypatch.chdir``),
+  no environment variable or module global left changed (``monkeypatch``).
+- Something costly that several tests read (a trained or exported model, a report, a wheel)
+  is one fixture with ``scope="session"`` or ``"module"``, built once per process. If it costs
+  more than a few seconds, add it to ``COSTLY_FIXTURES`` below: every test that uses it then
+  runs in the same process (an ``xdist_group``), so it is built once per run, not once per
+  process. Tests that must not overlap with each other (one Ray instance, one machine-wide
+  resource) share a group the same way.
+- A test that needs more of the same to be thorough (more random points, more seeds) runs a
+  small number by default and the rest under ``@pytest.mark.exhaustive`` (opt-in: ``pytest -m
+  exhaustive``), as the SIGTERM points in tests/test_output_safety.py do.
+- Long tests run first (tests marked slow, and the groups, are sent out before the rest), so
+  that no process is left alone with a long test at the end of the run.
+"""
+
 from __future__ import annotations
 
 import gzip
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +130,61 @@ def ray_local():
              object_store_memory=200 * 2**20)  # fmt: skip
     yield ray
     ray.shutdown()
+
+
+# -------------------------------------------------------------------------- xdist and speed
+# fixture → xdist group: every test using the fixture runs in one process, which builds it once
+COSTLY_FIXTURES = {
+    "real_report": "real-report",
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads_per_worker() -> Iterator[None]:
+    """Under xdist, torch gets this process's share of the cores: two workers with two torch
+    threads each on two cores spin-wait for each other (see tests/one_thread.py)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    yield
+    torch.set_num_threads(threads)
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # opt-in: the exhaustive tests run only when the -m expression names them
+    if "exhaustive" not in (config.option.markexpr or ""):
+        skipped = [i for i in items if i.get_closest_marker("exhaustive")]
+        if skipped:
+            config.hook.pytest_deselected(items=skipped)
+            items[:] = [i for i in items if not i.get_closest_marker("exhaustive")]
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        for name in getattr(item, "fixturenames", ()):
+            if name in COSTLY_FIXTURES:
+                item.add_marker(pytest.mark.xdist_group(COSTLY_FIXTURES[name]))
+                break
+    # in an xdist worker only (a plain run keeps each module's tests together, for its
+    # module-scoped fixtures): groups and slow tests first; the same order in every worker
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        grouped = {
+            m.args[0] if m.args else m.kwargs.get("name")
+            for i in items
+            if _is_slow(i) and (m := i.get_closest_marker("xdist_group"))
+        }
+
+        def first(item: pytest.Item) -> int:
+            m = item.get_closest_marker("xdist_group")
+            group = (m.args[0] if m.args else m.kwargs.get("name")) if m else None
+            return 0 if _is_slow(item) or group in grouped else 1
+
+        items.sort(key=first)  # stable: the collection order within each class
