@@ -97,9 +97,9 @@ def stencil(
     n, d = z.shape
     k = len(b)
     h = fd_steps(z, b, float(np.finfo(dtype).eps))  # [N, k]
-    plus = (z[:, None, :] + h[:, :, None] * b[None, :, :]).astype(dtype)  # [N, k, D]
-    minus = (z[:, None, :] - h[:, :, None] * b[None, :, :]).astype(dtype)
-    feed = np.empty((n, 2 * k + 1, d), dtype)
+    plus: np.ndarray = (z[:, None, :] + h[:, :, None] * b[None, :, :]).astype(dtype)  # [N, k, D]
+    minus: np.ndarray = (z[:, None, :] - h[:, :, None] * b[None, :, :]).astype(dtype)
+    feed: np.ndarray = np.empty((n, 2 * k + 1, d), dtype)
     feed[:, 0] = z.astype(dtype)
     feed[:, 1::2] = plus
     feed[:, 2::2] = minus
