@@ -11,9 +11,13 @@ with 8 neighbours) does not stay in the length.
 
 from __future__ import annotations
 
+import io
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -294,3 +298,160 @@ def _graph_start(
     nodes, length = geo.graph_path(graph, snap[0], snap[1])
     poly = np.concatenate([ta[None], coords[nodes[1:-1]], tb[None]])
     return geo.resample_polyline(poly, cfg.points), length
+
+
+# ---------------------------------------------------------------------------- the command
+@dataclass(frozen=True)
+class GeometryRunConfig:
+    """What ``latent-atlas geometry`` does: ``models`` (folders or decoder files) measured over
+    ``spec``; geodesics between the plane points ``paths`` (``(u0, v0, u1, v1)`` each) and
+    between the test-set centroids of the class pairs ``centroids`` (names or label numbers;
+    needs an encoder and the data)."""
+
+    models: tuple[Path, ...]
+    spec: GridSpec = GridSpec()
+    paths: tuple[tuple[float, float, float, float], ...] = ()
+    centroids: tuple[tuple[str, str], ...] = ()
+    geodesic: GeodesicConfig = GeodesicConfig()
+    data: str | None = None
+    class_names: Path | None = None
+    provider: str = "auto"
+    threads: int = 0
+    batch_size: int = 4096
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise AtlasError("--model: none given; expected at least one model")
+        for p in self.paths:
+            if len(p) != 4 or not all(math.isfinite(v) for v in p):
+                raise AtlasError(f"--path {p}: expected four finite numbers U0 V0 U1 V1")
+        for pair in self.centroids:
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise AtlasError(f"--centroids {pair}: expected two different classes")
+
+
+def _class_index(name: str, class_names: Sequence[str]) -> int:
+    lowered = [c.lower() for c in class_names]
+    if name.lower() in lowered:
+        return lowered.index(name.lower())
+    if name.isdigit() and int(name) < len(class_names):
+        return int(name)
+    raise AtlasError(
+        f"--centroids {name!r}: no such class; expected a name or number of "
+        f"{', '.join(class_names)}"
+    )
+
+
+def run_geometry(cfg: GeometryRunConfig, out: Path) -> list[Path]:
+    """Maps (``.npz``, ``.png``, ``.json``) and geodesics for each model; returns the files."""
+    from latent_atlas.analysis.geometry_plots import geodesic_strips_figure, geometry_maps_figure
+    from latent_atlas.analysis.plots import figure_png_bytes
+    from latent_atlas.pipeline import check_fits, check_runtime
+    from latent_atlas.shipped import input_paths
+    from latent_atlas.toolkit import names
+    from latent_atlas.toolkit.atomic import check_file_target, check_output_dir, write_bytes
+    from latent_atlas.toolkit.runtime import load
+
+    check_runtime(cfg.provider, cfg.threads, cfg.batch_size)
+    check_output_dir(out)
+    protect = (*input_paths([str(m) for m in cfg.models]), cfg.data)
+    models = [load(m, cfg.provider, cfg.threads) for m in cfg.models]
+    labels = [names.display_text(m.name) for m in models]
+    stems = [f"{slug}_{cfg.spec.key()}_geometry" for slug in names.unique_slugs(labels)]
+    wants_paths = bool(cfg.paths or cfg.centroids)
+    for stem in stems:
+        for ext in (".npz", ".png", ".json", *(("_paths.png",) if wants_paths else ())):
+            check_file_target(out / f"{stem}{ext}", cfg.overwrite, protect)
+    needs_data = (
+        bool(cfg.centroids)
+        or cfg.spec.mode == "auto"
+        or cfg.spec.plane == "pca"
+        or (cfg.spec.fixed == "mean" and any(m.latent_dim > 2 for m in models))
+    )
+    data = None
+    pairs: list[tuple[int, int]] = []
+    if cfg.centroids and any(m.encoder is None for m in models):
+        bad = next(m for m in models if m.encoder is None)
+        raise AtlasError(
+            f"--centroids: model {bad.source} has no encoder, so no class centroids; expected "
+            "models with encoder.onnx, or --path U0 V0 U1 V1"
+        )
+    if needs_data and any(m.encoder is not None for m in models):
+        from latent_atlas.toolkit.data import load_dataset
+
+        data = load_dataset(cfg.data, train=False, class_names=cfg.class_names)
+        pairs = [(_class_index(a, data.class_names), _class_index(b, data.class_names))
+                 for a, b in cfg.centroids]  # fmt: skip
+    written: list[Path] = []
+    for model, label, stem in zip(models, labels, stems, strict=True):
+        embeddings = None
+        if data is not None and model.encoder is not None:
+            check_fits(model, data)
+            embeddings = model.encode(data.test.images, cfg.batch_size)
+        maps = geometry_maps(model, cfg.spec, embeddings, cfg.geodesic.precision)
+        plane = maps.plane
+        ends: list[tuple[str, np.ndarray, np.ndarray]] = [
+            (f"({u0:g}, {v0:g}) to ({u1:g}, {v1:g})", np.array([u0, v0]), np.array([u1, v1]))
+            for u0, v0, u1, v1 in cfg.paths
+        ]
+        if cfg.centroids and data is not None and embeddings is not None:
+            coords = plane.project(embeddings)
+            for a, b in pairs:
+                ca = coords[data.test.labels == a].mean(axis=0)
+                cb = coords[data.test.labels == b].mean(axis=0)
+                ends.append((f"{data.class_names[a]} to {data.class_names[b]}", ca, cb))
+        lo = min(cfg.spec.x_range[0], cfg.spec.y_range[0], float(maps.x[0]), float(maps.y[0]))
+        hi = max(cfg.spec.x_range[1], cfg.spec.y_range[1], float(maps.x[-1]), float(maps.y[-1]))
+        results: list[tuple[str, Geodesic, np.ndarray, np.ndarray]] = []
+        for name, ta, tb in ends:
+            za = plane.origin + ta @ plane.basis
+            zb = plane.origin + tb @ plane.basis
+            g = geodesic(model, za, zb, cfg.geodesic, plane=plane, value_range=(lo, hi))
+            straight_t = np.linspace(ta, tb, cfg.geodesic.points)
+            results.append((name, g, straight_t, plane.project(g.points)))
+        desc = plane.describe()
+        title = f"{label}: decoder geometry, {cfg.spec.describe()}" + (f", {desc}" if desc else "")
+        fig = geometry_maps_figure(
+            maps.x, maps.y, maps.magnification, maps.condition, maps.step_x, maps.step_y,
+            plane.labels, title, [(s, p) for _, _, s, p in results],
+        )  # fmt: skip
+        written.append(write_bytes(out / f"{stem}.png", figure_png_bytes(fig), cfg.overwrite,
+                                   protect))  # fmt: skip
+        arrays: dict[str, Any] = {
+            "x": maps.x, "y": maps.y, "magnification": maps.magnification,
+            "condition": maps.condition, "step_x": maps.step_x, "step_y": maps.step_y,
+            "brightness": maps.brightness, "plane_origin": plane.origin,
+            "plane_basis": plane.basis,
+        }  # fmt: skip
+        for k, (_, g, _, p) in enumerate(results):
+            arrays[f"path{k + 1}_points"] = g.points
+            arrays[f"path{k + 1}_plane"] = p
+            arrays[f"path{k + 1}_images"] = g.images
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        written.append(write_bytes(out / f"{stem}.npz", buf.getvalue(), cfg.overwrite, protect))
+        doc = {
+            "model": label,
+            "grid": cfg.spec.describe(),
+            "plane": plane.to_json(),
+            "precision": maps.precision,
+            "units": "image-space lengths: Euclidean norm over all pixel values, unnormalised; "
+            "magnification per unit of plane coordinates squared",
+            "summary": maps.summary(),
+            "geodesics": [{"name": name, **g.to_json()} for name, g, _, _ in results],
+        }
+        written.append(write_bytes(out / f"{stem}.json",
+                                   (json.dumps(doc, indent=2) + "\n").encode(), cfg.overwrite,
+                                   protect))  # fmt: skip
+        if results:
+            strips = []
+            for name, g, straight_t, _ in results:
+                straight = model.decode(
+                    (plane.origin + straight_t @ plane.basis).astype(np.float32)
+                )
+                strips.append((name, straight, g.images, g.straight_length, g.length))
+            fig = geodesic_strips_figure(strips, f"{label}: straight line vs geodesic")
+            written.append(write_bytes(out / f"{stem}_paths.png", figure_png_bytes(fig),
+                                       cfg.overwrite, protect))  # fmt: skip
+    return written

@@ -53,7 +53,7 @@ PRECISIONS = ("auto", "float64", "float32")
 # 32 MiB in float32 (64 in float64), whatever the number of points asked for
 CHUNK_VALUES = 8 * 2**20
 
-Decoder = Callable[..., Any]
+Decoder = Model | Callable[..., Any]  # a Model, an OnnxModel, or codes -> images
 
 
 def fd_steps(points: np.ndarray, directions: np.ndarray, eps: float = EPS32) -> np.ndarray:
@@ -162,7 +162,7 @@ def float64_decoder(model: OnnxModel) -> Callable[[np.ndarray], np.ndarray] | No
     return run
 
 
-def differentiable(decoder: Decoder, precision: str = "auto") -> tuple[Decoder, Any]:
+def differentiable(decoder: Decoder, precision: str = "auto") -> tuple[Callable[..., Any], Any]:
     """The function to difference and the float type of its inputs.
 
     ``decoder``: a ``Model``, an ``OnnxModel``, or any callable (codes → images, run as
@@ -183,7 +183,7 @@ def differentiable(decoder: Decoder, precision: str = "auto") -> tuple[Decoder, 
                     "operators; expected precision 'auto' or 'float32' for this decoder"
                 )
         return onnx_model, np.float32
-    return decoder, (np.float64 if precision == "float64" else np.float32)
+    return onnx_model, (np.float64 if precision == "float64" else np.float32)
 
 
 def _check(points: np.ndarray, directions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +206,7 @@ def chunk_points(pixels: int, k: int, values: int = CHUNK_VALUES) -> int:
     return max(1, values // max(1, pixels * (2 * k + 1)))
 
 
-def _pixels(decoder: Decoder, probe: np.ndarray) -> int:
+def _pixels(decoder: Callable[..., Any], probe: np.ndarray) -> int:
     """Values per decoded image: from the model's ``image_shape`` when it has one, else from
     one decoded probe row."""
     owner = getattr(decoder, "__self__", decoder)
