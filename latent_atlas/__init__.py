@@ -38,6 +38,9 @@ _API = {
     "decode_grid": "latent_atlas.api",
     "analyze": "latent_atlas.api",
     "write_report": "latent_atlas.api",
+    "jacobian": "latent_atlas.api",
+    "magnification": "latent_atlas.api",
+    "geodesic": "latent_atlas.api",
     "export_model": "latent_atlas.export",
 }
 __all__ = ["__version__", "shipped", *_API]

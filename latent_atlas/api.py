@@ -5,6 +5,8 @@ vae = la.load(la.shipped() / "vae")                       # .encode, .decode, .l
 grid = la.decode_grid(vae, steps=21)                      # grid.cells: [21, 21, 1, 28, 28]
 [result] = la.analyze([vae])                              # result.metrics: typed numbers
 la.write_report("reports", [vae, la.shipped() / "ae"], labels=["VAE", "AE"])
+mag = la.magnification(vae, [[0, 0], [1, 2]])             # √det JᵀJ at two codes
+path = la.geodesic(vae, [-2, 0], [2, 1])                  # .points, .images, .length
 """
 
 from __future__ import annotations
@@ -12,16 +14,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from latent_atlas.analysis import geometry as geo
+from latent_atlas.geometry import Geodesic, GeodesicConfig
+from latent_atlas.geometry import geodesic as _geodesic
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.runs import ComparisonConfig, run_comparison
 from latent_atlas.shipped import shipped_classifier
 from latent_atlas.toolkit.data import ImageDataset, load_dataset
 from latent_atlas.toolkit.grid import DecodedGrid, GridSpec
 from latent_atlas.toolkit.grid import decode_grid as _decode_grid
+from latent_atlas.toolkit.jacobian import jacobian as _jacobian
 from latent_atlas.toolkit.runtime import Model
 from latent_atlas.toolkit.runtime import load as _load
 
-__all__ = ["analyze", "decode_grid", "load", "load_dataset", "write_report"]
+__all__ = [
+    "analyze",
+    "decode_grid",
+    "geodesic",
+    "jacobian",
+    "load",
+    "load_dataset",
+    "magnification",
+    "write_report",
+]
 
 ModelSource = str | Path | Model
 
@@ -98,3 +116,73 @@ def write_report(
     folder = Path(out) / name
     run_comparison(cfg, folder)
     return folder
+
+
+def jacobian(model: ModelSource, points: ArrayLike, precision: str = "auto") -> np.ndarray:
+    """The decoder's Jacobian at each code, by central finite differences through onnxruntime.
+
+    Parameters
+    ----------
+    model : str, Path or Model
+        A model folder, a decoder ``.onnx`` file, or a loaded model.
+    points : array_like [N, latent_dim]
+        Latent codes.
+    precision : {"auto", "float64", "float32"}
+        ``auto``: the decoder's graph widened to float64 where onnxruntime has the kernels
+        (exact to ~1e-8 even for ReLU decoders), else the float32 graph (see
+        ``latent_atlas.toolkit.jacobian`` for the step rule and its errors).
+
+    Returns
+    -------
+    numpy.ndarray [N, pixels, latent_dim], float32
+        ``∂f/∂z``, pixels = C·H·W in the image's ``[C, H, W]`` order, per latent unit.
+    """
+    m = _model(model)
+    return _jacobian(m, np.asarray(points), precision=precision)[1]
+
+
+def magnification(model: ModelSource, points: ArrayLike, precision: str = "auto") -> np.ndarray:
+    """The magnification factor ``√det(JᵀJ)`` at each code: how much image-space volume
+    (all pixel values, image units) one unit of latent volume maps to (Bishop, Svensén &
+    Williams 1997; Arvanitidis, Hansen & Hauberg 2018).
+
+    Parameters
+    ----------
+    model : str, Path or Model
+    points : array_like [N, latent_dim]
+    precision : {"auto", "float64", "float32"}
+
+    Returns
+    -------
+    numpy.ndarray [N], float64, >= 0
+        Scaling the latent by ``s`` divides it by ``s^latent_dim``.
+    """
+    jac = jacobian(model, points, precision)
+    return geo.magnification(geo.pullback_metric(jac))
+
+
+def geodesic(
+    model: ModelSource,
+    z0: ArrayLike,
+    z1: ArrayLike,
+    graph_steps: int = 64,
+    neighbours: int = 8,
+    points: int = 32,
+    value_range: tuple[float, float] = (-4.0, 4.0),
+) -> Geodesic:
+    """The shortest path from ``z0`` to ``z1`` under the decoder's pullback metric.
+
+    A 2-D latent space starts from Dijkstra on a ``graph_steps²`` grid over ``value_range``
+    (edge weight: the distance between the two decoded images; Chen et al. 2018), then
+    refines a ``points``-point polyline to least curve energy (Arvanitidis et al. 2018). A
+    latent space of more than two dims is refined from the straight line, in all dims.
+
+    Returns
+    -------
+    Geodesic
+        ``.points`` ``[points, latent_dim]``, ``.images`` ``[points, C, H, W]``, ``.length``
+        and ``.straight_length``: the curve's and the straight segment's length in image
+        space, ``Σ‖f(z_{i+1}) − f(z_i)‖₂`` over all pixel values, unnormalised; ``.ratio``.
+    """
+    cfg = GeodesicConfig(graph_steps=graph_steps, neighbours=neighbours, points=points)
+    return _geodesic(_model(model), z0, z1, cfg, value_range=value_range)

@@ -260,6 +260,23 @@ ROWS += [
 ]  # fmt: skip
 
 
+# ---------------------------------------------------------------- geometry (GeometryRunConfig,
+# GeodesicConfig check them; class names resolve against the data)
+def _geometry(model: Path, out: Path, *extra: str) -> list[str]:
+    return ["geometry", "--model", str(model), "--out", str(out), *extra]
+
+
+ROWS += [
+    Row("geometry graph steps one", lambda t: _geometry(toy_pair(t / "m"), t / "out", "--path", "0", "0", "1", "1", "--graph-steps", "1"),
+        "graph steps 1: expected 0 or 2..1024"),
+    Row("geometry path NaN", lambda t: _geometry(toy_pair(t / "m"), t / "out", "--path", "nan", "0", "1", "1"),
+        "--path .*expected four finite numbers"),
+    Row("geometry centroids without encoder", lambda t: _geometry(linear_decoder(t / "d.onnx", np.array([0.1, 0.0]), 0.5),
+                                                                   t / "out", "--centroids", "Shirt", "Coat"),
+        "--centroids: model .*d.onnx has no encoder"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[getattr(r, "values", [r])[0].name for r in ROWS])
 def test_cli_refuses_cleanly(row, tmp_path, capsys):
     args = row.setup(tmp_path)

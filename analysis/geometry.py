@@ -1,0 +1,364 @@
+"""Decoder geometry: how a decoder stretches its latent plane onto image space.
+
+A decoder ``f`` maps plane coordinates ``t ∈ R^k`` (k = 2 on a plane) to images in ``R^P``.
+Its Jacobian ``J(t)`` (``[P, k]``, from ``toolkit.jacobian``) pulls the Euclidean metric of
+image space back to the latent plane: ``G(t) = J(t)ᵀ J(t)`` (Arvanitidis, Hansen & Hauberg
+2018, "Latent space oddity"). Everything here is arrays in, numbers out:
+
+- ``pullback_metric``, ``magnification`` (``√det G``, the image-space area of a unit latent
+  square; Bishop, Svensén & Williams 1997 for the GTM), ``condition_number`` (anisotropy),
+  ``grid_step_lengths`` (image-space length of one grid step along each axis);
+- curves: ``polyline_length`` ``Σ‖f(t_{i+1}) − f(t_i)‖₂`` and ``polyline_energy``
+  ``(T − 1)·Σ‖f(t_{i+1}) − f(t_i)‖²`` of a decoded polyline (the discrete length and energy of
+  a curve on [0, 1] with T points; a curve of least energy has constant speed and least
+  length), ``DecoderMetric`` (stochman's protocol: ``curve_length``/``curve_energy`` of latent
+  polylines through any decode function) and ``gauss_newton_step`` (one step of least energy
+  for a polyline with fixed ends; the loop that decodes lives in ``latent_atlas.geometry``);
+- graphs: ``grid_graph`` (8 or 16 neighbours on a grid, edge weight = the Euclidean distance
+  between the two decoded images; Chen et al. 2018, "Metrics for deep generative models") and
+  ``graph_path`` (Dijkstra, ``scipy.sparse.csgraph``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from latent_atlas.toolkit.errors import AtlasError
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+NEIGHBOURS = (8, 16)
+# grid offsets (drow, dcol) of one half of each neighbourhood; the graph is undirected
+_OFFSETS = {
+    8: ((0, 1), (1, 0), (1, 1), (1, -1)),
+    16: ((0, 1), (1, 0), (1, 1), (1, -1), (1, 2), (1, -2), (2, 1), (2, -1)),
+}
+# rows of images whose edges are measured at once: bounds the temporary [rows, P] differences
+_EDGE_CHUNK = 16_384
+
+
+def _jac(jacobian: np.ndarray, name: str = "jacobian") -> np.ndarray:
+    j = np.asarray(jacobian)
+    if j.ndim != 3 or j.shape[0] == 0 or j.shape[2] == 0:
+        raise AtlasError(f"{name}: shape {j.shape}, expected [N, P, k] with N, k >= 1")
+    if j.dtype.kind not in "fiu" or not np.isfinite(j).all():
+        raise AtlasError(f"{name}: expected finite numbers")
+    return j
+
+
+def _flat(images: np.ndarray, name: str, min_rows: int = 1) -> np.ndarray:
+    """``[N, ...]`` images as ``[N, P]`` (a view where possible), checked finite."""
+    x = np.asarray(images)
+    if x.ndim < 2 or len(x) < min_rows:
+        raise AtlasError(f"{name}: shape {x.shape}, expected [N, ...] images with N >= {min_rows}")
+    if x.dtype.kind not in "fiu" or not np.isfinite(x).all():
+        raise AtlasError(f"{name}: expected finite numbers")
+    return x.reshape(len(x), -1)
+
+
+# ---------------------------------------------------------------------------- the metric
+def pullback_metric(jacobian: np.ndarray) -> np.ndarray:
+    """``G = JᵀJ`` at each point.
+
+    Parameters
+    ----------
+    jacobian : array [N, P, k]
+        ``∂f/∂t`` at N points (P image values, k latent directions).
+
+    Returns
+    -------
+    array [N, k, k], float64
+        Symmetric positive semi-definite; units (image units / latent unit)².
+    """
+    j = _jac(jacobian).astype(np.float64, copy=False)
+    return np.einsum("npi,npj->nij", j, j)
+
+
+def _metric(metric: np.ndarray) -> np.ndarray:
+    g = np.asarray(metric, np.float64)
+    if g.ndim != 3 or g.shape[1] != g.shape[2] or len(g) == 0:
+        raise AtlasError(f"metric: shape {g.shape}, expected [N, k, k]")
+    if not np.isfinite(g).all():
+        raise AtlasError("metric: expected finite numbers")
+    return g
+
+
+def magnification(metric: np.ndarray) -> np.ndarray:
+    """The magnification factor ``√det G``: image-space volume per unit latent volume.
+
+    Parameters
+    ----------
+    metric : array [N, k, k]
+        Pullback metrics (``pullback_metric``).
+
+    Returns
+    -------
+    array [N], float64, >= 0
+        For ``f(t) = A t``: ``√det(AᵀA)`` everywhere. Scaling the latent by ``s``
+        (``f(t/s)``) divides it by ``s^k``. 0 where ``J`` is rank-deficient.
+    """
+    det = np.linalg.det(_metric(metric))
+    return np.sqrt(np.maximum(det, 0.0))  # round-off can make a singular G's det -1e-30
+
+
+def condition_number(metric: np.ndarray) -> np.ndarray:
+    """The metric's anisotropy: ``λ_max / λ_min`` of ``G`` (the squared ratio of the longest
+    and shortest image-space step a unit latent step can make).
+
+    Returns
+    -------
+    array [N], float64, >= 1; ``inf`` where ``G`` is singular (``λ_min <= 1e-12·λ_max``).
+    """
+    eig = np.linalg.eigvalsh(_metric(metric))  # ascending
+    lo, hi = eig[:, 0], eig[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = hi / lo
+    return np.where(lo > 1e-12 * hi, ratio, np.inf)
+
+
+def grid_step_lengths(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Image-space length of one grid step along each axis.
+
+    Parameters
+    ----------
+    cells : array [ny, nx, ...]
+        Decoded grid, ``cells[i, j]`` at ``(x[j], y[i])``.
+
+    Returns
+    -------
+    along_x : array [ny, nx - 1]
+        ``‖f(x[j+1], y[i]) − f(x[j], y[i])‖₂``.
+    along_y : array [ny - 1, nx]
+        ``‖f(x[j], y[i+1]) − f(x[j], y[i])‖₂``.
+    """
+    c = np.asarray(cells)
+    if c.ndim < 3 or c.shape[0] < 2 or c.shape[1] < 2:
+        raise AtlasError(f"cells: shape {c.shape}, expected [ny, nx, ...] with ny, nx >= 2")
+    if not np.isfinite(c).all():
+        raise AtlasError("cells: expected finite numbers")
+    flat = c.reshape(c.shape[0], c.shape[1], -1).astype(np.float64, copy=False)
+    return (
+        np.linalg.norm(np.diff(flat, axis=1), axis=2),
+        np.linalg.norm(np.diff(flat, axis=0), axis=2),
+    )
+
+
+# ---------------------------------------------------------------------------- curves
+def polyline_length(images: np.ndarray) -> float:
+    """``Σ‖f_{i+1} − f_i‖₂`` over a decoded polyline ``images`` ``[T, ...]`` (T >= 2): the
+    curve's length in image space, unnormalised (all pixel values, image units)."""
+    f = _flat(images, "images", 2).astype(np.float64, copy=False)
+    return float(np.linalg.norm(np.diff(f, axis=0), axis=1).sum())
+
+
+def polyline_energy(images: np.ndarray) -> float:
+    """``(T − 1)·Σ‖f_{i+1} − f_i‖²``: the energy ``∫‖ḟ‖² dt`` of the polyline on [0, 1] with
+    equal time per segment. Always ``>= length²``, equal when every segment is as long."""
+    f = _flat(images, "images", 2).astype(np.float64, copy=False)
+    return float((len(f) - 1) * (np.diff(f, axis=0) ** 2).sum())
+
+
+def energy_gradient(images: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
+    """Gradient of ``polyline_energy`` with respect to each point, ends held fixed.
+
+    ``∂E/∂t_i = 2(T − 1)·J_iᵀ(2f_i − f_{i−1} − f_{i+1})`` for interior ``i``, 0 at the ends.
+
+    Parameters
+    ----------
+    images : array [T, ...]
+    jacobian : array [T, P, k]
+
+    Returns
+    -------
+    array [T, k], float64
+    """
+    f = _flat(images, "images", 2).astype(np.float64, copy=False)
+    j = _jac(jacobian).astype(np.float64, copy=False)
+    if j.shape[:2] != f.shape:
+        raise AtlasError(f"jacobian: shape {j.shape}, expected [{len(f)}, {f.shape[1]}, k]")
+    grad = np.zeros((len(f), j.shape[2]))
+    lap = 2 * f[1:-1] - f[:-2] - f[2:]
+    grad[1:-1] = 2 * (len(f) - 1) * np.einsum("tpk,tp->tk", j[1:-1], lap)
+    return grad
+
+
+def gauss_newton_step(images: np.ndarray, jacobian: np.ndarray, damping: float) -> np.ndarray:
+    """One Levenberg–Marquardt step of least polyline energy, the ends fixed.
+
+    Linearises ``f(t_i + δ_i) ≈ f_i + J_i δ_i`` and minimises
+    ``Σ‖f_{i+1} − f_i + J_{i+1}δ_{i+1} − J_iδ_i‖² + 2·damping·Σ δ_iᵀ G_i δ_i`` over the interior
+    ``δ``: the normal equations are block-tridiagonal (diagonal blocks ``2G_i`` scaled by
+    ``1 + damping``, Marquardt's scaling, off-diagonal ``−J_iᵀJ_{i±1}``), solved densely
+    (``(T − 2)·k`` unknowns). For a linear decoder and ``damping = 0`` one step lands on the
+    exact minimiser: evenly spaced points on the straight line.
+
+    Parameters
+    ----------
+    images : array [T, ...]
+    jacobian : array [T, P, k]
+    damping : float >= 0
+
+    Returns
+    -------
+    array [T, k], float64: ``δ`` (zero rows at both ends).
+    """
+    f = _flat(images, "images", 3).astype(np.float64, copy=False)
+    j = _jac(jacobian).astype(np.float64, copy=False)
+    if j.shape[:2] != f.shape:
+        raise AtlasError(f"jacobian: shape {j.shape}, expected [{len(f)}, {f.shape[1]}, k]")
+    if not damping >= 0:
+        raise AtlasError(f"damping {damping}: expected >= 0")
+    t, k = len(f), j.shape[2]
+    gram = np.einsum("tpi,tpj->tij", j, j)  # G_i
+    cross = np.einsum("tpi,tpj->tij", j[:-1], j[1:])  # J_iᵀ J_{i+1}
+    d = np.diff(f, axis=0)  # [T-1, P]
+    jd_left = np.einsum("tpi,tp->ti", j[:-1], d)  # J_iᵀ d_i
+    jd_right = np.einsum("tpi,tp->ti", j[1:], d)  # J_{i+1}ᵀ d_i
+    n = t - 2
+    h = np.zeros((n, k, n, k))
+    g = np.zeros((n, k))
+    for i in range(1, t - 1):  # interior point i touches segments i-1 (as right) and i (left)
+        a = i - 1
+        h[a, :, a, :] += 2 * gram[i] * (1 + damping)
+        g[a] += jd_right[i - 1] - jd_left[i]
+        if i + 1 < t - 1:
+            h[a, :, a + 1, :] -= cross[i]
+            h[a + 1, :, a, :] -= cross[i].T
+    normal = h.reshape(n * k, n * k)
+    # a tiny ridge keeps a flat (rank-deficient) stretch solvable; it moves nothing there
+    ridge = 1e-12 * max(float(np.trace(normal)) / (n * k), 1e-300)
+    delta = np.linalg.solve(normal + ridge * np.eye(n * k), -g.reshape(-1)).reshape(n, k)
+    out = np.zeros((t, k))
+    out[1:-1] = delta
+    return out
+
+
+class CurveMetric(Protocol):
+    """What a geodesic solver asks of a space (stochman's ``Manifold`` protocol)."""
+
+    def curve_length(self, points: np.ndarray) -> float: ...
+
+    def curve_energy(self, points: np.ndarray) -> float: ...
+
+
+@dataclass(frozen=True)
+class DecoderMetric:
+    """The pullback metric of a decoder, seen through its decodes.
+
+    ``decode`` maps plane coordinates ``[T, k]`` to images ``[T, ...]``; ``jacobian`` (optional)
+    maps them to ``(images [T, ...], J [T, P, k])``. Lengths and energies are those of the
+    decoded polyline (``polyline_length``, ``polyline_energy``): for fine polylines they
+    approach ``∫‖J ṫ‖ dt`` and ``∫‖J ṫ‖² dt``.
+    """
+
+    decode: Callable[[np.ndarray], np.ndarray]
+    jacobian: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+
+    def images(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray(self.decode(_points(points)))
+
+    def curve_length(self, points: np.ndarray) -> float:
+        return polyline_length(self.images(points))
+
+    def curve_energy(self, points: np.ndarray) -> float:
+        return polyline_energy(self.images(points))
+
+
+def _points(points: np.ndarray) -> np.ndarray:
+    p = np.asarray(points, np.float64)
+    if p.ndim != 2 or len(p) < 2 or not np.isfinite(p).all():
+        raise AtlasError(f"points: shape {p.shape}, expected finite [T, k] with T >= 2")
+    return p
+
+
+def resample_polyline(points: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points evenly spaced by arc length (in the points' own coordinates) along the
+    polyline ``points`` ``[M, k]``; the ends are kept."""
+    p = _points(points)
+    if n < 2:
+        raise AtlasError(f"n {n}: expected >= 2 points")
+    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] == 0:
+        return np.repeat(p[:1], n, axis=0)
+    target = np.linspace(0.0, s[-1], n)
+    return np.stack([np.interp(target, s, p[:, c]) for c in range(p.shape[1])], axis=1)
+
+
+# ---------------------------------------------------------------------------- graphs
+def grid_edges(shape: tuple[int, int], neighbours: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Each undirected edge of a ``(ny, nx)`` grid once: flat indices ``(a, b)``, ``a < b``.
+
+    ``neighbours``: 8 (the king's moves) or 16 (plus the knight's moves, which cut the
+    largest direction bias of a grid path from 8 % to about 3 %)."""
+    if neighbours not in NEIGHBOURS:
+        raise AtlasError(f"neighbours {neighbours}: expected 8 or 16")
+    ny, nx = shape
+    rows, cols = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+    a_all, b_all = [], []
+    for dr, dc in _OFFSETS[neighbours]:
+        r2, c2 = rows + dr, cols + dc
+        ok = (r2 < ny) & (c2 >= 0) & (c2 < nx)
+        a_all.append((rows * nx + cols)[ok])
+        b_all.append((r2 * nx + c2)[ok])
+    return np.concatenate(a_all), np.concatenate(b_all)
+
+
+def grid_graph(images: np.ndarray, shape: tuple[int, int], neighbours: int = 8) -> csr_matrix:
+    """The grid's graph with image-space edge lengths.
+
+    Parameters
+    ----------
+    images : array [ny·nx, ...]
+        Decoded grid in row-major order (``k = i·nx + j``), any float dtype (float32 is kept:
+        a 256² grid of 28×28 images is 205 MB).
+    shape : (ny, nx)
+    neighbours : {8, 16}
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix [ny·nx, ny·nx]
+        Symmetric; entry ``(a, b)`` = ``‖f_a − f_b‖₂`` for neighbours ``a, b``. An edge of
+        length 0 (two equal images) is stored as the smallest positive float, so that it is
+        still an edge for ``csgraph``.
+    """
+    ny, nx = shape
+    f = _flat(images, "images")
+    if len(f) != ny * nx:
+        raise AtlasError(f"images: {len(f)} rows, expected ny·nx = {ny * nx}")
+    a, b = grid_edges(shape, neighbours)
+    w = np.empty(len(a))
+    for s in range(0, len(a), _EDGE_CHUNK):
+        diff = f[a[s : s + _EDGE_CHUNK]].astype(np.float64) - f[b[s : s + _EDGE_CHUNK]]
+        w[s : s + _EDGE_CHUNK] = np.sqrt(np.einsum("ep,ep->e", diff, diff))
+    w = np.maximum(w, np.finfo(np.float64).tiny)
+    n = ny * nx
+    return csr_matrix(
+        (np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n)
+    )
+
+
+def graph_path(graph: csr_matrix, start: int, end: int) -> tuple[np.ndarray, float]:
+    """The shortest path from node ``start`` to ``end`` (Dijkstra).
+
+    Returns
+    -------
+    nodes : array [L] of int
+        The path's nodes, ``start`` first and ``end`` last.
+    length : float
+        The sum of its edge weights.
+    """
+    n = graph.shape[0]
+    for name, v in (("start", start), ("end", end)):
+        if not 0 <= int(v) < n:
+            raise AtlasError(f"{name} node {v}: expected 0 <= node < {n}")
+    dist, pred = dijkstra(graph, directed=False, indices=int(start), return_predecessors=True)
+    if not np.isfinite(dist[end]):
+        raise AtlasError(f"nodes {start} and {end}: not connected; expected a connected graph")
+    path = [int(end)]
+    while path[-1] != start:
+        path.append(int(pred[path[-1]]))
+    return np.array(path[::-1]), float(dist[end])
