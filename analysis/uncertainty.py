@@ -172,7 +172,7 @@ class Bounds:
             p = (x - self.low) / (self.high - self.low)
             return np.log(p) - np.log1p(-p)
         if self.scale == "log":
-            return np.log(x - self.low) if self.low is not None else np.log(self.high - x)  # type: ignore[operator]
+            return np.log(x - self.low) if self.low is not None else np.log(self.high - x)  # type: ignore[operator,unused-ignore]
         return x
 
     def backward(self, y: ArrayLike) -> np.ndarray:
@@ -182,7 +182,7 @@ class Bounds:
             assert self.low is not None and self.high is not None
             return self.low + (self.high - self.low) / (1 + np.exp(-yy))
         if self.scale == "log":
-            return self.low + np.exp(yy) if self.low is not None else self.high - np.exp(yy)  # type: ignore[operator]
+            return self.low + np.exp(yy) if self.low is not None else self.high - np.exp(yy)  # type: ignore[operator,unused-ignore]
         return yy
 
 

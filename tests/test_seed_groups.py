@@ -124,7 +124,9 @@ def test_footwear_between_the_models_and_its_pairings():
 
 
 def test_footwear_on_the_drawn_figure_uses_the_drawn_cells():
-    vae = _group("VAE", [dict(footwear=0.3, drawn_footwear=(17 + j) / 21) for j in (0, 1, 0, -1, 0)])
+    vae = _group(
+        "VAE", [dict(footwear=0.3, drawn_footwear=(17 + j) / 21) for j in (0, 1, 0, -1, 0)]
+    )
     ae = _group("AE", [dict(footwear=0.45, drawn_footwear=(5 + j) / 21) for j in (0, 1, 0, -1, 0)])
     against, between = group_claim_footwear(vae, ae, DATA_SHARE, DRAWN)
     assert against.measures[0].interval.mean == pytest.approx(17 / 21 / DATA_SHARE)

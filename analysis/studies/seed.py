@@ -565,12 +565,9 @@ def _pair_measure(label: str, name_a: str, va: list[float | None], name_b: str,
     rule = Threshold(0.0, side)
     if any(v is None for v in (*va, *vb)):
         return _missing(label, {name_a: va, name_b: vb}, rule)
-    return _diff(
-        label,
-        (name_a, [float(v) for v in va]),  # type: ignore[arg-type]
-        (name_b, [float(v) for v in vb]),
-        rule,
-    )  # type: ignore[arg-type]
+    fa = [float(v) for v in va if v is not None]
+    fb = [float(v) for v in vb if v is not None]
+    return _diff(label, (name_a, fa), (name_b, fb), rule)
 
 
 def group_claim_separation(vae: Group, ae: Group, figure: str, named: bool | str) -> Finding:
@@ -672,15 +669,15 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
     raw_b = [t.max_abs_d_dz1 for t in tops_b]
     if any(v is None for v in raw_b):
         missing = [n for n, v in zip(ae.members, raw_b, strict=True) if v is None]
-        m = _missing(label, {ae.label: raw_b}, rule)  # type: ignore[dict-item]
+        m = _missing(label, {ae.label: raw_b}, rule)
         why = f"the largest |∂b/∂z₁| in the top rows was not measured for {', '.join(missing)}"
         return Finding(claim, NOT_AVAILABLE, f"Not available: {why}.", {"threshold": threshold},
                        _scoped((m,), figure), basis=BASIS_BRIGHTNESS,
                        summary=f"Not available: {why}.")  # fmt: skip
-    vb = [float(v) for v in raw_b]  # type: ignore[arg-type]
+    vb = [float(v) for v in raw_b if v is not None]
     m = _one(label, ae.label, vb, rule, Bounds(0.0, None), " per latent unit")
-    va = [t.max_abs_d_dz1 for t in tops_a]
-    ref = (f"{vae.label}: {np.mean(va):.3g} on average" if all(v is not None for v in va)
+    va = [t.max_abs_d_dz1 for t in tops_a if t.max_abs_d_dz1 is not None]
+    ref = (f"{vae.label}: {np.mean(va):.3g} on average" if len(va) == len(tops_a)
            else f"{vae.label}: not measured")  # fmt: skip
     rows = tops_b[0].rows
     iv = m.interval
