@@ -22,6 +22,7 @@ import numpy as np
 
 from latent_atlas.analysis import error_rates, plots
 from latent_atlas.analysis.compare import Row
+from latent_atlas.analysis.forest import forest_svg
 from latent_atlas.analysis.groups import (
     GroupSummary,
     interval_rows,
@@ -254,6 +255,25 @@ def _measure_rows(
     return columns, rows
 
 
+FOREST_FILE = "claims_forest.svg"
+
+
+def forest_section(findings: Sequence[Finding]) -> Section:
+    """The verdicts at a glance: the forest plot of the claims (``analysis.forest``), inline SVG
+    in report.html and ``figures/claims_forest.svg`` beside report.md."""
+    svg = forest_svg(findings)
+    fig = FigureImage(
+        FOREST_FILE, "The claims across seeds: interval, seeds, threshold and verdict per row",
+        "Forest plot: one row per claim and reading, the 95 % interval as a bar coloured by "
+        "its verdict, the seeds or pairings as dots, the threshold as a line, the confirming "
+        "side shaded", svg.encode("utf-8"),
+    )  # fmt: skip
+    return Section("verdicts", "Verdicts at a glance", (FigureRow((fig,)),),
+                   "Green: confirmed, red: refuted, amber: inconclusive, grey: cannot "
+                   "discriminate or not available. The sentences and the full reasoning "
+                   "follow.")  # fmt: skip
+
+
 def method_section(findings: Sequence[Finding]) -> Section:
     """How the verdicts are reached: the rules (stated once, in the study's module), the
     intervals, the exact tests, and each rule's simulated error rates
@@ -306,6 +326,7 @@ def group_sections(
     sizes = ", ".join(f"{g.config.label} {len(g.metrics)} seeds" for g in groups)
     sections: list[Section] = []
     if findings:
+        sections.append(forest_section(findings))
         columns, rows = _measure_rows(findings, {g.config.label: g.names for g in groups})
         intro = (
             f"Each claim judged on the groups ({sizes}) by the rules in the next section: a 95 % "

@@ -93,6 +93,11 @@ def test_both_report_files_show_intervals_and_fold_the_seeds(report):
     assert 'id="group-per-seed-table"' in html and "VAE: vae-seed2" in html
     figures = {p.name for p in (report / "figures").iterdir()}
     assert {"g0_linear_21x21_as_written.png", "g1_linear_21x21_mosaic.png"} <= figures
+    # the forest plot first: inline SVG in the HTML, the file beside report.md
+    assert "claims_forest.svg" in figures and "](figures/claims_forest.svg)" in md
+    assert html.index('<section id="verdicts">') < html.index('<section id="group-findings">')
+    assert '<figure class="svg" id="fig-claims_forest"' in html and "<svg xmlns" in html
+    assert md.index("claims_forest.svg") < md.index("Full reasoning")
 
 
 def test_verdicts_across_seeds_come_before_the_pairs_own(report):

@@ -43,6 +43,8 @@ class Finding:
     basis: str = ""
     # the verdict in one sentence, with its number and the threshold it needed
     summary: str = ""
+    # a short name for a figure's row (the forest plot of the claims)
+    label: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

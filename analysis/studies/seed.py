@@ -498,6 +498,7 @@ def group_claim_footwear(vae: Group, ae: Group, data_share: float, figure: str) 
         },  # fmt: skip
         _scoped((ratio,), figure),
         basis=BASIS_CELLS,
+        label=f"1 · {vae.label} footwear ÷ the data's ({figure})",
         summary=(
             f"{ratio.verdict.capitalize()}: the {vae.label}'s footwear share is {iv.centre:.2f}× "
             f"the data's [{iv.low:.2f}, {iv.high:.2f}]; the claim needs ≥ "
@@ -519,6 +520,7 @@ def group_claim_footwear(vae: Group, ae: Group, data_share: float, figure: str) 
         {"mean": bv.mean, "low": bv.low, "high": bv.high, "threshold": 0.0},
         _scoped((between,), figure),
         basis=BASIS_CELLS,
+        label=f"1 · {vae.label} − {ae.label} footwear share ({figure})",
         summary=(
             f"{between.verdict.capitalize()}: the {vae.label}'s footwear share minus the "
             f"{ae.label}'s is {bv.mean:+.3f} [{bv.low:+.3f}, {bv.high:+.3f}]; the claim needs "
@@ -639,6 +641,11 @@ def group_claim_separation(vae: Group, ae: Group, figure: str, named: bool | str
         _scoped(measures, tag),
         basis=basis,
         summary=summary,
+        label=f"2 · {ae.label} clearer: "
+        + {
+            "embeddings": "named classes, embeddings",
+            MAP_SCOPE: "named classes, class map (meant)",
+        }.get(tag, f"4 global measures ({figure})"),
     )
 
 
@@ -712,6 +719,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
         _scoped((m,), figure),
         basis=BASIS_BRIGHTNESS,
         summary=summary,
+        label=f"3 · {ae.label} largest |∂b/∂z₁|, top rows ({figure})",
     )
 
 
