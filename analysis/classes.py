@@ -98,6 +98,38 @@ def classes_present(shares: ArrayLike, min_share: float = 0.01) -> int:
     return int(np.count_nonzero(s >= t))
 
 
+def class_contiguity(labels: ArrayLike, n_classes: int) -> list[float | None]:
+    """How much of each class's region in a class map is one piece.
+
+    Parameters
+    ----------
+    labels : array_like, shape [H, W], int
+        Class index of each grid cell, in [0, n_classes).
+    n_classes : int
+        Number of classes K.
+
+    Returns
+    -------
+    list of float or None, length K
+        For each class, the share of its cells in its largest 4-connected region, in (0, 1]
+        (1: one contiguous region; 1/n: n isolated cells); None for a class with no cell.
+    """
+    from scipy.ndimage import label as connected  # local: 0.1 s of import only when measured
+
+    lab = check_labels(labels, "labels", n_classes=n_classes, shape=("H", "W"))
+    out: list[float | None] = []
+    for k in range(n_classes):
+        mask = lab == k
+        total = int(mask.sum())
+        if total == 0:
+            out.append(None)
+            continue
+        parts, count = connected(mask)  # 4-connectivity: scipy's default structure
+        largest = int(np.bincount(parts.ravel())[1:].max()) if count else 0
+        out.append(largest / total)
+    return out
+
+
 def ambiguous_share(confidence: ArrayLike, threshold: float = 0.5) -> float:
     """Share of cells whose confidence is strictly below ``threshold``.
 

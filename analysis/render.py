@@ -55,7 +55,7 @@ class FigureImage:
     file: str  # file name under figures/: made from indices and grid keys, never user text
     title: str
     alt: str
-    png: bytes
+    png: bytes  # the file's bytes: PNG, or SVG text for a file named *.svg (shown inline)
 
 
 @dataclass(frozen=True)

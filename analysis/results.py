@@ -159,6 +159,9 @@ class ClassMetrics(JsonMixin):
     mean_confidence: float | None = None  # classifier only
     mean_entropy_nats: float | None = None  # classifier only
     knn_agreement: float | None = None  # classifier vs nearest embeddings; needs both
+    # per class: the share of its cells in its largest 4-connected region of the class map, in
+    # (0, 1]; None for a class absent from the map (claim 2's grid reading)
+    contiguity: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from latent_atlas.analysis import plots
+from latent_atlas.analysis import error_rates, plots
 from latent_atlas.analysis.compare import Row
+from latent_atlas.analysis.forest import forest_svg
 from latent_atlas.analysis.groups import (
     GroupSummary,
     interval_rows,
@@ -29,10 +30,11 @@ from latent_atlas.analysis.groups import (
     per_seed_rows,
     summarise,
 )
-from latent_atlas.analysis.render import FigureImage, FigureRow, Findings, Section, Table
+from latent_atlas.analysis.render import FigureImage, FigureRow, Findings, Notes, Section, Table
 from latent_atlas.analysis.results import KEY_METRICS, ModelMetrics
 from latent_atlas.analysis.studies import Finding, Group
 from latent_atlas.analysis.studies.seed import SEED_GRID
+from latent_atlas.analysis.studies.seed import rules_text as seed_rules_text
 from latent_atlas.pipeline import (
     AnalysisConfig,
     Cache,
@@ -253,6 +255,63 @@ def _measure_rows(
     return columns, rows
 
 
+FOREST_FILE = "claims_forest.svg"
+
+
+def forest_section(findings: Sequence[Finding]) -> Section:
+    """The verdicts at a glance: the forest plot of the claims (``analysis.forest``), inline SVG
+    in report.html and ``figures/claims_forest.svg`` beside report.md."""
+    svg = forest_svg(findings)
+    fig = FigureImage(
+        FOREST_FILE, "The claims across seeds: interval, seeds, threshold and verdict per row",
+        "Forest plot: one row per claim and reading, the 95 % interval as a bar coloured by "
+        "its verdict, the seeds or pairings as dots, the threshold as a line, the confirming "
+        "side shaded", svg.encode("utf-8"),
+    )  # fmt: skip
+    return Section("verdicts", "Verdicts at a glance", (FigureRow((fig,)),),
+                   "Green: confirmed, red: refuted, amber: inconclusive, grey: cannot "
+                   "discriminate or not available. The sentences and the full reasoning "
+                   "follow.")  # fmt: skip
+
+
+def method_section(findings: Sequence[Finding]) -> Section:
+    """How the verdicts are reached: the rules (stated once, in the study's module), the
+    intervals, the exact tests, and each rule's simulated error rates
+    (``analysis.error_rates``)."""
+    threshold = next((f.figures["threshold"] for f in findings if "top rows" in f.claim
+                      and "threshold" in f.figures), 0.25)  # fmt: skip
+    disagree = sum(getattr(m, "disagree", False) for f in findings for m in f.measures)
+    silent = sum(not getattr(m, "votes", True) for f in findings for m in f.measures)
+    lines = (
+        *seed_rules_text(float(threshold)),
+        "Intervals: 95 %, Student t over the seeds for one group — on the logit scale for a "
+        "share (it stays inside [0, 1]) and on the log scale for a non-negative measure (it "
+        "stays ≥ 0), then about the typical seed (the back-transformed mean); Welch for the "
+        "difference of two groups' means. Confirmed only when the interval lies wholly on the "
+        "confirming side, refuted only when wholly on the refuting side, else inconclusive.",
+        "No spread: a measure equal on every seed would get a zero-width interval and a "
+        "certain verdict from a few models; it is judged by the exact test instead, and when "
+        "it is equal in both groups (a tie, e.g. every model at all 10 classes) it cannot "
+        f"discriminate and does not vote ({silent} measure(s) of this report did not vote).",
+        "Exact tests, beside every interval: a permutation test over every split of the two "
+        "groups' seeds (5 + 5 seeds: 252 splits) or, for one group against its threshold, a "
+        "sign-flip test (2^K sign patterns; with 5 seeds its smallest p is 1/32, so it cannot "
+        "reach 2.5 % and never decides). Each decides at one-sided 2.5 %, like the interval's "
+        f"ends; the verdicts' evidence names every measure where the two disagree ({disagree} "
+        "in this report).",
+        f"Error rates, simulated ({error_rates.REPS:,} studies per row, 5 + 5 seeds, the truth "
+        "at the rule's edge): the share of studies that confirm a claim that is (just) false "
+        "and that refute one that is (just) true. Nominal: 2.5 % for a single interval.",
+    )
+    rows = tuple(Row(f"{rule} ({data})", [f"{fc:.2%}", f"{fr:.2%}"])
+                 for rule, data, fc, fr in error_rates.ERROR_RATES)  # fmt: skip
+    return Section("verdict-method", "How the verdicts are reached", (
+        Notes(lines),
+        Table(("rule (simulated values)", "false confirmation", "false refutation"), rows,
+              "error-rates-table", sortable=False, code=False),
+    ))  # fmt: skip
+
+
 def group_sections(
     groups: Sequence[GroupAnalysis],
     findings: Sequence[Finding],
@@ -267,13 +326,13 @@ def group_sections(
     sizes = ", ".join(f"{g.config.label} {len(g.metrics)} seeds" for g in groups)
     sections: list[Section] = []
     if findings:
+        sections.append(forest_section(findings))
         columns, rows = _measure_rows(findings, {g.config.label: g.names for g in groups})
         intro = (
-            f"Each claim judged on the groups ({sizes}): a 95 % interval across the seeds "
-            "(Student t for one group, Welch for the difference of two); confirmed only when "
-            "it lies wholly on the confirming side of the threshold, refuted only when wholly "
-            "on the other side, otherwise inconclusive. Each claim is judged on the grid the "
-            "seed meant and on the figure its loop drew."
+            f"Each claim judged on the groups ({sizes}) by the rules in the next section: a 95 % "
+            "interval across the seeds, an exact test over the seeds beside it. Each claim is "
+            "judged on the grid the seed meant and on the figure its loop drew; the column "
+            "'judged on' says on which evidence."
         )
         sections.append(Section("group-findings", title or "Findings across seeds", (
             Findings(tuple(findings)),
@@ -281,6 +340,7 @@ def group_sections(
                   collapsed="Per-seed values of every measure behind these verdicts (each "
                             "model's own value; a difference is taken between the groups' means)"),
         ), intro))  # fmt: skip
+        sections.append(method_section(findings))
     figs = []
     for g, rep in zip(groups, representatives, strict=True):
         if rep is None or not findings:  # the seed's figure belongs to the study's findings

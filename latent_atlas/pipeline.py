@@ -216,6 +216,8 @@ def analyze_grid(
             mean_confidence=None if conf is None else float(conf.mean()),
             mean_entropy_nats=None if ent is None else float(ent.mean()),
             knn_agreement=None if lab is None or knn is None else cl.agreement(lab, knn),
+            contiguity=dict(zip(class_names, cl.class_contiguity(cell_labels, len(class_names)),
+                                strict=True)),
         )  # fmt: skip
     top = seed_top_rows(ny)
     metrics = GridMetrics(

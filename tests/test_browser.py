@@ -151,3 +151,59 @@ def test_digits_report_renders_in_chromium(digits_report):
     assert all(done and width > 0 and alt for done, width, alt in images), images
     assert seen["failed"] == [] and seen["errors"] == []
     assert seen["explore_models"] == 2
+
+
+@pytest.fixture(scope="module")
+def seeds_report(tmp_path_factory, real_data):
+    """The default report (`latent-atlas report`): the shipped pair and the shipped seeds."""
+    from conftest import SHIPPED
+
+    from latent_atlas.groups import shipped_groups
+    from latent_atlas.runs import ComparisonConfig, run_comparison
+
+    out = tmp_path_factory.mktemp("seeds") / "vae-vs-ae"
+    cfg = ComparisonConfig("vae-vs-ae", (SHIPPED / "vae", SHIPPED / "ae"), ("VAE", "AE"),
+                           SHIPPED / "classifier" / "classifier.onnx", study="seed",
+                           groups=shipped_groups(SHIPPED / "seeds"), groups_full=False)  # fmt: skip
+    run_comparison(cfg, out, data=real_data)
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.real_data
+def test_forest_plot_and_one_line_verdicts_render_in_chromium(seeds_report):
+    """The report opens with the forest plot of the claims (inline SVG, laid out at a readable
+    size), then one sentence per verdict with the reasoning folded; figures/claims_forest.svg
+    (report.md's copy) opens on its own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto((seeds_report / "report.html").as_uri(), wait_until="load")
+        first = page.evaluate("document.querySelector('section').id")
+        box = page.locator("#verdicts svg").bounding_box()
+        rows = page.evaluate("""() => [...document.querySelectorAll('#verdicts svg text')]
+            .map(t => [t.textContent, t.getBBox().width])""")
+        lines = page.locator("p.one-line")
+        n_lines = lines.count()
+        first_line = lines.nth(0).bounding_box()
+        words = len(lines.nth(0).inner_text().split())
+        why = page.locator("details.why").nth(0)
+        closed = why.evaluate("d => d.open")
+        why.locator("summary").click()
+        opened = why.evaluate("d => d.open") and why.locator("p").is_visible()
+        page.screenshot(path=str(SCREENSHOT.with_name("report-verdicts.png")))
+        alone = browser.new_page()
+        alone.goto((seeds_report / "figures" / "claims_forest.svg").as_uri(), wait_until="load")
+        tag = alone.evaluate("document.documentElement.tagName")
+        alone_texts = alone.evaluate("document.querySelectorAll('text').length")
+        browser.close()
+    assert first == "verdicts"  # the report opens with the forest plot
+    assert box is not None and 700 <= box["width"] <= 1000 and 400 <= box["height"] <= 900
+    verdicts = [t for t, w in rows if t in ("confirmed", "refuted", "inconclusive") and w > 0]
+    assert len(verdicts) >= 10  # one per claim × reading, drawn (a non-zero width)
+    assert first_line is not None and first_line["y"] > box["y"] + box["height"]
+    assert n_lines >= 10 and words <= 40
+    assert closed is False and opened
+    assert tag.lower() == "svg" and alone_texts == len(rows)

@@ -19,6 +19,7 @@ from latent_atlas.analysis.results import (
 )
 from latent_atlas.analysis.studies import (
     CONFIRMED,
+    NOT_AVAILABLE,
     NOT_SUPPORTED,
     REFUTED,
     StudyInput,
@@ -27,8 +28,9 @@ from latent_atlas.analysis.studies import (
 )
 from latent_atlas.analysis.studies.seed import (
     FOOTWEAR_CONFIRM_RATIO,
+    FOOTWEAR_REFUTE_RATIO,
+    FOOTWEAR_RULE,
     SEED_GRID,
-    STARK_CONFIRM_SHARE,
     claim_footwear,
     claim_separation,
     claim_stark,
@@ -53,9 +55,9 @@ def _shares(footwear: float) -> dict[str, float]:
         (FOOTWEAR_CONFIRM_RATIO + 1e-6, CONFIRMED),
         (FOOTWEAR_CONFIRM_RATIO, CONFIRMED),
         (FOOTWEAR_CONFIRM_RATIO - 1e-6, NOT_SUPPORTED),
-        (1.0 + 1e-6, NOT_SUPPORTED),
-        (1.0, REFUTED),
-        (1.0 - 1e-6, REFUTED),
+        (FOOTWEAR_REFUTE_RATIO + 1e-6, NOT_SUPPORTED),
+        (FOOTWEAR_REFUTE_RATIO, REFUTED),
+        (FOOTWEAR_REFUTE_RATIO - 1e-6, REFUTED),
         (0.0, REFUTED),
     ],
 )
@@ -64,14 +66,23 @@ def test_footwear_claim_edges(ratio, verdict):
     f = claim_footwear(_shares(ratio * data), data, "VAE", "AE")
     assert f.verdict == verdict, (ratio, f.evidence)
     assert f.figures["footwear_share"] == pytest.approx(ratio * data)
+    assert f.summary.startswith(verdict.capitalize() + ":") and "≥ 1.25×" in f.summary
+
+
+def test_footwear_rule_is_one_rule_on_both_paths():
+    # the rule is stated once (FOOTWEAR_RULE) and the single-model and group paths both read it:
+    # today's group code refuted below 1.25×, the single-model code only at <= 1×
+    assert (FOOTWEAR_RULE.value, FOOTWEAR_RULE.side) == (FOOTWEAR_CONFIRM_RATIO, ">=")
+    assert (FOOTWEAR_RULE.refute_value, FOOTWEAR_RULE.refute_side) == (FOOTWEAR_REFUTE_RATIO, "<=")
+    assert not FOOTWEAR_RULE.refutes(1.1) and not FOOTWEAR_RULE.holds(1.1)
 
 
 # ---------------------------------------------------------------- claim 2
-def _grid(present=9, ambiguous=0.1, stark=0.0, mean_d1=0.05) -> GridMetrics:
+def _grid(present=9, ambiguous=0.1, stark=0.0, mean_d1=0.05, top_max=0.1) -> GridMetrics:
     return GridMetrics(
         spec="21×21", plane={}, x_range=[-4, 4], y_range=[-4, 4], cells=441,
         brightness=BrightnessMetrics(0.2, 0.0, 0.5, GradientSummary(0.1, 0.2, 0.3, 0.0, 0.25),
-                                     SeedTopRows(7, mean_d1, stark, 0.3)),
+                                     SeedTopRows(7, mean_d1, stark, 0.3, top_max)),
         smoothness=SmoothnessMetrics(0.1, 0.05, 0.2, 0.3),
         classes=ClassMetrics("classifier", _shares(0.3), present, ambiguous, 0.8, 0.5, 0.7),
     )  # fmt: skip
@@ -89,8 +100,10 @@ def _model(knn=0.7, silhouette=0.1, grid: GridMetrics | None = None) -> ModelMet
         (dict(present=10, ambiguous=0.05, knn=0.8, silhouette=0.2), CONFIRMED, 4),
         (dict(present=10, ambiguous=0.05, knn=0.8, silhouette=0.1), CONFIRMED, 3),  # a tie
         (dict(present=10, ambiguous=0.05, knn=0.7, silhouette=0.1), NOT_SUPPORTED, 2),
-        (dict(present=10, ambiguous=0.1, knn=0.7, silhouette=0.1), REFUTED, 1),
-        (dict(present=9, ambiguous=0.1, knn=0.7, silhouette=0.1), REFUTED, 0),  # all ties
+        # ties do not vote: one clearer and three tied is not a refutation (it was before)
+        (dict(present=10, ambiguous=0.1, knn=0.7, silhouette=0.1), NOT_SUPPORTED, 1),
+        (dict(present=9, ambiguous=0.1, knn=0.7, silhouette=0.1), NOT_SUPPORTED, 0),  # all ties
+        (dict(present=8, ambiguous=0.2, knn=0.6, silhouette=0.1), REFUTED, 0),  # 3 worse
         (dict(present=8, ambiguous=0.2, knn=0.6, silhouette=0.0), REFUTED, 0),
         # just above / below the VAE on one measure decides a win
         (dict(present=10, ambiguous=0.1 - EPS, knn=0.7 + EPS, silhouette=0.1), CONFIRMED, 3),
@@ -107,20 +120,21 @@ def test_separation_claim_edges(ae, verdict, wins):
 
 # ---------------------------------------------------------------- claim 3
 @pytest.mark.parametrize(
-    "ae, vae, verdict",
+    "ae_max, verdict",
     [
-        (STARK_CONFIRM_SHARE + 1e-6, 0.0, CONFIRMED),
-        (STARK_CONFIRM_SHARE, 0.0, CONFIRMED),
-        (STARK_CONFIRM_SHARE - 1e-6, 0.0, NOT_SUPPORTED),
-        (0.05, 0.05, REFUTED),  # not higher
-        (0.05, 0.05 + 1e-6, REFUTED),
-        (0.5, 0.5 - 1e-6, CONFIRMED),
-        (0.0, 0.0, REFUTED),
+        (0.25 + 1e-6, CONFIRMED),
+        (0.25, REFUTED),  # at the threshold is not faster than it (as on the group path)
+        (0.25 - 1e-6, REFUTED),
+        (0.0, REFUTED),
+        (None, NOT_AVAILABLE),  # never turned into 0
     ],
 )
-def test_stark_claim_edges(ae, vae, verdict):
-    f = claim_stark(_grid(stark=vae), _grid(stark=ae), 0.25, "VAE", "AE")
+def test_stark_claim_edges(ae_max, verdict):
+    # the same measure as the group path: the AE's largest |∂b/∂z₁| in the top rows (the share
+    # of stark cells, judged before, is only shown)
+    f = claim_stark(_grid(top_max=0.05), _grid(stark=0.5, top_max=ae_max), 0.25, "VAE", "AE")
     assert f.verdict == verdict
+    assert ("not measured" in f.evidence) == (ae_max is None)
 
 
 # ---------------------------------------------------------------- the study as a whole

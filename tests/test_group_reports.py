@@ -69,11 +69,14 @@ def test_metrics_json_holds_every_seed_and_its_interval(report):
     # the first seed is the report's own VAE: the same numbers
     assert knn["per_seed"][0] == m["models"]["VAE"]["metrics"]["embedding"]["knn_accuracy"]
     found = m["group_findings"]
-    assert len(found) == 9 and all(f["measures"] for f in found)
-    # the VAE-like groups draw only footwear: 1.0 of the grid against 0.3 of the data
-    assert found[0]["verdict"] == "confirmed"
+    assert len(found) == 10 and all(f["measures"] for f in found)
+    # the VAE-like groups draw only footwear: 1.0 of the grid against 0.3 of the data, on
+    # every seed — no spread, so no certain verdict from a zero-width interval: the exact test
+    # decides, and with 3 seeds (smallest p 1/8, or 1/20 for 3 + 3 splits) it cannot
     assert found[0]["measures"][0]["per_seed"]["VAE"] == pytest.approx([1 / 0.3] * 3)
-    assert found[1]["verdict"] == "confirmed"  # more footwear than the AE-like group (none)
+    assert found[0]["measures"][0]["basis"] == "exact test (no spread)"
+    assert found[0]["verdict"] == found[1]["verdict"] == "inconclusive"
+    assert found[1]["measures"][0]["test"]["arrangements"] == 20
 
 
 def test_both_report_files_show_intervals_and_fold_the_seeds(report):
@@ -83,10 +86,18 @@ def test_both_report_files_show_intervals_and_fold_the_seeds(report):
         assert "Metrics across seeds" in text and "Findings on the seed study" in text
         assert "across training seeds" in text
         assert "Per-seed values of every metric" in text
-    assert html.count("<details>") == 2 and html.count("</details>") == 2
+    assert html.count("<details>") == 2  # the two folded tables
+    # every verdict: one sentence, its full reasoning folded under it
+    verdicts = html.count('<details class="why">')
+    assert verdicts >= 10 and html.count("</details>") == 2 + verdicts
     assert 'id="group-per-seed-table"' in html and "VAE: vae-seed2" in html
     figures = {p.name for p in (report / "figures").iterdir()}
     assert {"g0_linear_21x21_as_written.png", "g1_linear_21x21_mosaic.png"} <= figures
+    # the forest plot first: inline SVG in the HTML, the file beside report.md
+    assert "claims_forest.svg" in figures and "](figures/claims_forest.svg)" in md
+    assert html.index('<section id="verdicts">') < html.index('<section id="group-findings">')
+    assert '<figure class="svg" id="fig-claims_forest"' in html and "<svg xmlns" in html
+    assert md.index("claims_forest.svg") < md.index("Full reasoning")
 
 
 def test_verdicts_across_seeds_come_before_the_pairs_own(report):
@@ -132,7 +143,7 @@ def test_lean_groups_report(toy, seeds, tmp_path):
     # reconstruction is measured for the report's own models, not for the other seeds
     assert m["groups"]["AE"]["metrics"]["reconstruction.mse"]["per_seed"][1:] == [None, None]
     assert "mean" not in m["groups"]["AE"]["metrics"]["reconstruction.mse"]
-    assert len(m["group_findings"]) == 9
+    assert len(m["group_findings"]) == 10  # with claim 2 read on the class map
     assert 'id="group-metrics-table"' not in (out / "report.html").read_text()
 
 

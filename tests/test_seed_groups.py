@@ -47,7 +47,7 @@ def _shares(footwear: float) -> dict[str, float]:
 
 def _model(footwear=0.3, knn=0.7, sil=0.1, present=9, ambiguous=0.1, top_max=0.1,
            recall=0.5, sil_class=0.0, drawn_footwear=0.5, drawn_present=4,
-           drawn_ambiguous=0.2, drawn_top_max=1.0) -> ModelMetrics:  # fmt: skip
+           drawn_ambiguous=0.2, drawn_top_max=1.0, contiguity=None) -> ModelMetrics:  # fmt: skip
     top = SeedTopRows(7, 0.05, 0.0, 0.3, top_max)
     written = AsWrittenMetrics(20, 4.0, 21, _shares(drawn_footwear), drawn_present,
                                drawn_ambiguous, [0.3] * 21, SeedTopRows(7, 0.1, 0.09, 0.4,
@@ -57,7 +57,8 @@ def _model(footwear=0.3, knn=0.7, sil=0.1, present=9, ambiguous=0.1, top_max=0.1
         brightness=BrightnessMetrics(0.2, 0.0, 0.5, GradientSummary(0.1, 0.2, 0.3, 0.0, 0.25),
                                      top),
         smoothness=SmoothnessMetrics(0.1, 0.05, 0.2, 0.3),
-        classes=ClassMetrics("classifier", _shares(footwear), present, ambiguous, 0.8, 0.5, 0.7),
+        classes=ClassMetrics("classifier", _shares(footwear), present, ambiguous, 0.8, 0.5, 0.7,
+                             contiguity or {n: 1.0 for n in NAMES}),
         as_written=written,
     )  # fmt: skip
     emb = EmbeddingMetrics(2, knn, sil, 0.97, [0, 0], [1, 1], 0.1, {}, {},
@@ -79,10 +80,14 @@ def _same(label: str, n: int = 5, **kw) -> Group:
     "ratios, verdict, single",
     [
         ([1.30, 1.32, 1.35, 1.31, 1.33], CONFIRMED, 5),
-        ([0.95, 0.97, 1.00, 0.96, 0.98], REFUTED, 0),
+        ([0.85, 0.87, 0.90, 0.86, 0.88], REFUTED, 0),
         ([1.08, 1.26, 1.07, 1.17, 1.32], INCONCLUSIVE, 2),  # the retrained VAEs
-        # the edge: five copies of exactly 1.25 (a zero-width interval at the threshold, >=)
-        ([FOOTWEAR_CONFIRM_RATIO] * 5, CONFIRMED, 5),
+        # wholly below 1.25× but above 1×: more footwear than the data, not 1.25× more — the
+        # rule of the single-model path (refuted only at <= 1×); today's group code refuted it
+        ([1.08, 1.12, 1.10, 1.09, 1.11], INCONCLUSIVE, 0),
+        # five copies of exactly 1.25: no spread, so no certain verdict from a zero-width
+        # interval; the sign-flip test decides (p = 1): inconclusive (today: confirmed)
+        ([FOOTWEAR_CONFIRM_RATIO] * 5, INCONCLUSIVE, 5),
     ],
 )
 def test_footwear_against_the_data(ratios, verdict, single):
@@ -92,10 +97,16 @@ def test_footwear_against_the_data(ratios, verdict, single):
     assert against.verdict == verdict
     (m,) = against.measures
     assert m.tally.confirmed == single and m.tally.total == 5
-    mean, s = np.mean(ratios), np.std(ratios, ddof=1)
-    assert m.interval.mean == pytest.approx(mean)
-    assert m.interval.high == pytest.approx(mean + T4 * s / math.sqrt(5), abs=1e-12)
+    # the interval is Student t on the logit scale of the share (the ratio ÷ its bound 1/0.3)
+    y = [math.log(r * DATA_SHARE / (1 - r * DATA_SHARE)) for r in ratios]
+    mean, s = np.mean(y), np.std(y, ddof=1)
+    expit = lambda v: 1 / (1 + math.exp(-v)) / DATA_SHARE  # noqa: E731
+    assert m.interval.mean == pytest.approx(np.mean(ratios))
+    assert m.interval.high == pytest.approx(expit(mean + T4 * s / math.sqrt(5)), abs=1e-12)
+    assert m.interval.low == pytest.approx(expit(mean - T4 * s / math.sqrt(5)), abs=1e-12)
     assert f"[{m.interval.low:.2f}, {m.interval.high:.2f}]" in against.evidence
+    assert m.basis == ("interval" if np.ptp(ratios) else "exact test (no spread)")
+    assert m.test is not None and m.test.method == "sign-flip" and m.test.arrangements == 32
 
 
 def test_footwear_between_the_models_and_its_pairings():
@@ -113,8 +124,10 @@ def test_footwear_between_the_models_and_its_pairings():
 
 
 def test_footwear_on_the_drawn_figure_uses_the_drawn_cells():
-    vae = _same("VAE", footwear=0.3, drawn_footwear=17 / 21)
-    ae = _same("AE", footwear=0.45, drawn_footwear=5 / 21)
+    vae = _group(
+        "VAE", [dict(footwear=0.3, drawn_footwear=(17 + j) / 21) for j in (0, 1, 0, -1, 0)]
+    )
+    ae = _group("AE", [dict(footwear=0.45, drawn_footwear=(5 + j) / 21) for j in (0, 1, 0, -1, 0)])
     against, between = group_claim_footwear(vae, ae, DATA_SHARE, DRAWN)
     assert against.measures[0].interval.mean == pytest.approx(17 / 21 / DATA_SHARE)
     assert against.verdict == CONFIRMED and between.verdict == CONFIRMED
@@ -135,10 +148,11 @@ JITTER = (-0.002, -0.001, 0.0, 0.001, 0.002)  # a small spread around each AE va
     [
         # clearer on all four, by far more than the spread: every interval above 0
         (dict(present=10, ambiguous=0.05, knn=0.8, sil=0.2), CONFIRMED, 4, 0),
-        # three clearly, silhouette unchanged (a zero-width interval at 0: not above it)
-        (dict(present=10, ambiguous=0.05, knn=0.8, sil=0.1), CONFIRMED, 3, 1),
-        (dict(present=10, ambiguous=0.05, knn=0.7, sil=0.1), INCONCLUSIVE, 2, 2),
-        (dict(present=8, ambiguous=0.2, knn=0.6, sil=0.1), REFUTED, 0, 4),
+        # three clearly, silhouette equal on every seed of both (a tie: cannot discriminate,
+        # no vote; today it was a refuting vote)
+        (dict(present=10, ambiguous=0.05, knn=0.8, sil=0.1), CONFIRMED, 3, 0),
+        (dict(present=10, ambiguous=0.05, knn=0.7, sil=0.1), INCONCLUSIVE, 2, 0),
+        (dict(present=8, ambiguous=0.2, knn=0.6, sil=0.1), REFUTED, 0, 3),
     ],
 )
 def test_separation_on_the_global_measures(ae, verdict, confirmed, refuted):
@@ -201,7 +215,9 @@ def test_separation_on_the_drawn_figure_uses_the_drawn_cells():
         ([0.30, 0.31, 0.32, 0.30, 0.29], CONFIRMED),
         ([0.18, 0.19, 0.188, 0.2, 0.17], REFUTED),  # like the shipped AE's 0.188
         ([0.2, 0.3, 0.22, 0.28, 0.25], INCONCLUSIVE),
-        ([0.25] * 5, REFUTED),  # at the threshold is not faster than it
+        ([0.22, 0.23, 0.225, 0.235, 0.25], REFUTED),  # wholly at or below the threshold
+        # no spread: the sign-flip test decides, and at the threshold it cannot (today: refuted)
+        ([0.25] * 5, INCONCLUSIVE),
     ],
 )
 def test_stark_top_rows(ae_max, verdict):
@@ -213,7 +229,8 @@ def test_stark_top_rows(ae_max, verdict):
 
 
 def test_stark_on_the_drawn_figure():
-    vae, ae = _same("VAE", top_max=0.05), _same("AE", top_max=0.188, drawn_top_max=1.07)
+    vae = _same("VAE", top_max=0.05)
+    ae = _group("AE", [dict(top_max=0.188 + j, drawn_top_max=1.07 + j) for j in JITTER])
     assert group_claim_stark(vae, ae, 0.25, MEANT).verdict == REFUTED
     assert group_claim_stark(vae, ae, 0.25, DRAWN).verdict == CONFIRMED
 
@@ -228,9 +245,11 @@ def _input(groups) -> StudyInput:
 def test_the_study_judges_groups_on_both_figures():
     groups = (_same("VAE", footwear=0.3), _same("AE", footwear=0.45))
     found = run_group_study("seed", _input(groups))
-    assert len(found) == 9  # meant grid: 1, 1b, 2, 3; embeddings: 2 named; drawn: 1, 1b, 2, 3
-    assert [sum(w in f.claim for f in found) for w in ("(meant", "(embeddings", "(drawn")] == [
-        4, 1, 4]  # fmt: skip
+    # meant grid: 1, 1b, 2, 3; embeddings: 2 named; class map: 2 named; drawn: 1, 1b, 2, 3
+    assert len(found) == 10
+    words = ("(meant", "(embeddings", "(class map", "(drawn")
+    assert [sum(w in f.claim for f in found) for w in words] == [4, 1, 1, 4]
+    assert all(f.basis and f.summary for f in found)
     assert found == judge_groups(groups, DATA_SHARE, 0.25)
     text = json.dumps([f.to_json() for f in found], allow_nan=False)
     assert '"per_seed"' in text and '"tally"' in text

@@ -26,6 +26,7 @@ from latent_atlas.analysis.results import ModelMetrics
 from latent_atlas.toolkit.errors import AtlasError
 
 CONFIRMED, REFUTED, NOT_SUPPORTED = "confirmed", "refuted", "not supported"
+NOT_AVAILABLE = "not available"  # a measure the claim needs is missing: never a number
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ class Finding:
     # a finding on groups of models (several training seeds each): every measure behind the
     # verdict, with its per-seed values, interval, threshold and single-model/pairing tally
     measures: tuple[Any, ...] = ()
+    # on which evidence the claim is judged (the classifier's labels of the grid's cells, the
+    # test-set embeddings, the class map, the cells' brightness), in words
+    basis: str = ""
+    # the verdict in one sentence, with its number and the threshold it needed
+    summary: str = ""
+    # a short name for a figure's row (the forest plot of the claims)
+    label: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
