@@ -605,6 +605,25 @@ def _fifo_batch(s: Path) -> list[str]:
     return ["report", "--batch", "b.toml", "--out", "out", "--no-progress"]
 
 
+def _failing_batch(s: Path, out: str = "out", earlier: bool = False) -> list[str]:
+    """A batch whose only comparison fails (a model that is not ONNX); ``earlier``: ``out`` is
+    the (marked) folder of an earlier run."""
+    _toys(s)
+    (s / "models" / "m2" / "decoder.onnx").write_bytes(b"not an onnx file")
+    if earlier:
+        atomic.output_dir(s / out)
+    (s / "b.toml").write_text(ENTRY_OK)
+    return ["report", "--batch", "b.toml", "--out", out, "--no-progress"]
+
+
+def _batch_into_exported_models(s: Path) -> list[str]:
+    """``--out`` the folder of the batch's models, marked as `export` marks its output."""
+    _toys(s)
+    atomic._write_marker(s / "models", {"m": "export", "m2": "export"})
+    (s / "b.toml").write_text(ENTRY_OK)
+    return ["report", "--batch", "b.toml", "--out", "models", "--no-progress"]
+
+
 def _grid_args(s: Path, *extra: str) -> list[str]:
     toy_pair(s / "m")
     return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3", *extra]
@@ -655,9 +674,17 @@ SAFETY_ROWS = [
     SafeRow("analyze --out .", lambda s: ["analyze", "--out", ".", *_pair_args(s)], "is or holds the current folder", OUTPUT),
     SafeRow("analyze --out ..", lambda s: ["analyze", "--out", "..", *_pair_args(s)], "is or holds the current folder", OUTPUT),
     SafeRow("analyze --out a mount point", lambda s: ["analyze", "--out", _mount_point(), "--overwrite", *_pair_args(s)], "is a mount point", OUTPUT),
-    SafeRow("batch out='' entry named like a user's folder", lambda s: (_user_folder(s, "photos"), _toml(s, 'out = ""\n' + ENTRY_OK.replace('"x"', '"photos"'))[:3] + ["--no-progress"])[1],
-            r"photos: output folder .*photos: exists and was not written by latent-atlas", OUTPUT,
-            writes=("index.html", "explorer-runtime")),
+    SafeRow("batch out='o' entry named like a user's folder", lambda s: ((s / "o").mkdir(), _user_folder(s / "o", "photos"), _toml(s, 'out = "o"\n' + ENTRY_OK.replace('"x"', '"photos"'))[:3] + ["--no-progress"])[2],
+            r"photos: output folder .*photos: exists and was not written by latent-atlas", OUTPUT),
+    SafeRow("batch out='' beside its models", lambda s: _toml(s, 'out = ""\n' + ENTRY_OK)[:3] + ["--no-progress"],
+            r"output folder .*sandbox: is or holds .*models/m, an input of this run", OUTPUT),
+    # issue 26: a batch whose every comparison fails writes nothing; never beside its models
+    SafeRow("batch whose every comparison fails", _failing_batch,
+            r"^latent-atlas report: error: x: model .*models/m2/decoder.onnx: not a valid ONNX file", BATCH),
+    SafeRow("batch whose every comparison fails, into an earlier output", lambda s: _failing_batch(s, earlier=True),
+            r"error: x: model .*models/m2/decoder.onnx: not a valid ONNX file", BATCH),
+    SafeRow("batch --out the folder of its (exported) models", _batch_into_exported_models,
+            r"output folder .*models: is or holds .*models/m, an input of this run; choose an output outside", BATCH),
     SafeRow("grid --out the model folder", lambda s: (_grid_args(s)[:3] + ["--out", "m", "--steps", "3"]),
             r"output file .*m/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
     SafeRow("grid --out inside the model folder, --overwrite", lambda s: (_grid_args(s)[:3] + ["--out", "m/sub", "--overwrite", "--steps", "3"]),
