@@ -119,7 +119,7 @@ def shipped_groups(folder: Path) -> tuple[GroupConfig, ...]:
         raw = json.loads(path.read_text())
         return tuple(GroupConfig(label, tuple(Path(folder) / m for m in members))
                      for label, members in raw.items())  # fmt: skip
-    except (ValueError, AttributeError, TypeError) as exc:
+    except (ValueError, AttributeError, TypeError, RecursionError) as exc:
         raise AtlasError(
             f"{path}: not a groups file ({exc}); expected {{label: [folders]}}"
         ) from None

@@ -19,11 +19,15 @@ import onnx
 import pytest
 from conftest import REPO, idx_bytes, write_idx_folder
 from hostile_onnx import (
+    batch_mean_model,
     checker_failing_decoder,
+    huge_allocation_decoder,
     huge_latent_decoder,
     if_constant_decoder,
     if_initializer_decoder,
+    int_code_encoder,
     loop_body_decoder,
+    nan_model,
     sparse_initializer_decoder,
     write_key,
 )
@@ -624,6 +628,35 @@ def _batch_into_exported_models(s: Path) -> list[str]:
     return ["report", "--batch", "b.toml", "--out", "models", "--no-progress"]
 
 
+def _analyze_with(s: Path, which: str, make: Callable[[Path], object]) -> list[str]:
+    """``analyze`` of the toy pair with one file replaced by a hostile one: ``which`` is
+    ``encoder`` (models/m/encoder.onnx) or ``classifier`` (c.onnx)."""
+    args = _pair_args(s)
+    make(s / "models" / "m" / "encoder.onnx" if which == "encoder" else s / "c.onnx")
+    return ["analyze", "--out", "out", *args]
+
+
+def _special_decoder(s: Path, kind: str) -> list[str]:
+    """decoder.onnx is a FIFO (nobody writes to it: a read would block for ever) or a link
+    to /dev/zero (a read would never end)."""
+    toy_pair(s / "m")
+    (s / "m" / "decoder.onnx").unlink()
+    if kind == "fifo":
+        os.mkfifo(s / "m" / "decoder.onnx")
+    else:
+        (s / "m" / "decoder.onnx").symlink_to("/dev/zero")
+    return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3"]
+
+
+def _copied_dimension_encoder(path: Path) -> None:
+    column = np.random.default_rng(0).normal(0, 0.05, (784, 1))
+    linear_encoder(path, np.repeat(column, 2, axis=1))  # code = (h, h): one direction flat
+
+
+SHIPPED_VAE = REPO / "artifacts" / "fashion-mnist" / "vae"
+NESTED = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+
+
 def _grid_args(s: Path, *extra: str) -> list[str]:
     toy_pair(s / "m")
     return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3", *extra]
@@ -770,6 +803,30 @@ SAFETY_ROWS = [
             r"^latent-atlas grid: error: unrecognized arguments: --over \(see --help\)", ONE_LINE),
     SafeRow("HOME is a missing folder (library noise)", lambda s: _grid_args(s, "--range", "5", "4"), r"grid x range \[5.0, 4.0\]: expected low < high", ONE_LINE,
             subprocess=True, env={"HOME": "/dev/null/nohome", "XDG_CACHE_HOME": "", "MPLCONFIGDIR": ""}),
+    # issue 26.3: outputs that depend on the batch (batch statistics) are refused at load
+    SafeRow("decoder adds the batch mean (BatchNorm in training mode)", _hostile_grid(batch_mean_model),
+            r"m/decoder.onnx: the decoder's output 'image' depends on the batch: the same 7 inputs give values up to .* apart when run as one batch and as batches of 1 and 6.*BatchNorm left in training mode at export.*model.eval\(\)", SILENT),
+    SafeRow("encoder adds the batch mean", lambda s: _analyze_with(s, "encoder", lambda p: batch_mean_model(p, "encoder")),
+            r"models/m/encoder.onnx: the encoder's output 'code' depends on the batch.*BatchNorm", SILENT),
+    SafeRow("classifier adds the batch mean", lambda s: _analyze_with(s, "classifier", lambda p: batch_mean_model(p, "classifier")),
+            r"c.onnx: the classifier's output 'logits' depends on the batch.*BatchNorm", SILENT),
+    # issue 26.5: each message names the file, what was found, what was expected and the fix
+    SafeRow("encoder gives NaN codes", lambda s: _analyze_with(s, "encoder", nan_model),
+            r"models/m/encoder.onnx: the encoder gives NaN or inf codes \(output 'code'\) for \d+ of \d+ images.*expected finite values", ONE_LINE),
+    SafeRow("classifier gives NaN logits", lambda s: _analyze_with(s, "classifier", lambda p: nan_model(p, "classifier")),
+            r"c.onnx: the classifier gives NaN or inf logits \(output 'logits'\) for \d+ of \d+ images.*expected finite values", ONE_LINE),
+    SafeRow("encoder codes with a flat direction (covariance not positive definite)", lambda s: _analyze_with(s, "encoder", _copied_dimension_encoder),
+            r"models/m/encoder.onnx: the encoder's 2-d codes of the \d+ test images have a covariance that is not positive definite .*expected codes that vary in every latent dimension", ONE_LINE),
+    SafeRow("encoder gives int64 codes", lambda s: _analyze_with(s, "encoder", int_code_encoder),
+            r"models/m/encoder.onnx: the encoder's codes are int64; expected float32", ONE_LINE),
+    SafeRow("--range -1e38 1e38 on the shipped VAE (float32 overflow)", lambda s: ["grid", "--model", str(SHIPPED_VAE), "--out", "g", "--no-progress", "--steps", "3", "--range", "-1e38", "1e38"],
+            r"vae/decoder.onnx: decoding codes as large as 1e\+38 gives NaN or inf pixels .*float32 overflow .*because of the codes asked for, not the model.*--range", ONE_LINE),
+    SafeRow("decoder that asks for 84 GB (onnxruntime's own log kept off stderr)", _hostile_grid(lambda p: huge_allocation_decoder(p, 3_000_000_000)),
+            r"m/decoder.onnx: out of memory on a batch of 7 \(it asked for 84 GB at once\); expected a model whose tensors fit", ONE_LINE, subprocess=True),
+    SafeRow("decoder.onnx is a FIFO", lambda s: _special_decoder(s, "fifo"), r"m/decoder.onnx: not a regular file \(a FIFO \(named pipe\)\); expected an .onnx file", ONE_LINE, subprocess=True),
+    SafeRow("decoder.onnx is /dev/zero", lambda s: _special_decoder(s, "zero"), r"m/decoder.onnx: not a regular file \(a device\); expected an .onnx file", ONE_LINE),
+    SafeRow("--model /dev/zero", lambda s: ["grid", "--model", "/dev/zero", "--out", "g", "--no-progress"], r"model /dev/zero: not a regular file \(a device\)", ONE_LINE),
+    SafeRow("batch file nested 5000 levels deep", lambda s: _toml(s, NESTED + ENTRY_OK), r"batch file b.toml: nested deeper than the TOML reader can follow; expected \[\[comparison\]\] tables", ONE_LINE),
     # 8: silent wrong results become refusals
     SafeRow("same folder as both models", lambda s: ["report", "--model", "models/m", "--model", "./models/m/", "--classifier", "c.onnx", "--out", "out", *_pair_args(s)[6:]],
             "model models/m is given twice; expected different models", SILENT),

@@ -71,7 +71,7 @@ def _read_marker(folder: Path) -> dict | None:
         if not stat.S_ISREG(st.st_mode) or st.st_size > _MARKER_CAP:
             return None
         body = json.loads(marker.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # deep nesting: not a marker of ours
         return None
     return body if isinstance(body, dict) and body.get("tool") == TOOL else None
 
