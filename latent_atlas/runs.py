@@ -120,6 +120,11 @@ class ComparisonConfig:
                 raise AtlasError(f"comparison {self.name}: label {i + 1} is empty")
             if self.labels:  # given as text (folder names are made displayable instead)
                 safe_names.label(label, f"comparison {self.name}: label")
+            else:  # a folder's name stands for the label: the same rule for names
+                safe_names.plain_text(
+                    label, f"comparison {self.name}: model {i + 1}'s folder name (its label; "
+                    "or pass --label)"
+                )  # fmt: skip
             if label in labels[:i]:
                 raise AtlasError(
                     f"comparison {self.name}: two models are labelled {label!r}; expected "

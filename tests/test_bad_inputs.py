@@ -654,6 +654,40 @@ def _copied_dimension_encoder(path: Path) -> None:
 
 
 SHIPPED_VAE = REPO / "artifacts" / "fashion-mnist" / "vae"
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it is shown reversed
+CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+           "Boot"]  # fmt: skip
+
+
+def _npz(s: Path, class_names: list[str] | None = None) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {"x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+              "y_test": (np.arange(20) % 10).astype(np.uint8)}  # fmt: skip
+    if class_names is not None:
+        arrays["class_names"] = np.array(class_names)
+    np.savez(s / "d.npz", **arrays)
+    return s / "d.npz"
+
+
+def _with_class_names(s: Path, source: str, bad: str) -> list[str]:
+    """``analyze`` of the toy pair on data whose class name 3 is ``bad``, from ``source``:
+    ``npz`` (its class_names array), ``file`` (a --class-names file), ``folder`` (an image
+    folder's class folders: their sorted names, so ``bad`` sorts to index 3)."""
+    args = ["analyze", "--out", "out", *_pair_args(s)]
+    names = [*CLASSES[:3], bad, *CLASSES[4:]]
+    if source == "npz":
+        return [*args, "--data", str(_npz(s, names))]
+    if source == "file":
+        (s / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+        return [*args, "--data", str(_npz(s)), "--class-names", "names.txt"]
+    from PIL import Image
+
+    for i, name in enumerate(["a", "b", "c", bad, "x", "y"]):
+        (s / "imgs" / "test" / name).mkdir(parents=True)
+        Image.new("L", (28, 28), 40 * i).save(s / "imgs" / "test" / name / "0.png")
+    return [*args, "--data", "imgs"]
+
+
 NESTED = "x = " + "[" * 5000 + "]" * 5000 + "\n"
 
 
@@ -727,7 +761,7 @@ SAFETY_ROWS = [
     SafeRow("grid --model FOLDER/decoder.onnx --out FOLDER", lambda s: (_grid_args(s), ["grid", "--model", "m/decoder.onnx", "--out", "m", "--steps", "3"])[1],
             r"output file .*m/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
     SafeRow("report --out inside the folder of --classifier FOLDER/classifier.onnx", lambda s: _classifier_in_a_folder(s, "report", "cl/r"),
-            r"m-vs-m2: output folder .*cl/r/m-vs-m2: lies inside cl, an input of this run", OUTPUT),
+            r"output folder .*cl/r: lies inside cl, an input of this run", OUTPUT),
     SafeRow("analyze --out inside the folder of --classifier FOLDER/classifier.onnx", lambda s: _classifier_in_a_folder(s, "analyze", "cl/a"),
             r"output folder .*cl/a: lies inside cl, an input of this run", OUTPUT),
     SafeRow("analyze --out the classifier 'auto' would pick, --overwrite", lambda s: ["analyze", "--out", str(REPO / "artifacts" / "fashion-mnist" / "classifier"), "--overwrite", *_pair_args(s)[:4], "--no-progress"],
@@ -749,16 +783,16 @@ SAFETY_ROWS = [
     SafeRow("--out= on export: not the shipped artifacts", lambda s: ["export", "--out="], r"^latent-atlas export: error: --out '': empty; expected a value", ONE_LINE),
     SafeRow("--out= on analyze", lambda s: ["analyze", "--out=", *_pair_args(s)], r"^latent-atlas analyze: error: --out '': empty; expected a value", ONE_LINE),
     SafeRow("an empty positional (sweep '')", lambda s: ["sweep", ""], r"^latent-atlas sweep: error: TOML '': empty; expected a value", ONE_LINE),
-    SafeRow("report --classifier LINK/classifier.onnx (a link to a classifier) --out inside the real folder", lambda s: _linked_classifier(s), r"output folder .*cl/r/m-vs-m2: lies inside .*cl, an input of this run", OUTPUT),
+    SafeRow("report --classifier LINK/classifier.onnx (a link to a classifier) --out inside the real folder", lambda s: _linked_classifier(s), r"output folder .*cl/r: lies inside .*cl, an input of this run", OUTPUT),
     SafeRow("--name '' (given empty)", lambda s: ["report", "--name", "", "--out", "out", *_pair_args(s)], "--name '': empty", NAMES),
     SafeRow("--name ../x", lambda s: ["report", "--name", "../x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
     SafeRow("--name /abs/x", lambda s: ["report", "--name", "/tmp/x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
     SafeRow("--name ..", lambda s: ["report", "--name", "..", "--out", "out", *_pair_args(s)], "names a folder itself", NAMES),
     SafeRow("--name index.html", lambda s: ["report", "--name", "index.html", "--out", "out", *_pair_args(s)], "reserved for a file the tool writes", NAMES),
     SafeRow("--name not UTF-8", lambda s: ["report", "--name", BAD_UTF8, "--out", "out", *_pair_args(s)], r"not valid UTF-8", NAMES),
-    SafeRow("batch name with NUL", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a\\u0000b"')), "contains a control character or NUL", NAMES),
+    SafeRow("batch name with NUL", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a\\u0000b"')), r"contains U\+0000, a control character, at character 2", NAMES),
     SafeRow("batch name with a separator", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a/b"')), "contains a path separator", NAMES),
-    SafeRow("label with a newline", lambda s: ["report", "--label", "A\nB", "--label", "C", "--out", "out", *_pair_args(s)], "label 'A\\\\nB': contains a control character", NAMES),
+    SafeRow("label with a newline", lambda s: ["report", "--label", "A\nB", "--label", "C", "--out", "out", *_pair_args(s)], "label 'A\\\\nB': contains U\\+000A, a line break, at character 2", NAMES),
     # 3: ONNX external data in every graph, checker, size cap
     SafeRow("external data in an If branch Constant", _hostile_grid(if_constant_decoder), r"external data \(.onnx.data\): tensor 'kv', attribute 'value' .*'then_branch'.* points to 'key.bin'", ONNX),
     SafeRow("external data in an If branch initializer", _hostile_grid(if_initializer_decoder), r"external data .*initializer of graph 'then_branch', points to 'key.bin'", ONNX),
@@ -827,6 +861,29 @@ SAFETY_ROWS = [
     SafeRow("decoder.onnx is /dev/zero", lambda s: _special_decoder(s, "zero"), r"m/decoder.onnx: not a regular file \(a device\); expected an .onnx file", ONE_LINE),
     SafeRow("--model /dev/zero", lambda s: ["grid", "--model", "/dev/zero", "--out", "g", "--no-progress"], r"model /dev/zero: not a regular file \(a device\)", ONE_LINE),
     SafeRow("batch file nested 5000 levels deep", lambda s: _toml(s, NESTED + ENTRY_OK), r"batch file b.toml: nested deeper than the TOML reader can follow; expected \[\[comparison\]\] tables", ONE_LINE),
+    # issue 26.4: one rule for names, from every source: control characters and bidi
+    # overrides refused, naming the source and the index
+    SafeRow("npz class_names with a bidi override", lambda s: _with_class_names(s, "npz", f"Dre{RLO}ss"),
+            r"d.npz: class name 3 of its class_names array 'Dre\\u202ess': contains U\+202E \(RIGHT-TO-LEFT OVERRIDE\), a bidi control, at character 4; expected plain text", NAMES),
+    SafeRow("npz class_names with a newline", lambda s: _with_class_names(s, "npz", "Dre\nss"),
+            r"d.npz: class name 3 of its class_names array 'Dre\\nss': contains U\+000A, a line break", NAMES),
+    SafeRow("--class-names file with a bidi override", lambda s: _with_class_names(s, "file", f"Dre{RLO}ss"),
+            r"class names file names.txt: line 4 'Dre\\u202ess': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("--class-names file with a line separator", lambda s: _with_class_names(s, "file", "Dre\u2028ss"),
+            r"class names file names.txt: line 4 'Dre\\u2028ss': contains U\+2028 \(LINE SEPARATOR\), a line break", NAMES),
+    SafeRow("image folder class named with a bidi override", lambda s: _with_class_names(s, "folder", f"d{RLO}x"),
+            r"image folder imgs: class folder 3 'd\\u202ex': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("image folder class named with a newline", lambda s: _with_class_names(s, "folder", "d\nx"),
+            r"image folder imgs: class folder 3 'd\\nx': contains U\+000A, a line break", NAMES),
+    SafeRow("--label with a bidi override", lambda s: ["report", "--label", f"V{RLO}AE", "--label", "C", "--out", "out", *_pair_args(s)],
+            r"label 'V\\u202eAE': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("batch label_b with a bidi override", lambda s: _toml(s, ENTRY_OK + f'label_a = "A"\nlabel_b = "B{RLO}"\n'),
+            r"comparison x: label 'B\\u202e': contains U\+202E", NAMES),
+    SafeRow("batch entry name with a bidi override", lambda s: _toml(s, ENTRY_OK.replace('"x"', f'"x{RLO}y"')),
+            r"'x\\u202ey': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("model folder name (the default label) with a bidi override", lambda s: (_toys(s), (s / "models" / "m").rename(s / "models" / f"m{RLO}"),
+                                                                             ["report", "--model", f"models/m{RLO}", "--model", "models/m2", "--classifier", "c.onnx", "--out", "out", "--no-progress", "--steps", "3"])[2],
+            r"model 1's folder name \(its label; or pass --label\) 'm\\u202e': contains U\+202E", NAMES),
     # 8: silent wrong results become refusals
     SafeRow("same folder as both models", lambda s: ["report", "--model", "models/m", "--model", "./models/m/", "--classifier", "c.onnx", "--out", "out", *_pair_args(s)[6:]],
             "model models/m is given twice; expected different models", SILENT),
