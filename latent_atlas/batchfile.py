@@ -168,6 +168,12 @@ def read_batch(path: Path, base: AnalysisConfig) -> tuple[Path, list[ComparisonC
         doc = tomllib.loads(_read_regular(Path(path)))
     except tomllib.TOMLDecodeError as exc:
         raise AtlasError(f"batch file {path}: not valid TOML ({exc})") from None
+    except RecursionError:  # arrays or inline tables nested thousands deep
+        raise AtlasError(
+            f"batch file {path}: nested deeper than the TOML reader can follow; expected "
+            "[[comparison]] tables of paths, labels and settings (nothing nested more than a "
+            "few levels)"
+        ) from None
     unknown = set(doc) - BATCH_KEYS
     if unknown:
         raise AtlasError(

@@ -107,9 +107,21 @@ def _one_line(command: str, message: str) -> None:
 
 
 def _interrupted(command: str, code: int) -> int:
+    """One line that says what an interrupt left: outputs finished before it (each whole, new,
+    replacing its previous version in one step) and that nothing else was touched."""
+    from latent_atlas.toolkit.atomic import written
+
     name = "SIGTERM" if code == 143 else "SIGINT"
-    print(f"latent-atlas {command}: interrupted ({name}); no partial output left",
-          file=sys.stderr)  # fmt: skip
+    done = written()
+    if not done:
+        what = "nothing written; any previous output is as it was, no partial output left"
+    else:
+        shown = ", ".join(str(p) for p in done[:5]) + (f" and {len(done) - 5} more"
+                                                         if len(done) > 5 else "")  # fmt: skip
+        what = (f"the new {shown} {'is' if len(done) == 1 else 'are'} already in place, whole "
+                "(replacing any previous version); nothing else written, no partial output "
+                "left")  # fmt: skip
+    print(f"latent-atlas {command}: interrupted ({name}); {what}", file=sys.stderr)
     return code
 
 

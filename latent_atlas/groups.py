@@ -46,6 +46,7 @@ from latent_atlas.pipeline import (
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, decode_grid
+from latent_atlas.toolkit.names import plain_text
 
 GROUPS_FILE = "groups.json"  # in a folder of shipped seeds: {label: [member folder, …]}
 DPI = 100
@@ -63,6 +64,7 @@ class GroupConfig:
         object.__setattr__(self, "members", tuple(Path(m) for m in self.members))
         if not isinstance(self.label, str) or not self.label.strip():
             raise AtlasError(f"group label {self.label!r}: expected a non-empty name")
+        plain_text(self.label, "group label")
         if len(self.members) < 2:
             raise AtlasError(
                 f"group {self.label}: {len(self.members)} model(s), expected at least 2 "
@@ -121,7 +123,7 @@ def shipped_groups(folder: Path) -> tuple[GroupConfig, ...]:
         raw = json.loads(path.read_text())
         return tuple(GroupConfig(label, tuple(Path(folder) / m for m in members))
                      for label, members in raw.items())  # fmt: skip
-    except (ValueError, AttributeError, TypeError) as exc:
+    except (ValueError, AttributeError, TypeError, RecursionError) as exc:
         raise AtlasError(
             f"{path}: not a groups file ({exc}); expected {{label: [folders]}}"
         ) from None

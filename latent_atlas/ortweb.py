@@ -119,12 +119,18 @@ def runtime_files(vendor: Path = VENDOR) -> dict[str, bytes]:
     }
 
 
+def check_runtime_target(folder: Path) -> None:
+    """Refuse early (writing nothing) what :func:`write_runtime` would refuse: a batch checks
+    its runtime's place before any work and writes the runtime only once a report exists."""
+    for name in runtime_files():
+        check_file_target(Path(folder) / name)
+
+
 def write_runtime(folder: Path) -> Path:
     """Write the runtime files into ``folder`` (one per output folder: every explorer page of a
     batch refers to the same copy). Returns ``folder``."""
     files = runtime_files()
-    for name in files:  # every target checked first: a refusal leaves no file half-written
-        check_file_target(Path(folder) / name)
+    check_runtime_target(folder)  # every target first: a refusal leaves no file half-written
     for name, data in files.items():
         write_bytes(Path(folder) / name, data)
     return Path(folder)

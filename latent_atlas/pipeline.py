@@ -248,6 +248,27 @@ def analyze_grid(
                         lab if lab is not None else knn, conf, ent, knn, metrics)  # fmt: skip
 
 
+def check_codes(emb: np.ndarray, encoder: Path) -> None:
+    """Refuse, naming the encoder, codes whose covariance over the test images is not positive
+    definite: some direction of the latent space never varies (a dimension the encoder does
+    not use, or one that copies another), and the Gaussian fit (its KL to N(0, I)) has no
+    finite value. NaN codes are refused by the runtime before this."""
+    _, cov = em.gaussian_fit(emb)
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        eig = np.linalg.eigvalsh(cov)
+        flat = int(np.sum(eig <= 1e-12 * max(float(eig.max()), 1e-300)))
+        raise AtlasError(
+            f"model {encoder}: the encoder's {emb.shape[1]}-d codes of the {len(emb)} test "
+            f"images have a covariance that is not positive definite (smallest eigenvalue "
+            f"{float(eig.min()):.3g}; {max(flat, 1)} direction(s) that never vary); expected "
+            "codes that vary in every latent dimension: a dimension the encoder never uses, "
+            "or two that copy each other; retrain with fewer latent dimensions or export "
+            "the encoder's mean output"
+        ) from None
+
+
 def embedding_metrics(
     emb: np.ndarray, x_test: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
     cfg: AnalysisConfig, rng: np.random.Generator,
@@ -333,6 +354,7 @@ def analyze_model(
         if emb_key not in cache.embeddings:
             cache.embeddings[emb_key] = model.encode(x_test, cfg.batch_size)
         emb = cache.embeddings[emb_key]
+        check_codes(emb, model.encoder.path)
         embedding, mean, cov = embedding_metrics(emb, x_test, labels, names, cfg, rng)
 
         stage(f"{display}: reconstruct")

@@ -58,7 +58,9 @@ from latent_atlas.toolkit import names as safe_names
 from latent_atlas.toolkit.atomic import (
     atomic_dir,
     check_dir_target,
+    check_file_target,
     check_output_dir,
+    check_outside_inputs,
     write_bytes,
     write_json,
     write_text,
@@ -118,6 +120,11 @@ class ComparisonConfig:
                 raise AtlasError(f"comparison {self.name}: label {i + 1} is empty")
             if self.labels:  # given as text (folder names are made displayable instead)
                 safe_names.label(label, f"comparison {self.name}: label")
+            else:  # a folder's name stands for the label: the same rule for names
+                safe_names.plain_text(
+                    label, f"comparison {self.name}: model {i + 1}'s folder name (its label; "
+                    "or pass --label)"
+                )  # fmt: skip
             if label in labels[:i]:
                 raise AtlasError(
                     f"comparison {self.name}: two models are labelled {label!r}; expected "
@@ -458,15 +465,26 @@ def run_batch(
 
     ``jobs`` > 1 (or an ``engine`` other than local with one job) runs the comparisons as
     engine tasks. Returns (successful results, [(name, error line)]); writes
-    ``out/index.html`` if ``index``. No report folder replaces an input of any comparison of
-    the batch, nor one of ``protect``.
+    ``out/index.html`` (listing the failures too) and the explorer runtime if ``index`` and at
+    least one comparison succeeded: when every one fails, nothing is written. ``out`` must not
+    be, hold or lie inside an input of any comparison; no report folder replaces one of
+    ``protect`` either.
     """
     engine = engine or EngineConfig("local", jobs)
     check_output_dir(out)  # created only when something is written into it
-    protect = (*protect, *(p for c in comps for p in c.inputs))
+    inputs = tuple(p for c in comps for p in c.inputs)
+    # never beside the models: the reports, the index and the runtime would go into a folder
+    # of inputs (and into the record of its marker, when `export` made it)
+    check_outside_inputs(out, inputs, "output folder")
+    protect = (*protect, *inputs)
     # a batch (with its index) holds one explorer runtime for all its reports; a lone report
-    # holds its own, so that its folder stays whole
-    runtime = ortweb.write_runtime(out / ortweb.FOLDER) if index else None
+    # holds its own, so that its folder stays whole. Its place is checked now; it is written
+    # (with the index) only once a report exists: a batch whose every comparison fails leaves
+    # the output folder as it was.
+    runtime = out / ortweb.FOLDER if index else None
+    if runtime is not None:
+        ortweb.check_runtime_target(runtime)
+        check_file_target(out / "index.html", overwrite, protect)
     done: list[dict] = []
     failed: list[tuple[str, str]] = []
     bar = tqdm(total=len(comps), desc="comparisons", unit="cmp", disable=not progress)
@@ -513,7 +531,8 @@ def run_batch(
         order = [c.name for c in comps]
         done.sort(key=lambda r: order.index(r["name"]))
     bar.close()
-    if index:
+    if index and done:
+        ortweb.write_runtime(out / ortweb.FOLDER)
         write_index(out, done, failed, overwrite, protect)
     return done, failed
 

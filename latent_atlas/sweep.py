@@ -186,6 +186,11 @@ def read_sweep(
         raise AtlasError(f"sweep file {path}: a folder; expected a TOML file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AtlasError(f"sweep file {path}: not valid TOML ({exc})") from None
+    except RecursionError:  # arrays or inline tables nested thousands deep
+        raise AtlasError(
+            f"sweep file {path}: nested deeper than the TOML reader can follow; expected "
+            "[[config]] tables of settings (nothing nested more than a few levels)"
+        ) from None
     unknown = set(doc) - SWEEP_KEYS
     if unknown:
         raise AtlasError(

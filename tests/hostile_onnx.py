@@ -172,3 +172,121 @@ def huge_latent_decoder(path: Path, latent_dim: int = 1_000_000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
     return path
+
+
+# ---------------------------------------------------------------------------- issue 26
+def _graph_model(nodes, inputs, outputs, initializers, path: Path, role: str) -> Path:
+    graph = helper.make_graph(nodes, "hostile", inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    model.metadata_props.add(key="role", value=role)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def batch_mean_model(path: Path, role: str = "decoder", classes: int = 10) -> Path:
+    """What BatchNorm left in training mode does at export: a layer that uses the statistics
+    of the batch it is given. Here the batch mean of the input is added to every row, so the
+    same point gives another output in another batch.
+
+    decoder: image = Sigmoid(reshape((z + mean_batch(z)) @ W)) [N, 1, 28, 28];
+    encoder: code = (x_flat + mean_batch(x_flat)) @ P [N, 2];
+    classifier: logits = (x_flat + mean_batch(x_flat)) @ P [N, classes]."""
+    rng = np.random.default_rng(3)
+    if role == "decoder":
+        x = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 2])
+        w = numpy_helper.from_array(rng.normal(0, 1, (2, 784)).astype(np.float32), "W")
+        shape = numpy_helper.from_array(np.array([-1, 1, 28, 28], np.int64), "shape")
+        nodes = [
+            helper.make_node("ReduceMean", ["z"], ["mean"], axes=[0], keepdims=1),
+            helper.make_node("Add", ["z", "mean"], ["shifted"]),
+            helper.make_node("MatMul", ["shifted", "W"], ["h"]),
+            helper.make_node("Sigmoid", ["h"], ["p"]),
+            helper.make_node("Reshape", ["p", "shape"], ["image"]),
+        ]
+        out = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])
+        return _graph_model(nodes, [x], [out], [w, shape], path, role)
+    width = 2 if role == "encoder" else classes
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])
+    p = numpy_helper.from_array(rng.normal(0, 0.1, (784, width)).astype(np.float32), "P")
+    flat = numpy_helper.from_array(np.array([-1, 784], np.int64), "flat")
+    name = "code" if role == "encoder" else "logits"
+    nodes = [
+        helper.make_node("Reshape", ["x", "flat"], ["xf"]),
+        helper.make_node("ReduceMean", ["xf"], ["mean"], axes=[0], keepdims=1),
+        helper.make_node("Add", ["xf", "mean"], ["shifted"]),
+        helper.make_node("MatMul", ["shifted", "P"], [name]),
+    ]
+    out = helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", width])
+    return _graph_model(nodes, [x], [out], [p, flat], path, role)
+
+
+def huge_allocation_decoder(path: Path, floats_per_row: int = 21_000_000_000) -> Path:
+    """A decoder that really asks for ``floats_per_row`` float32 per row at run time (84 GB
+    for one row: ConstantOfShape of a shape made from the batch size, so nothing is folded
+    at load); its image is an ordinary Sigmoid of z @ W."""
+    x = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 2])
+    inits = [
+        numpy_helper.from_array(np.full((2, 784), 0.1, np.float32), "W"),
+        numpy_helper.from_array(np.array([-1, 1, 28, 28], np.int64), "shape"),
+        numpy_helper.from_array(np.array([floats_per_row], np.int64), "width"),
+        numpy_helper.from_array(np.array([0], np.int64), "start"),
+        numpy_helper.from_array(np.array([1], np.int64), "end"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes1"),
+    ]
+    nodes = [
+        helper.make_node("Shape", ["z"], ["zshape"]),
+        helper.make_node("Slice", ["zshape", "start", "end"], ["n"]),
+        helper.make_node("Concat", ["n", "width"], ["bigshape"], axis=0),
+        helper.make_node(
+            "ConstantOfShape",
+            ["bigshape"],
+            ["big"],
+            value=numpy_helper.from_array(np.zeros(1, np.float32)),
+        ),  # fmt: skip
+        helper.make_node("ReduceSum", ["big", "axes1"], ["s"], keepdims=1),
+        helper.make_node("MatMul", ["z", "W"], ["h"]),
+        helper.make_node("Add", ["h", "s"], ["hs"]),
+        helper.make_node("Sigmoid", ["hs"], ["p"]),
+        helper.make_node("Reshape", ["p", "shape"], ["image"]),
+    ]
+    out = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])
+    return _graph_model(nodes, [x], [out], inits, path, "decoder")
+
+
+def int_code_encoder(path: Path) -> Path:
+    """An encoder whose codes are int64 (quantised: Cast to INT64 at the end), against the
+    contract's float32 codes."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])
+    inits = [
+        numpy_helper.from_array(np.full((784, 2), 0.01, np.float32), "P"),
+        numpy_helper.from_array(np.array([-1, 784], np.int64), "flat"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["x", "flat"], ["xf"]),
+        helper.make_node("MatMul", ["xf", "P"], ["h"]),
+        helper.make_node("Cast", ["h"], ["code"], to=TensorProto.INT64),
+    ]
+    out = helper.make_tensor_value_info("code", TensorProto.INT64, ["N", 2])
+    return _graph_model(nodes, [x], [out], inits, path, "encoder")
+
+
+def nan_model(path: Path, role: str = "encoder", classes: int = 10) -> Path:
+    """An encoder (codes) or classifier (logits) whose outputs are NaN for every input:
+    x @ P + (0 · inf)."""
+    width = 2 if role == "encoder" else classes
+    name = "code" if role == "encoder" else "logits"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])
+    inits = [
+        numpy_helper.from_array(np.full((784, width), 0.01, np.float32), "P"),
+        numpy_helper.from_array(np.array([-1, 784], np.int64), "flat"),
+        numpy_helper.from_array(np.array([np.nan], np.float32), "nan"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["x", "flat"], ["xf"]),
+        helper.make_node("MatMul", ["xf", "P"], ["h"]),
+        helper.make_node("Add", ["h", "nan"], [name]),
+    ]
+    out = helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", width])
+    return _graph_model(nodes, [x], [out], inits, path, role)

@@ -19,11 +19,15 @@ import onnx
 import pytest
 from conftest import REPO, idx_bytes, write_idx_folder
 from hostile_onnx import (
+    batch_mean_model,
     checker_failing_decoder,
+    huge_allocation_decoder,
     huge_latent_decoder,
     if_constant_decoder,
     if_initializer_decoder,
+    int_code_encoder,
     loop_body_decoder,
+    nan_model,
     sparse_initializer_decoder,
     write_key,
 )
@@ -622,6 +626,88 @@ def _fifo_batch(s: Path) -> list[str]:
     return ["report", "--batch", "b.toml", "--out", "out", "--no-progress"]
 
 
+def _failing_batch(s: Path, out: str = "out", earlier: bool = False) -> list[str]:
+    """A batch whose only comparison fails (a model that is not ONNX); ``earlier``: ``out`` is
+    the (marked) folder of an earlier run."""
+    _toys(s)
+    (s / "models" / "m2" / "decoder.onnx").write_bytes(b"not an onnx file")
+    if earlier:
+        atomic.output_dir(s / out)
+    (s / "b.toml").write_text(ENTRY_OK)
+    return ["report", "--batch", "b.toml", "--out", out, "--no-progress"]
+
+
+def _batch_into_exported_models(s: Path) -> list[str]:
+    """``--out`` the folder of the batch's models, marked as `export` marks its output."""
+    _toys(s)
+    atomic._write_marker(s / "models", {"m": "export", "m2": "export"})
+    (s / "b.toml").write_text(ENTRY_OK)
+    return ["report", "--batch", "b.toml", "--out", "models", "--no-progress"]
+
+
+def _analyze_with(s: Path, which: str, make: Callable[[Path], object]) -> list[str]:
+    """``analyze`` of the toy pair with one file replaced by a hostile one: ``which`` is
+    ``encoder`` (models/m/encoder.onnx) or ``classifier`` (c.onnx)."""
+    args = _pair_args(s)
+    make(s / "models" / "m" / "encoder.onnx" if which == "encoder" else s / "c.onnx")
+    return ["analyze", "--out", "out", *args]
+
+
+def _special_decoder(s: Path, kind: str) -> list[str]:
+    """decoder.onnx is a FIFO (nobody writes to it: a read would block for ever) or a link
+    to /dev/zero (a read would never end)."""
+    toy_pair(s / "m")
+    (s / "m" / "decoder.onnx").unlink()
+    if kind == "fifo":
+        os.mkfifo(s / "m" / "decoder.onnx")
+    else:
+        (s / "m" / "decoder.onnx").symlink_to("/dev/zero")
+    return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3"]
+
+
+def _copied_dimension_encoder(path: Path) -> None:
+    column = np.random.default_rng(0).normal(0, 0.05, (784, 1))
+    linear_encoder(path, np.repeat(column, 2, axis=1))  # code = (h, h): one direction flat
+
+
+SHIPPED_VAE = REPO / "artifacts" / "fashion-mnist" / "vae"
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it is shown reversed
+CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+           "Boot"]  # fmt: skip
+
+
+def _npz(s: Path, class_names: list[str] | None = None) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {"x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+              "y_test": (np.arange(20) % 10).astype(np.uint8)}  # fmt: skip
+    if class_names is not None:
+        arrays["class_names"] = np.array(class_names)
+    np.savez(s / "d.npz", **arrays)
+    return s / "d.npz"
+
+
+def _with_class_names(s: Path, source: str, bad: str) -> list[str]:
+    """``analyze`` of the toy pair on data whose class name 3 is ``bad``, from ``source``:
+    ``npz`` (its class_names array), ``file`` (a --class-names file), ``folder`` (an image
+    folder's class folders: their sorted names, so ``bad`` sorts to index 3)."""
+    args = ["analyze", "--out", "out", *_pair_args(s)]
+    names = [*CLASSES[:3], bad, *CLASSES[4:]]
+    if source == "npz":
+        return [*args, "--data", str(_npz(s, names))]
+    if source == "file":
+        (s / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+        return [*args, "--data", str(_npz(s)), "--class-names", "names.txt"]
+    from PIL import Image
+
+    for i, name in enumerate(["a", "b", "c", bad, "x", "y"]):
+        (s / "imgs" / "test" / name).mkdir(parents=True)
+        Image.new("L", (28, 28), 40 * i).save(s / "imgs" / "test" / name / "0.png")
+    return [*args, "--data", "imgs"]
+
+
+NESTED = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+
+
 def _grid_args(s: Path, *extra: str) -> list[str]:
     toy_pair(s / "m")
     return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3", *extra]
@@ -672,9 +758,17 @@ SAFETY_ROWS = [
     SafeRow("analyze --out .", lambda s: ["analyze", "--out", ".", *_pair_args(s)], "is or holds the current folder", OUTPUT),
     SafeRow("analyze --out ..", lambda s: ["analyze", "--out", "..", *_pair_args(s)], "is or holds the current folder", OUTPUT),
     SafeRow("analyze --out a mount point", lambda s: ["analyze", "--out", _mount_point(), "--overwrite", *_pair_args(s)], "is a mount point", OUTPUT),
-    SafeRow("batch out='' entry named like a user's folder", lambda s: (_user_folder(s, "photos"), _toml(s, 'out = ""\n' + ENTRY_OK.replace('"x"', '"photos"'))[:3] + ["--no-progress"])[1],
-            r"photos: output folder .*photos: exists and was not written by latent-atlas", OUTPUT,
-            writes=("index.html", "explorer-runtime")),
+    SafeRow("batch out='o' entry named like a user's folder", lambda s: ((s / "o").mkdir(), _user_folder(s / "o", "photos"), _toml(s, 'out = "o"\n' + ENTRY_OK.replace('"x"', '"photos"'))[:3] + ["--no-progress"])[2],
+            r"photos: output folder .*photos: exists and was not written by latent-atlas", OUTPUT),
+    SafeRow("batch out='' beside its models", lambda s: _toml(s, 'out = ""\n' + ENTRY_OK)[:3] + ["--no-progress"],
+            r"output folder .*sandbox: is or holds .*models/m, an input of this run", OUTPUT),
+    # issue 26: a batch whose every comparison fails writes nothing; never beside its models
+    SafeRow("batch whose every comparison fails", _failing_batch,
+            r"^latent-atlas report: error: x: model .*models/m2/decoder.onnx: not a valid ONNX file", BATCH),
+    SafeRow("batch whose every comparison fails, into an earlier output", lambda s: _failing_batch(s, earlier=True),
+            r"error: x: model .*models/m2/decoder.onnx: not a valid ONNX file", BATCH),
+    SafeRow("batch --out the folder of its (exported) models", _batch_into_exported_models,
+            r"output folder .*models: is or holds .*models/m, an input of this run; choose an output outside", BATCH),
     SafeRow("grid --out the model folder", lambda s: (_grid_args(s)[:3] + ["--out", "m", "--steps", "3"]),
             r"output file .*m/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
     SafeRow("grid --out inside the model folder, --overwrite", lambda s: (_grid_args(s)[:3] + ["--out", "m/sub", "--overwrite", "--steps", "3"]),
@@ -684,7 +778,7 @@ SAFETY_ROWS = [
     SafeRow("grid --model FOLDER/decoder.onnx --out FOLDER", lambda s: (_grid_args(s), ["grid", "--model", "m/decoder.onnx", "--out", "m", "--steps", "3"])[1],
             r"output file .*m/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
     SafeRow("report --out inside the folder of --classifier FOLDER/classifier.onnx", lambda s: _classifier_in_a_folder(s, "report", "cl/r"),
-            r"m-vs-m2: output folder .*cl/r/m-vs-m2: lies inside cl, an input of this run", OUTPUT),
+            r"output folder .*cl/r: lies inside cl, an input of this run", OUTPUT),
     SafeRow("analyze --out inside the folder of --classifier FOLDER/classifier.onnx", lambda s: _classifier_in_a_folder(s, "analyze", "cl/a"),
             r"output folder .*cl/a: lies inside cl, an input of this run", OUTPUT),
     SafeRow("analyze --out the classifier 'auto' would pick, --overwrite", lambda s: ["analyze", "--out", str(REPO / "artifacts" / "fashion-mnist" / "classifier"), "--overwrite", *_pair_args(s)[:4], "--no-progress"],
@@ -706,16 +800,16 @@ SAFETY_ROWS = [
     SafeRow("--out= on export: not the shipped artifacts", lambda s: ["export", "--out="], r"^latent-atlas export: error: --out '': empty; expected a value", ONE_LINE),
     SafeRow("--out= on analyze", lambda s: ["analyze", "--out=", *_pair_args(s)], r"^latent-atlas analyze: error: --out '': empty; expected a value", ONE_LINE),
     SafeRow("an empty positional (sweep '')", lambda s: ["sweep", ""], r"^latent-atlas sweep: error: TOML '': empty; expected a value", ONE_LINE),
-    SafeRow("report --classifier LINK/classifier.onnx (a link to a classifier) --out inside the real folder", lambda s: _linked_classifier(s), r"output folder .*cl/r/m-vs-m2: lies inside .*cl, an input of this run", OUTPUT),
+    SafeRow("report --classifier LINK/classifier.onnx (a link to a classifier) --out inside the real folder", lambda s: _linked_classifier(s), r"output folder .*cl/r: lies inside .*cl, an input of this run", OUTPUT),
     SafeRow("--name '' (given empty)", lambda s: ["report", "--name", "", "--out", "out", *_pair_args(s)], "--name '': empty", NAMES),
     SafeRow("--name ../x", lambda s: ["report", "--name", "../x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
     SafeRow("--name /abs/x", lambda s: ["report", "--name", "/tmp/x", "--out", "out", *_pair_args(s)], "contains a path separator", NAMES),
     SafeRow("--name ..", lambda s: ["report", "--name", "..", "--out", "out", *_pair_args(s)], "names a folder itself", NAMES),
     SafeRow("--name index.html", lambda s: ["report", "--name", "index.html", "--out", "out", *_pair_args(s)], "reserved for a file the tool writes", NAMES),
     SafeRow("--name not UTF-8", lambda s: ["report", "--name", BAD_UTF8, "--out", "out", *_pair_args(s)], r"not valid UTF-8", NAMES),
-    SafeRow("batch name with NUL", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a\\u0000b"')), "contains a control character or NUL", NAMES),
+    SafeRow("batch name with NUL", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a\\u0000b"')), r"contains U\+0000, a control character, at character 2", NAMES),
     SafeRow("batch name with a separator", lambda s: _toml(s, ENTRY_OK.replace('"x"', '"a/b"')), "contains a path separator", NAMES),
-    SafeRow("label with a newline", lambda s: ["report", "--label", "A\nB", "--label", "C", "--out", "out", *_pair_args(s)], "label 'A\\\\nB': contains a control character", NAMES),
+    SafeRow("label with a newline", lambda s: ["report", "--label", "A\nB", "--label", "C", "--out", "out", *_pair_args(s)], "label 'A\\\\nB': contains U\\+000A, a line break, at character 2", NAMES),
     # 3: ONNX external data in every graph, checker, size cap
     SafeRow("external data in an If branch Constant", _hostile_grid(if_constant_decoder), r"external data \(.onnx.data\): tensor 'kv', attribute 'value' .*'then_branch'.* points to 'key.bin'", ONNX),
     SafeRow("external data in an If branch initializer", _hostile_grid(if_initializer_decoder), r"external data .*initializer of graph 'then_branch', points to 'key.bin'", ONNX),
@@ -760,6 +854,53 @@ SAFETY_ROWS = [
             r"^latent-atlas grid: error: unrecognized arguments: --over \(see --help\)", ONE_LINE),
     SafeRow("HOME is a missing folder (library noise)", lambda s: _grid_args(s, "--range", "5", "4"), r"grid x range \[5.0, 4.0\]: expected low < high", ONE_LINE,
             subprocess=True, env={"HOME": "/dev/null/nohome", "XDG_CACHE_HOME": "", "MPLCONFIGDIR": ""}),
+    # issue 26.3: outputs that depend on the batch (batch statistics) are refused at load
+    SafeRow("decoder adds the batch mean (BatchNorm in training mode)", _hostile_grid(batch_mean_model),
+            r"m/decoder.onnx: the decoder's output 'image' depends on the batch: the same 7 inputs give values up to .* apart when run as one batch and as batches of 1 and 6.*BatchNorm left in training mode at export.*model.eval\(\)", SILENT),
+    SafeRow("encoder adds the batch mean", lambda s: _analyze_with(s, "encoder", lambda p: batch_mean_model(p, "encoder")),
+            r"models/m/encoder.onnx: the encoder's output 'code' depends on the batch.*BatchNorm", SILENT),
+    SafeRow("classifier adds the batch mean", lambda s: _analyze_with(s, "classifier", lambda p: batch_mean_model(p, "classifier")),
+            r"c.onnx: the classifier's output 'logits' depends on the batch.*BatchNorm", SILENT),
+    # issue 26.5: each message names the file, what was found, what was expected and the fix
+    SafeRow("encoder gives NaN codes", lambda s: _analyze_with(s, "encoder", nan_model),
+            r"models/m/encoder.onnx: the encoder gives NaN or inf codes \(output 'code'\) for \d+ of \d+ images.*expected finite values", ONE_LINE),
+    SafeRow("classifier gives NaN logits", lambda s: _analyze_with(s, "classifier", lambda p: nan_model(p, "classifier")),
+            r"c.onnx: the classifier gives NaN or inf logits \(output 'logits'\) for \d+ of \d+ images.*expected finite values", ONE_LINE),
+    SafeRow("encoder codes with a flat direction (covariance not positive definite)", lambda s: _analyze_with(s, "encoder", _copied_dimension_encoder),
+            r"models/m/encoder.onnx: the encoder's 2-d codes of the \d+ test images have a covariance that is not positive definite .*expected codes that vary in every latent dimension", ONE_LINE),
+    SafeRow("encoder gives int64 codes", lambda s: _analyze_with(s, "encoder", int_code_encoder),
+            r"models/m/encoder.onnx: the encoder's codes are int64; expected float32", ONE_LINE),
+    SafeRow("--range -1e38 1e38 on the shipped VAE (float32 overflow)", lambda s: ["grid", "--model", str(SHIPPED_VAE), "--out", "g", "--no-progress", "--steps", "3", "--range", "-1e38", "1e38"],
+            r"vae/decoder.onnx: decoding codes as large as 1e\+38 gives NaN or inf pixels .*float32 overflow .*because of the codes asked for, not the model.*--range", ONE_LINE),
+    SafeRow("decoder that asks for 84 GB (onnxruntime's own log kept off stderr)", _hostile_grid(lambda p: huge_allocation_decoder(p, 3_000_000_000)),
+            r"m/decoder.onnx: out of memory on a batch of 7 \(it asked for 84 GB at once\); expected a model whose tensors fit", ONE_LINE, subprocess=True),
+    SafeRow("decoder.onnx is a FIFO", lambda s: _special_decoder(s, "fifo"), r"m/decoder.onnx: not a regular file \(a FIFO \(named pipe\)\); expected an .onnx file", ONE_LINE, subprocess=True),
+    SafeRow("decoder.onnx is /dev/zero", lambda s: _special_decoder(s, "zero"), r"m/decoder.onnx: not a regular file \(a device\); expected an .onnx file", ONE_LINE),
+    SafeRow("--model /dev/zero", lambda s: ["grid", "--model", "/dev/zero", "--out", "g", "--no-progress"], r"model /dev/zero: not a regular file \(a device\)", ONE_LINE),
+    SafeRow("batch file nested 5000 levels deep", lambda s: _toml(s, NESTED + ENTRY_OK), r"batch file b.toml: nested deeper than the TOML reader can follow; expected \[\[comparison\]\] tables", ONE_LINE),
+    # issue 26.4: one rule for names, from every source: control characters and bidi
+    # overrides refused, naming the source and the index
+    SafeRow("npz class_names with a bidi override", lambda s: _with_class_names(s, "npz", f"Dre{RLO}ss"),
+            r"d.npz: class name 3 of its class_names array 'Dre\\u202ess': contains U\+202E \(RIGHT-TO-LEFT OVERRIDE\), a bidi control, at character 4; expected plain text", NAMES),
+    SafeRow("npz class_names with a newline", lambda s: _with_class_names(s, "npz", "Dre\nss"),
+            r"d.npz: class name 3 of its class_names array 'Dre\\nss': contains U\+000A, a line break", NAMES),
+    SafeRow("--class-names file with a bidi override", lambda s: _with_class_names(s, "file", f"Dre{RLO}ss"),
+            r"class names file names.txt: line 4 'Dre\\u202ess': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("--class-names file with a line separator", lambda s: _with_class_names(s, "file", "Dre\u2028ss"),
+            r"class names file names.txt: line 4 'Dre\\u2028ss': contains U\+2028 \(LINE SEPARATOR\), a line break", NAMES),
+    SafeRow("image folder class named with a bidi override", lambda s: _with_class_names(s, "folder", f"d{RLO}x"),
+            r"image folder imgs: class folder 3 'd\\u202ex': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("image folder class named with a newline", lambda s: _with_class_names(s, "folder", "d\nx"),
+            r"image folder imgs: class folder 3 'd\\nx': contains U\+000A, a line break", NAMES),
+    SafeRow("--label with a bidi override", lambda s: ["report", "--label", f"V{RLO}AE", "--label", "C", "--out", "out", *_pair_args(s)],
+            r"label 'V\\u202eAE': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("batch label_b with a bidi override", lambda s: _toml(s, ENTRY_OK + f'label_a = "A"\nlabel_b = "B{RLO}"\n'),
+            r"comparison x: label 'B\\u202e': contains U\+202E", NAMES),
+    SafeRow("batch entry name with a bidi override", lambda s: _toml(s, ENTRY_OK.replace('"x"', f'"x{RLO}y"')),
+            r"'x\\u202ey': contains U\+202E .*a bidi control", NAMES),
+    SafeRow("model folder name (the default label) with a bidi override", lambda s: (_toys(s), (s / "models" / "m").rename(s / "models" / f"m{RLO}"),
+                                                                             ["report", "--model", f"models/m{RLO}", "--model", "models/m2", "--classifier", "c.onnx", "--out", "out", "--no-progress", "--steps", "3"])[2],
+            r"model 1's folder name \(its label; or pass --label\) 'm\\u202e': contains U\+202E", NAMES),
     # 8: silent wrong results become refusals
     SafeRow("same folder as both models", lambda s: ["report", "--model", "models/m", "--model", "./models/m/", "--classifier", "c.onnx", "--out", "out", *_pair_args(s)[6:]],
             "model models/m is given twice; expected different models", SILENT),

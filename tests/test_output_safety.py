@@ -576,7 +576,8 @@ def test_an_exception_a_library_makes_of_a_signal_still_ends_as_the_signal(
     err = capsys.readouterr().err.strip().splitlines()
     if signalled:
         assert rc == 143 and err == [
-            "latent-atlas grid: interrupted (SIGTERM); no partial output left"
+            "latent-atlas grid: interrupted (SIGTERM); nothing written; any previous output "
+            "is as it was, no partial output left"
         ]
     else:  # no signal: the library's error, as one line
         assert rc == 2 and len(err) == 1 and "unexpected TypeError" in err[0]

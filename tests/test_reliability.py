@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from latent_atlas.toolkit.atomic import atomic_open, write_text
@@ -121,3 +122,111 @@ def test_the_analysis_runs_blas_on_one_thread_and_gives_the_setting_back(toy):
         after = blas_threads()
     assert before == after == {2}
     assert len(seen) > 3 and all(s == {1} for s in seen)
+
+
+# A report run that holds at the swap (where the previous report starts to be replaced) so
+# that a signal lands exactly there; SWAP_MODE: "before" holds just before the exchange,
+# "after" just after it, "renames" holds before a swap made of two renames (no renameat2).
+SWAP_SCRIPT = """
+import os, sys, time
+import latent_atlas.toolkit.atomic as atomic
+mode = os.environ["SWAP_MODE"]
+real = atomic._swap
+if mode == "renames":
+    atomic._exchange = lambda a, b: False
+def held(new, target):
+    if mode != "after":
+        print("swapping", flush=True)
+        time.sleep(1.5)  # the signal arrives here, inside the critical section
+    out = real(new, target)
+    if mode == "after":
+        print("swapping", flush=True)
+        time.sleep(1.5)
+    return out
+atomic._swap = held
+from latent_atlas.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _npz_data(path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((60, 28, 28)) * 255).astype(np.uint8)
+    y = (np.arange(60) % 10).astype(np.uint8)
+    np.savez(path, x_test=x, y_test=y)
+    return path
+
+
+def _report(toy, data, out, steps, script=None, **env):
+    args = ["report", "--model", str(toy["linear"]), "--model", str(toy["regions"]),
+            "--classifier", str(toy["root"] / "classifier.onnx"), "--data", str(data),
+            "--out", str(out), "--steps", str(steps), "--name", "cmp", "--no-progress"]  # fmt: skip
+    code = script or "import sys; from latent_atlas.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _finished(proc):
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return out
+
+
+@pytest.mark.slow
+def test_sigint_at_the_swap_leaves_the_old_or_the_new_report_whole_and_says_which(toy, tmp_path):
+    """Issue 26.2: SIGINT sent the moment the previous report starts to be replaced (held
+    there by a hook, not at a random time): the folder is the new report, whole (file for
+    file the report of an uninterrupted run), and the message says so instead of "no partial
+    output left" alone; with the swap made of two renames too."""
+    import shutil
+
+    data = _npz_data(tmp_path / "d.npz")
+    _finished(_report(toy, data, tmp_path / "old", 3))
+    _finished(_report(toy, data, tmp_path / "ref", 4))
+    old = _tree(tmp_path / "old" / "cmp")
+    new = _tree(tmp_path / "ref" / "cmp")
+    assert old != new
+
+    def same(tree, ref):  # timings.json holds wall times and the hour it finished
+        return {k: v for k, v in tree.items() if k.name != "timings.json"} == {
+            k: v for k, v in ref.items() if k.name != "timings.json"}  # fmt: skip
+
+    for mode in ("before", "after", "renames"):
+        out = tmp_path / mode
+        shutil.copytree(tmp_path / "old", out)
+        proc = _report(toy, data, out, 4, SWAP_SCRIPT, SWAP_MODE=mode)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "swapping", proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        lines = err.strip().splitlines()
+        assert proc.returncode == 130 and len(lines) == 1, err
+        after = _tree(out / "cmp")
+        assert same(after, new), mode  # the new report, whole: never a mix of the two runs
+        assert f"the new {out.resolve() / 'cmp'} is already in place, whole" in lines[0], err
+        assert sorted(p.name for p in out.iterdir()) == [".latent-atlas", "cmp"], mode
+
+
+def test_an_interrupt_before_the_swap_says_nothing_was_written(toy, tmp_path, capsys,
+                                                               monkeypatch):  # fmt: skip
+    """The other side of the swap: SIGINT while the report is drawn leaves the old report and
+    says so."""
+    from latent_atlas.cli import main
+
+    data = _npz_data(tmp_path / "d.npz")
+    args = ["report", "--model", str(toy["linear"]), "--model", str(toy["regions"]),
+            "--classifier", str(toy["root"] / "classifier.onnx"), "--data", str(data),
+            "--out", str(tmp_path / "out"), "--steps", "3", "--no-progress"]  # fmt: skip
+
+    def interrupted(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+
+    monkeypatch.setattr(rep, "render", interrupted)
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["latent-atlas report: interrupted (SIGINT); nothing written; any previous "
+                   "output is as it was, no partial output left"]  # fmt: skip
+    assert not (tmp_path / "out").exists()  # not even the parent folder it made for the report

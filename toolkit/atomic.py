@@ -71,7 +71,7 @@ def _read_marker(folder: Path) -> dict | None:
         if not stat.S_ISREG(st.st_mode) or st.st_size > _MARKER_CAP:
             return None
         body = json.loads(marker.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # deep nesting: not a marker of ours
         return None
     return body if isinstance(body, dict) and body.get("tool") == TOOL else None
 
@@ -92,6 +92,8 @@ def set_command(name: str | None) -> None:
     its own stale files."""
     global _COMMAND
     _COMMAND = name
+    if name is not None:  # a new command: nothing written yet (kept after it, for its message)
+        _written.clear()
 
 
 def written_here(folder: Path) -> Record | None:
@@ -230,6 +232,16 @@ def _protected(target: Path, protect: Iterable[PathLike | None], what: str) -> N
                 )
 
 
+def check_outside_inputs(
+    path: PathLike, protect: Iterable[PathLike | None], what: str = "output folder"
+) -> Path:
+    """Refuse a folder that receives outputs (``report --out``) when it is, holds or lies in
+    an input of this run (never written beside a user's models); its canonical path else."""
+    target = _canonical(path)
+    _protected(target, protect, what)
+    return target
+
+
 def check_file_target(
     path: PathLike, overwrite: bool = False, protect: Iterable[PathLike | None] = ()
 ) -> Path:
@@ -336,9 +348,10 @@ def check_output_dir(path: PathLike) -> Path:
 
 
 # ---------------------------------------------------------------------------- folders
-def _make_dirs(folder: Path, adopt_empty: bool = False) -> Path:
+def _make_dirs(folder: Path, adopt_empty: bool = False, created: list[Path] | None = None) -> Path:
     """Create ``folder`` and missing parents; mark the topmost folder created here unless it
-    lies in a tree the tool already marked. ``adopt_empty``: mark an existing empty folder."""
+    lies in a tree the tool already marked. ``adopt_empty``: mark an existing empty folder.
+    ``created``: receives the folders created here, deepest first (to undo them)."""
     folder = Path(folder)
     check_output_dir(folder)
     missing = []
@@ -358,6 +371,8 @@ def _make_dirs(folder: Path, adopt_empty: bool = False) -> Path:
         raise AtlasError(
             f"output folder {folder}: not writable; expected a folder you can write to"
         )
+    if created is not None:
+        created.extend(missing)
     top = missing[-1] if missing else None
     if top is None and adopt_empty and not any(folder.iterdir()):
         top = folder
@@ -379,6 +394,16 @@ def output_dir(path: PathLike) -> Path:
 def ensure_writable_dir(path: PathLike) -> Path:
     """Create ``path`` (and parents) and check that files can be created in it."""
     return output_dir(path)
+
+
+def _unmake_dirs(created: list[Path]) -> None:
+    """Remove the folders ``_make_dirs`` created (deepest first) that still hold nothing but
+    their marker: an output that failed leaves its parent as it was."""
+    for d in created:
+        with contextlib.suppress(OSError):
+            if set(os.listdir(d)) <= {MARKER}:
+                (d / MARKER).unlink(missing_ok=True)
+                d.rmdir()
 
 
 def _temp_name(target: Path) -> Path:
@@ -416,16 +441,29 @@ def atomic_dir(
     """Build a whole folder under a temporary name beside ``path``, then swap it into place.
 
     The new folder carries the marker. If the body fails or the process is interrupted, the
-    previous folder (if any) is untouched and no temporary is left.
+    previous folder (if any) is untouched, no temporary is left, and the folders created for
+    it (its parent, if missing) are removed again.
+
+    The swap is one step: ``renameat2(RENAME_EXCHANGE)`` (Linux 3.15+, on file systems that
+    support it) exchanges the new folder and the previous one atomically, so a reader (or a
+    crash) sees the whole previous report or the whole new one, never a mix. Elsewhere it is
+    two renames (previous aside, new into place): a crash or SIGKILL between them leaves no
+    folder at ``path`` and the previous one whole under a hidden ``.NAME.*.tmp`` name beside
+    it. SIGINT and SIGTERM are held during the swap either way (``signals.critical``): one
+    that arrives then ends the command right after it, the new folder in place and recorded
+    in :func:`written` (the CLI says so).
     """
     protect = list(protect)
     target = check_dir_target(path, overwrite, protect)
-    _make_dirs(target.parent)
+    made: list[Path] = []
+    _make_dirs(target.parent, created=made)
     tmp: Path | None = None
+    swapped = False
     try:
         with critical():
             tmp = _temp_name(target)
             os.mkdir(tmp, 0o777)  # the umask decides the mode
+            _building.add(tmp)
         _write_marker(tmp)
         yield tmp
         with critical():
@@ -433,8 +471,10 @@ def atomic_dir(
             record: Record = dict.fromkeys(_entries(tmp), _COMMAND)  # what this run wrote
             if not os.path.lexists(target):
                 _write_marker(tmp, record)
+                _building.discard(tmp)
                 os.rename(tmp, target)
-                tmp = None
+                tmp, swapped = None, True
+                _written.append(target)
                 return
             kept: list[tuple[Path, Path]] = []
             try:
@@ -456,16 +496,15 @@ def atomic_dir(
                             if r == rel or r.startswith(rel + "/"):
                                 record[r] = cmd
                 _write_marker(tmp, record)
-                if not _exchange(tmp, target):
-                    old = _temp_name(target)
-                    os.rename(target, old)
-                    os.rename(tmp, target)
-                    tmp = old
+                _building.discard(tmp)
+                tmp = _swap(tmp, target)
             except BaseException:
                 for src, dst in reversed(kept):  # give the user's entries back
                     with contextlib.suppress(OSError):
                         os.rename(dst, src)
                 raise
+            swapped = True
+            _written.append(target)
             _remove(tmp)  # now the previous folder, without the entries kept
             tmp = None
     except OSError as exc:
@@ -474,7 +513,39 @@ def atomic_dir(
         raise _oserror(exc, f"output folder {path}") from None
     finally:
         if tmp is not None:
+            _building.discard(tmp)
             _remove(tmp)
+        if not swapped:
+            _unmake_dirs(made)
+
+
+def _swap(new: Path, target: Path) -> Path:
+    """Put the folder ``new`` at ``target``; returns where the previous ``target`` now lies
+    (for the caller to remove). One atomic exchange where the kernel and file system support
+    it, else two renames (the window between them is described in :func:`atomic_dir`); the
+    previous folder is put back if the second rename fails."""
+    if _exchange(new, target):
+        return new
+    aside = _temp_name(target)
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    return aside
+
+
+# Outputs this command finished (folders swapped in, files moved into place outside a folder
+# being built), in order: what an interrupted command has already replaced (``written``).
+_written: list[Path] = []
+_building: set[Path] = set()  # temporary folders being filled (their files are not outputs)
+
+
+def written() -> tuple[Path, ...]:
+    """The outputs (folders and files) this command has finished writing, each whole, since
+    :func:`set_command`: an interrupt that ends the command after them leaves them in place."""
+    return tuple(_written)
 
 
 def _real_dir(path: Path) -> bool:
@@ -570,6 +641,8 @@ def atomic_open(
             _record(target)  # first: a run beside this one sees the file as recorded at once
             os.replace(tmp, target)
             tmp = None
+            if not any(b in target.parents for b in _building):
+                _written.append(target)
     except OSError as exc:
         if exc.errno is None:  # raised by the caller's writer, not by the file system
             raise

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.onnx_checks import run_error
 
 
 def _first_line(exc: Exception) -> str:
@@ -47,9 +48,7 @@ class BoundRunner:
         try:
             self.session.run_with_iobinding(self._binding)
         except Exception as exc:  # onnxruntime's own types; one line names the model
-            raise AtlasError(
-                f"{self.where}: onnxruntime failed on a batch of {rows} ({_first_line(exc)})"
-            ) from None
+            raise run_error(exc, self.where, rows, "onnxruntime failed") from None
 
     def _bind_input(self, x: np.ndarray) -> None:
         # from host memory in both cases: for CUDA, onnxruntime copies the (small) input over

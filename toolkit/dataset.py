@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.names import plain_text
 
 # float32 values in one dataset (all splits): 2**31 values = 8 GiB, e.g. 2.7 million 28×28
 # grayscale images or 700 000 32×32 RGB ones. Above that, use a subset.
@@ -119,6 +120,8 @@ class ImageDataset:
             raise AtlasError(f"dataset {self.name}: class names {names!r}; expected non-empty text")
         if len(set(names)) != len(names):
             raise AtlasError(f"dataset {self.name}: class names repeat; expected distinct names")
+        for i, n in enumerate(names):  # the loaders say which file; this holds for the API too
+            plain_text(n, f"dataset {self.name}: class name {i}")
         for split_name, split in (("test", self.test), ("train", self.train)):
             if split is None:
                 continue
@@ -168,7 +171,9 @@ def read_class_names(path: Path) -> tuple[str, ...]:
         ) from None
     except OSError as exc:
         raise AtlasError(f"class names file {shown(path)}: cannot be read ({exc})") from None
-    lines = text.removeprefix("\ufeff").splitlines()
+    # split at newlines only: a U+2028 or a form feed inside a name is refused below, not
+    # taken as the start of another class
+    lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()
     names = tuple(line.strip() for line in lines)
@@ -181,6 +186,7 @@ def read_class_names(path: Path) -> tuple[str, ...]:
         )
     seen: set[str] = set()
     for i, n in enumerate(names, 1):
+        plain_text(n, f"class names file {shown(path)}: line {i}")
         if n in seen:
             raise AtlasError(
                 f"class names file {shown(path)}: line {i} repeats {n!r}; expected distinct names"
@@ -202,6 +208,9 @@ def resolve_class_names(
         names, origin = read_class_names(given), f"class names file {shown(given)}"
     elif found is not None:
         names, origin = found, found_in
+        source = where.rsplit(": ", 1)[0]  # the file, without the labels' array ("y_test")
+        for i, n in enumerate(names):
+            plain_text(n, f"{source}: class name {i} of {found_in}")
         if not all(n.strip() for n in names) or len(set(names)) != len(names):
             raise AtlasError(
                 f"{where}: {found_in} {list(names)[:12]} hold blank or repeated names; "

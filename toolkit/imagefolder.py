@@ -35,6 +35,7 @@ from latent_atlas.toolkit.dataset import (
     unit_from_uint8,
 )
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.names import plain_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -66,7 +67,7 @@ def _visible_dirs(folder: Path) -> list[str]:
 
 def _classes(root: Path, splits: list[str]) -> list[str]:
     names = sorted({n for s in splits for n in _visible_dirs(root / s)})
-    for n in names:
+    for i, n in enumerate(names):
         try:
             n.encode("utf-8")
         except UnicodeEncodeError:
@@ -74,6 +75,8 @@ def _classes(root: Path, splits: list[str]) -> list[str]:
                 f"class folder {shown(root / n)}: its name is not valid UTF-8; expected a UTF-8 "
                 "name (it becomes the class name): rename the folder"
             ) from None
+        # the folder's name becomes class name i (sorted order): the one rule for names
+        plain_text(n, f"image folder {shown(root)}: class folder {i}")
     if not names:
         raise AtlasError(f"image folder {shown(root)}: no class folders; {LAYOUT}")
     return names

@@ -1,4 +1,14 @@
-"""The one place where user text becomes part of a path.
+"""The one place where user text becomes part of a path, and the one rule for user text that
+names things.
+
+The rule (``plain_text``): text that names something — a class name from any source (an
+``.npz``'s ``class_names``, an image folder's class folders, a ``--class-names`` file), a model's
+label (``--label``, a batch entry's labels, a model folder's name standing for one), a group's
+label, a comparison's name — holds no control character (C0, DEL, C1: a newline splits the rows
+of a Markdown table), no bidi control (U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C:
+U+202E reorders what a reader sees) and no line or paragraph separator (U+2028, U+2029). Such
+text is refused with one line naming its source and index, never escaped: so every output
+(Markdown, HTML, JSON keys, figure text, file names) shows the name as given.
 
 ``path_component`` accepts a name (``--name``, a batch entry's ``name``) as a single folder or
 file name, or refuses it with one line; ``slug`` derives a file-name-safe stem from display text
@@ -25,7 +35,37 @@ RESERVED = frozenset(
         "manifest.json", "card.json", ".latent-atlas",
     }
 )  # fmt: skip
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1 controls; the bidi marks and controls; the line and paragraph separators
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+PLAIN_TEXT = "expected plain text (no control characters, line breaks or bidi overrides)"
+
+
+def _unsafe_char(text: str) -> str | None:
+    """What the first character the rule refuses is, with its position; None if none."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    ch = found.group()
+    name = unicodedata.name(ch, "")
+    kind = ("a bidi control" if unicodedata.bidirectional(ch) in
+            ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI") or ch in
+            "\u200e\u200f\u061c" else "a line break" if ch in "\n\r\u2028\u2029"
+            else "a control character")  # fmt: skip
+    shown = f"U+{ord(ch):04X}" + (f" ({name})" if name else "")
+    return f"{shown}, {kind}, at character {found.start() + 1}"
+
+
+def plain_text(text: str, where: str) -> str:
+    """``text`` if it passes the rule of this module's docstring, else an ``AtlasError``:
+    ``where`` names the source and the index (``"class name 3 in x.npz's class_names"``)."""
+    bad = _unsafe_char(text)
+    if bad is not None:
+        raise AtlasError(f"{where} {text!r}: contains {bad}; {PLAIN_TEXT}: rename it")
+    return text
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -57,8 +97,9 @@ def path_component(text: object, what: str = "name") -> str:
         raise AtlasError(f"{what} {text!r}: names a folder itself; {expected}")
     if "/" in text or "\\" in text:
         raise AtlasError(f"{what} {text!r}: contains a path separator; {expected}")
-    if _CONTROL.search(text):
-        raise AtlasError(f"{what} {text!r}: contains a control character or NUL; {expected}")
+    bad = _unsafe_char(text)
+    if bad is not None:
+        raise AtlasError(f"{what} {text!r}: contains {bad}; {expected}")
     if text.startswith("."):
         raise AtlasError(f"{what} {text!r}: starts with a dot (a hidden name); {expected}")
     if text != text.strip():
@@ -73,16 +114,15 @@ def path_component(text: object, what: str = "name") -> str:
 
 
 def label(text: object, what: str = "label") -> str:
-    """Check display text (a model's label): a valid UTF-8 string, not blank, no control
-    characters, bounded length. It may hold anything else (``/``, ``$``, ``..``): it is shown
-    as plain text and never becomes a path."""
+    """Check display text (a model's label): a valid UTF-8 string, not blank, plain text (no
+    control characters or bidi overrides, see ``plain_text``), bounded length. It may hold
+    anything else (``/``, ``$``, ``..``): it is shown as plain text and never becomes a path."""
     if not isinstance(text, str):
         raise AtlasError(f"{what} {text!r}: a {type(text).__name__}, expected a string")
     _utf8(text, what)
     if not text.strip():
         raise AtlasError(f"{what} {text!r}: empty; expected a display name such as 'VAE'")
-    if _CONTROL.search(text):
-        raise AtlasError(f"{what} {text!r}: contains a control character or NUL")
+    plain_text(text, what)
     if len(text) > MAX_LABEL_CHARS:
         raise AtlasError(
             f"{what} {text[:20]!r}…: {len(text)} characters, expected at most {MAX_LABEL_CHARS}"

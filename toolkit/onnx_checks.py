@@ -16,6 +16,7 @@ lie in [0, 1] (``check_decoded_range``), the same rule for every command.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,13 @@ def check_file_size(path: Path) -> None:
     except OSError as exc:
         raise AtlasError(f"model {path}: cannot read it ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise AtlasError(f"model {path}: not a regular file; expected an .onnx file")
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")  # fmt: skip
+        raise AtlasError(
+            f"model {path}: not a regular file ({kind}); expected an .onnx file: give the "
+            "path of the model file itself"
+        )
     if st.st_size > MAX_MODEL_BYTES:
         raise AtlasError(
             f"model {path}: {st.st_size / 2**30:.1f} GiB, above the {MAX_MODEL_BYTES >> 30} GiB "
@@ -169,3 +176,28 @@ def check_decoded_range(images: np.ndarray, path: Path) -> np.ndarray:
             "end the decoder with a Sigmoid (see docs/models.md)"
         )
     return images
+
+
+# onnxruntime's words for an allocation that failed (its arena, the C++ runtime, the OS)
+_OUT_OF_MEMORY = re.compile(r"Failed to allocate|bad_alloc|out of memory|Cannot allocate", re.I)
+_REQUESTED = re.compile(r"buffer of size (\d+)")
+
+
+def run_error(exc: BaseException, where: str, rows: int, what: str) -> AtlasError:
+    """One line for a run on ``rows`` rows that raised ``exc``, of the model ``where`` names
+    ("model PATH"): memory when an allocation failed (with the size asked for, when
+    onnxruntime says it), else the runtime's first line and the batch contract."""
+    text = str(exc).strip()
+    first = (text.splitlines() or [type(exc).__name__])[0][:200]
+    if isinstance(exc, MemoryError) or _OUT_OF_MEMORY.search(text):
+        size = _REQUESTED.search(text)
+        asked = f" (it asked for {int(size.group(1)) / 1e9:.3g} GB at once)" if size else ""
+        return AtlasError(
+            f"{where}: out of memory on a batch of {rows}{asked}; expected a model whose "
+            "tensors fit in this machine's memory: lower --batch-size, or look in the graph "
+            "for a node that builds a huge tensor (ConstantOfShape, Expand, Tile, Resize)"
+        )
+    return AtlasError(
+        f"{where}: {what} on a batch of {rows} ({first}); expected a model that runs on "
+        "any batch size (see docs/models.md)"
+    )

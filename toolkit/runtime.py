@@ -24,6 +24,7 @@ import onnxruntime as ort
 from latent_atlas.toolkit import onnx_checks
 from latent_atlas.toolkit.batching import activation_batch, budget_for
 from latent_atlas.toolkit.errors import AtlasError
+from latent_atlas.toolkit.onnx_checks import run_error
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 STANDARD_DOMAINS = {"", "ai.onnx"}
@@ -101,8 +102,10 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
 def _read_bytes(path: Path) -> bytes:
     if path.is_dir():
         raise AtlasError(f"model {path}: is a folder; expected an .onnx file")
-    if not path.is_file():
+    if not path.exists():
         raise AtlasError(f"model {path}: not found; expected an .onnx file")
+    # a FIFO, a device (/dev/zero), a socket: refused from its metadata, never opened (a FIFO
+    # would block the read for ever)
     onnx_checks.check_file_size(path)  # before reading a byte
     raw = path.read_bytes()
     if not raw:
@@ -276,11 +279,7 @@ class OnnxModel:
         try:
             return list(self.session.run(None, {self.input_name: feed}))
         except Exception as exc:  # onnxruntime raises its own types; one line names the model
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
-            raise AtlasError(
-                f"model {self.path}: onnxruntime failed on a batch of {len(feed)} ({first}); "
-                "expected a model that runs on any batch size (see docs/models.md)"
-            ) from None
+            raise run_error(exc, f"model {self.path}", len(feed), "onnxruntime failed") from None
 
     def run(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> list[np.ndarray]:
         """Every graph output over ``x``, in batches; images come back as ``[N, C, H, W]``."""
@@ -320,9 +319,34 @@ class OnnxModel:
                     f"{int(np.prod(self.image_shape))} (image shape {self.image_shape})"
                 )
             image = from_layout(image, self.layout, self.image_shape)
+            _check_finite_images(image, feed, self.path)
             # one rule for every command: pixels in [0, 1], refused (never clipped) outside
             outs[self.logits_index] = onnx_checks.check_decoded_range(image, self.path)
+        else:
+            self._check_finite_outputs(outs, len(feed))
         return outs
+
+    def _check_finite_outputs(self, outs: list[np.ndarray], rows: int) -> None:
+        """Codes, logits and features must be finite: NaN or inf from the model is refused
+        here, naming it, before any measure sees (and blames) an anonymous array."""
+        used = [self.logits_index]
+        if self.role == "classifier" and self.features_index is not None:
+            used.append(self.features_index)
+        what = "codes" if self.role == "encoder" else "logits"
+        for i in used:
+            out = outs[i]
+            if out.dtype.kind != "f":
+                continue
+            bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
+            if bad.any():
+                name = self.output_names[i] if i < len(self.output_names) else str(i)
+                kind = what if i == self.logits_index else "features"
+                raise AtlasError(
+                    f"model {self.path}: the {self.role} gives NaN or inf {kind} (output "
+                    f"{name!r}) for {int(bad.sum())} of {rows} images, the first at row "
+                    f"{int(np.argmax(bad))}; expected finite values for images in [0, 1]: "
+                    "check the model (a log or division of 0, an overflow) and export it again"
+                )
 
     def __call__(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """The main output: codes ``[N, d]``, images ``[N, C, H, W]`` or logits ``[N, K]``."""
@@ -364,6 +388,35 @@ class OnnxModel:
         return f"features ({self.output_names[self.features_index]!r})"
 
 
+# Codes this large lie far outside any trained latent space: NaN or inf decoded from them is
+# float32 overflow inside the decoder (a layer's values pass 3.4e38), a fault of the range asked
+# for, not of the model.
+OVERFLOW_CODE = 1e6
+
+
+def _check_finite_images(images: np.ndarray, codes: np.ndarray, path: Path) -> None:
+    """Refuse NaN or inf pixels, saying whose fault they are: the codes' (huge, so float32
+    overflow: a grid range such as ``--range -1e38 1e38``) or the decoder's."""
+    bad = ~np.isfinite(images).reshape(len(images), -1).all(axis=1)
+    if not bad.any():
+        return
+    size = np.abs(codes[bad].astype(np.float64)).max(axis=1)
+    first = int(np.argmax(bad))
+    if float(size.min()) >= OVERFLOW_CODE:
+        raise AtlasError(
+            f"model {path}: decoding codes as large as {float(size.max()):.3g} gives NaN or inf "
+            f"pixels ({int(bad.sum())} of {len(images)} images): float32 overflow inside the "
+            "decoder, because of the codes asked for, not the model; expected codes of the "
+            "size the model was trained on: choose a grid range within the latent codes' "
+            "scale (--range, e.g. -4 4)"
+        )
+    raise AtlasError(
+        f"model {path}: the decoder gives NaN or inf pixels for {int(bad.sum())} of "
+        f"{len(images)} codes (the first: {codes[first].tolist()[:4]}); expected images in "
+        "[0, 1]: check the decoder (a log or division of 0, an overflow) and export it again"
+    )
+
+
 def _infer_role(model: onnx.ModelProto, path: Path) -> str:
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get("role") in ROLES:
@@ -401,7 +454,10 @@ def _session(
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
+    # 4 (fatal only): onnxruntime logs a failed run (an allocation of 84 GB, a bad shape) as a
+    # coloured line of its own on stderr before raising; the exception says the same, and the
+    # user gets it as our one line
+    opts.log_severity_level = 4
     # onnxruntime's workers busy-wait after each run by default; numpy/OpenBLAS work right
     # after a run (covariances, distances) then fights them for the cores: np.cov of the
     # [10 000, 128] Fréchet features took 0.5–1.3 s instead of 0.01–0.2 s. A worker that
@@ -430,11 +486,77 @@ def _probe(session: ort.InferenceSession, path: Path, name: str, example: np.nda
     try:
         return list(session.run(None, {name: example}))
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise run_error(exc, f"model {path}", len(example), "a probe run failed") from None
+
+
+# The probe batch: PROBE_ROWS inputs run as one batch and again split in two (1 row and the
+# rest). A model whose rows depend on each other (batch statistics) gives different outputs.
+PROBE_ROWS = 7
+# Allowed difference between the two runs, relative to the output's scale (at least 1): float32
+# kernels chosen by batch size differ by ~1e-7 relative; batch statistics by ~1e-2 and more.
+BATCH_RTOL = 1e-4
+
+
+def _probe_inputs(role: str, latent: int, shape: Shape | None, layout: str) -> np.ndarray:
+    """Fixed, varied probe inputs: codes from N(0, 1) for a decoder, images with values in
+    [0, 1] (in the file's layout) for an encoder or a classifier."""
+    rng = np.random.default_rng(20261)
+    if role == "decoder":
+        return rng.standard_normal((PROBE_ROWS, latent)).astype(np.float32)
+    assert shape is not None
+    images = rng.random((PROBE_ROWS, *shape), dtype=np.float32)
+    return np.ascontiguousarray(to_layout(images, layout))
+
+
+def _largest_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(largest |a - b| over the entries, the scale max(1, largest finite |a|)); equal
+    non-finite entries count as equal, one finite and one not as infinitely apart."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    both = (np.isnan(a64) & np.isnan(b64)) | (np.isinf(a64) & (a64 == b64))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(both, 0.0, np.abs(a64 - b64))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    finite = np.abs(a64[np.isfinite(a64)])
+    return float(diff.max(initial=0.0)), max(1.0, float(finite.max(initial=0.0)))
+
+
+def batch_probe(
+    session: ort.InferenceSession, path: Path, role: str, name: str, example: np.ndarray
+) -> list[np.ndarray]:
+    """Run ``example`` as one batch and again as two (its first row, then the rest) and refuse
+    a model whose outputs differ beyond float tolerance (``BATCH_RTOL``): each row's output
+    must depend on that row alone, or every number would depend on the batch size. Returns
+    the outputs of the whole batch."""
+    whole = _probe(session, path, name, example)
+    parts = [_probe(session, path, name, example[:1]), _probe(session, path, name, example[1:])]
+    for i, out in enumerate(whole):
+        first, rest = parts[0][i], parts[1][i]
+        if first.shape[1:] != out.shape[1:] or rest.shape[1:] != out.shape[1:]:
+            continue  # a batch-dependent shape: the runs refuse it with its own message
+        if len(first) + len(rest) != len(out) or out.dtype.kind not in "fiub":
+            continue
+        split = np.concatenate([first, rest])
+        diff, scale = _largest_difference(out, split)
+        if diff > BATCH_RTOL * scale:
+            label = session.get_outputs()[i].name
+            raise AtlasError(
+                f"model {path}: the {role}'s output {label!r} depends on the batch: the same "
+                f"{len(example)} inputs give values up to {diff:.3g} apart when run as one "
+                f"batch and as batches of 1 and {len(example) - 1}; expected each row's output "
+                "to depend on that row only. Likely cause: batch statistics (BatchNorm left in "
+                "training mode at export) or randomness (Dropout, sampling) in the graph: call "
+                "model.eval() before torch.onnx.export and export again"
+            )
+    return whole
+
+
+def _check_float32(path: Path, role: str, what: str, out: np.ndarray) -> None:
+    """The contract: codes, images and logits are float32."""
+    if out.dtype != np.float32:
         raise AtlasError(
-            f"model {path}: a probe run on a batch of {len(example)} failed ({first}); "
-            "expected a model that runs on any batch size (see docs/models.md)"
-        ) from None
+            f"model {path}: the {role}'s {what} are {out.dtype}; expected float32 (see "
+            "docs/models.md): end the graph with a Cast to float32, or export in float32"
+        )
 
 
 def _check_batch_dims(model: onnx.ModelProto, path: Path) -> None:
@@ -508,9 +630,11 @@ def load_model(
         latent = int(in_dims[1])
         onnx_checks.check_latent_dim(latent, path)
         dims = out_dims[0]
+        example = _probe_inputs(role, latent, None, "flat")
+        (out, *_) = batch_probe(session, path, role, inp.name, example)
+        _check_float32(path, role, "images", out)
         if len(dims) < 2 or any(not isinstance(d, int) for d in dims[1:]):
-            # symbols left after inference: one probe run of 2 rows says what comes out
-            (out, *_) = _probe(session, path, inp.name, np.zeros((2, latent), np.float32))
+            # symbols left after inference: the probe run says what comes out
             dims = ["N", *out.shape[1:]]
         layout = _layout_of(dims, meta.get("layout"))
         shape = meta_shape or _shape_from(dims, layout)
@@ -544,16 +668,19 @@ def load_model(
                 "[N, H, W, C], [N, H, W] or flat [N, C·H·W] with C in (1, 3)"
             )
         dims_known = all(len(d) == 2 and isinstance(d[1], int) for d in out_dims)
+        outs = batch_probe(session, path, role, inp.name, _probe_inputs(role, 0, shape, layout))
         if not dims_known:
-            example = to_layout(np.zeros((2, *shape), np.float32), layout)
-            outs = _probe(session, path, inp.name, np.ascontiguousarray(example))
             out_dims = [["N", *o.shape[1:]] for o in outs]
         if role == "encoder":
             if len(out_dims[0]) != 2:
                 raise AtlasError(f"model {path}: encoder output {out_dims[0]}, expected [N, d]")
+            _check_float32(path, role, "codes", outs[0])
             kw = dict(latent_dim=int(out_dims[0][1]))
         else:
             kw = _classifier_outputs(model, path, out_names, out_dims)
+            _check_float32(path, role, "logits", outs[kw["logits_index"]])
+            if kw["features_index"] is not None:
+                _check_float32(path, role, "features", outs[kw["features_index"]])
     return OnnxModel(
         path=path, role=role, session=session, provider=used, metadata=meta,
         input_name=inp.name, output_names=out_names, layout=layout,
@@ -593,7 +720,7 @@ def _own_manifest(path: Path) -> dict[str, str] | None:
         if not path.is_file() or path.stat().st_size > 1 << 20:
             return None
         doc = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # deep nesting: not a manifest of ours
         return None
     if not isinstance(doc, dict) or doc.get("tool") != MANIFEST_TOOL:
         return None
@@ -690,13 +817,15 @@ def load(
     single decoder ``.onnx`` file; hashes checked against the folder's manifest.json."""
     source = Path(source)
     if source.is_file() or source.suffix == ".onnx":
-        if not source.is_file():
+        if not source.exists():
             raise AtlasError(f"model {source}: not found; expected a decoder .onnx file")
         manifest = read_manifest(source.parent)
         decoder = load_model(source, "decoder", provider, threads, _expected(manifest, source),
                              image_shape)  # fmt: skip
         stem = source.parent.name if source.stem == "decoder" else source.stem
         return Model(name or stem, source, decoder)
+    if source.exists() and not source.is_dir():
+        onnx_checks.check_file_size(source)  # a FIFO or a device: says which, reads nothing
     if not source.is_dir():
         raise AtlasError(
             f"model {source}: does not exist; expected a model folder (decoder.onnx, "

@@ -308,7 +308,7 @@ class TrainRecord:
         try:
             raw = json.loads(Path(path).read_text())
             return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise AtlasError(
                 f"{path}: cannot be read as a training record ({type(exc).__name__}: {exc}); "
                 "expected the train.json that `latent-atlas train` writes"
