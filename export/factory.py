@@ -45,6 +45,7 @@ class ModuleExportConfig:
     out: Path
     image_shape: tuple[int, int, int] | None = None  # None: the dataset's
     encoder_output: Selector = None  # which output of a tuple/dict encoder is the code
+    encoder_logvar: Selector = None  # and which its log-variance (kept as output "logvar")
     latent_dim: int | None = None  # needed for a decoder-only model
     atol: float = 1e-5
     rtol: float = 1e-5
@@ -63,9 +64,16 @@ class ModuleExportConfig:
             if len(shape) != 3 or not all(isinstance(n, int) and n >= 1 for n in shape):
                 raise AtlasError(f"--image-shape: {list(shape)}, expected C H W, integers >= 1")
             object.__setattr__(self, "image_shape", shape)
-        out = self.encoder_output
-        if isinstance(out, str) and out.lstrip("-").isdigit():
-            object.__setattr__(self, "encoder_output", int(out))  # "0" from the command line
+        for key in ("encoder_output", "encoder_logvar"):
+            out = getattr(self, key)
+            if isinstance(out, str) and out.lstrip("-").isdigit():
+                object.__setattr__(self, key, int(out))  # "0" from the command line
+        if self.encoder_logvar is not None and self.encoder_output is None:
+            raise AtlasError(
+                f"--encoder-logvar {self.encoder_logvar!r}: given without --encoder-output; "
+                "expected both for an encoder that returns (mu, logvar), e.g. "
+                "--encoder-output 0 --encoder-logvar 1"
+            )
         if self.latent_dim is not None and (
             not isinstance(self.latent_dim, int) or self.latent_dim < 1
         ):
@@ -174,7 +182,7 @@ def export_factory(cfg: ModuleExportConfig, dataset: ImageDataset | None = None)
         )
     return export_model(
         cfg.out, decoder=decoder, encoder=part(model, "encoder"), image_shape=shape,
-        code=cfg.encoder_output, latent_dim=cfg.latent_dim, dataset=dataset,
-        metadata={"source": f"{cfg.file.name}:{cfg.function}"}, atol=cfg.atol, rtol=cfg.rtol,
-        overwrite=cfg.overwrite,
+        code=cfg.encoder_output, logvar=cfg.encoder_logvar, latent_dim=cfg.latent_dim,
+        dataset=dataset, metadata={"source": f"{cfg.file.name}:{cfg.function}"}, atol=cfg.atol,
+        rtol=cfg.rtol, overwrite=cfg.overwrite,
     )  # fmt: skip

@@ -9,7 +9,8 @@ that already meets it is exported as it is):
 - encoder: takes images ``[N, C, H, W]`` — or, tried in this order when that fails, flat
   ``[N, C·H·W]``, then ``[N, H, W]`` (C = 1) or ``[N, H, W, C]``; the exported encoder always
   takes ``[N, C, H, W]``. It returns the code ``[N, d]`` (more dims are flattened), or a tuple
-  or dict of which ``code`` names the code (``code=0`` for ``(mu, logvar)``, ``code="mu"``).
+  or dict of which ``code`` names the code (``code=0`` for ``(mu, logvar)``, ``code="mu"``)
+  and, optionally, ``logvar`` the log-variance, kept as the graph's second output ``logvar``.
 - decoder: takes ``[N, d]``, returns images in [0, 1] as ``[N, C, H, W]``, ``[N, C·H·W]``,
   ``[N, H, W]`` (C = 1) or ``[N, H, W, C]``; the exported decoder always returns
   ``[N, C, H, W]``. Values outside [0, 1] are refused (end the decoder with a Sigmoid).
@@ -186,18 +187,47 @@ def _probe_images_in(module: nn.Module, images: np.ndarray, what: str) -> tuple[
 
 
 def adapt_encoder(
-    encoder: nn.Module, images: np.ndarray, code: Selector
+    encoder: nn.Module, images: np.ndarray, code: Selector, logvar: Selector = None
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The module to export as ``encoder.onnx`` (image ``[N, C, H, W]`` → code ``[N, d]``)."""
+    """The module to export as ``encoder.onnx``: image ``[N, C, H, W]`` → code ``[N, d]``,
+    and, when ``logvar`` names another output of the encoder, → ``(code, logvar)``, the
+    log-variance ``[N, d]`` being the graph's second output (named ``logvar``)."""
     layout, out = _probe_images_in(encoder, images, "encoder")
     z = _pick(out, code, "encoder", "code")
     if z.ndim < 2 or z.shape[0] != 3 or z[0].numel() < 1:
         raise AtlasError(f"encoder: code of shape {list(z.shape)} for 3 images; expected [N, d]")
     flatten = z.ndim > 2
     info = {"input_layout": layout, "latent_dim": int(z[0].numel())}
-    if layout == "nchw" and isinstance(out, torch.Tensor) and not flatten:
+    keys = [_resolve_key(out, code)]
+    if logvar is not None:
+        if isinstance(out, torch.Tensor):
+            raise AtlasError(
+                f"encoder: returns one tensor, but logvar={logvar!r} was given; expected "
+                "logvar= only for an encoder that returns a tuple or dict such as (mu, logvar)"
+            )
+        lv = _pick(out, logvar, "encoder", "logvar")
+        keys.append(_resolve_key(out, logvar))
+        if keys[0] == keys[1]:
+            raise AtlasError(
+                f"encoder: logvar={logvar!r} names the same output as the code; expected the "
+                "log-variance to be another output than the mean"
+            )
+        if lv.shape != z.shape:
+            raise AtlasError(
+                f"encoder: logvar of shape {list(lv.shape)} but code of shape {list(z.shape)}; "
+                "expected one log-variance per latent dimension, the same shape as the code"
+            )
+    as_is = (
+        layout == "nchw"
+        and not flatten
+        and (
+            isinstance(out, torch.Tensor)
+            or (isinstance(out, tuple) and len(keys) == 2 and keys == list(range(len(out))))
+        )
+    )
+    if as_is:
         return encoder, info
-    return ImagesIn(encoder, layout, (_resolve_key(out, code),), flatten), info
+    return ImagesIn(encoder, layout, tuple(keys), flatten), info
 
 
 def adapt_decoder(
@@ -342,6 +372,7 @@ def write_model_files(
     classifier: nn.Module | Callable[..., Any] | None = None,
     class_names: Sequence[str] | None = None,
     code: Selector = None,
+    logvar: Selector = None,
     image: Selector = None,
     logits: Selector = None,
     features: Selector = None,
@@ -378,7 +409,9 @@ def write_model_files(
     if decoder is not None:
         codes = None
         if encoder is not None:
-            enc, info = adapt_encoder(_on_cpu_float32(as_module(encoder, "encoder")), images, code)
+            enc, info = adapt_encoder(
+                _on_cpu_float32(as_module(encoder, "encoder")), images, code, logvar
+            )
             layouts["encoder"] = info["input_layout"]
             if latent_dim is not None and latent_dim != info["latent_dim"]:
                 raise AtlasError(
@@ -387,9 +420,11 @@ def write_model_files(
                 )
             latent_dim = info["latent_dim"]
             with torch.no_grad():
-                codes = enc(torch.from_numpy(images)).numpy()
-        elif code is not None:
-            raise AtlasError("code: given without an encoder; expected it only with encoder=")
+                encoded = enc(torch.from_numpy(images))
+            codes = (encoded[0] if isinstance(encoded, tuple) else encoded).numpy()
+        elif code is not None or logvar is not None:
+            which = "code" if code is not None else "logvar"
+            raise AtlasError(f"{which}: given without an encoder; expected it only with encoder=")
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise AtlasError(
                 f"latent_dim: {latent_dim!r}; expected an integer >= 1 (needed when there is "
@@ -404,7 +439,9 @@ def write_model_files(
         _check_range(dec, codes)
         ae_meta = meta | {"latent_dim": str(latent_dim)}
         if encoder is not None:
-            files.append(export_one(enc, images, "image", ["z"], ae_meta | {"role": "encoder"},
+            # the mean keeps its name and first place; the log-variance, when kept, is second
+            outputs = ["z", "logvar"] if logvar is not None else ["z"]
+            files.append(export_one(enc, images, "image", outputs, ae_meta | {"role": "encoder"},
                                     folder / "encoder.onnx", atol, rtol))  # fmt: skip
         files.append(export_one(dec, codes, "z", ["image"], ae_meta | {"role": "decoder"},
                                 folder / "decoder.onnx", atol, rtol))  # fmt: skip
@@ -465,6 +502,7 @@ def export_model(
     classifier: nn.Module | Callable[..., Any] | None = None,
     class_names: Sequence[str] | None = None,
     code: Selector = None,
+    logvar: Selector = None,
     image: Selector = None,
     logits: Selector = None,
     features: Selector = None,
@@ -493,6 +531,10 @@ def export_model(
     code, image, logits, features : index or key of that output, for a module that returns a
         tuple or dict (``code=0`` for an encoder returning ``(mu, logvar)``, ``code="mu"`` for
         a dict; ``image`` for the decoder's).
+    logvar : index or key of the encoder's log-variance output (``logvar=1`` for
+        ``(mu, logvar)``, ``logvar="logvar"`` for a dict), ``[N, d]`` like the code; when given,
+        ``encoder.onnx`` has it as a second output named ``logvar`` (parity-checked like the
+        code), which readers use for per-dimension KL. None: the mean only.
     latent_dim : d; needed only without an encoder.
     dataset : an ``ImageDataset`` whose test images drive the parity checks (and the
         classifier's accuracy in the card); default seeded random inputs in range.
@@ -512,7 +554,8 @@ def export_model(
     with atomic_dir(out, overwrite) as tmp:
         card = write_model_files(
             tmp, image_shape=shape, decoder=decoder, encoder=encoder, classifier=classifier,
-            class_names=class_names, code=code, image=image, logits=logits, features=features,
+            class_names=class_names, code=code, logvar=logvar, image=image, logits=logits,
+            features=features,
             latent_dim=latent_dim, dataset=dataset, kind=kind, metadata=metadata,
             atol=atol, rtol=rtol, seed=seed,
         )  # fmt: skip

@@ -21,6 +21,7 @@ from latent_atlas.toolkit.models import (
     Classifier,
     ClassifierWithFeatures,
     MeanEncoder,
+    PosteriorEncoder,
 )
 from latent_atlas.toolkit.train import MODEL_KINDS, TrainRecord, load_trained
 from torch import nn
@@ -74,10 +75,14 @@ def export_trained_model(
     meta = {"training_seed": str(record.seed)}
     if isinstance(model, Autoencoder):
         meta["architecture"] = model.cfg.arch
+        # a VAE's encoder.onnx gives the posterior's mean and log-variance (outputs "z" and
+        # "logvar"); an AE's, its code alone
+        vae = model.cfg.kind == "vae"
+        encoder = PosteriorEncoder(model) if vae else MeanEncoder(model)
         return write_model_files(
             folder, image_shape=model.cfg.image_shape, kind=record.kind, metadata=meta,
-            encoder=MeanEncoder(model).eval(), decoder=model.decoder, dataset=data,
-            record=record, atol=atol, rtol=rtol,
+            encoder=encoder.eval(), code=0 if vae else None, logvar=1 if vae else None,
+            decoder=model.decoder, dataset=data, record=record, atol=atol, rtol=rtol,
         )  # fmt: skip
     if not isinstance(model, Classifier):
         raise TypeError(f"expected an Autoencoder or a Classifier, got {type(model).__name__}")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from conftest import SHIPPED
@@ -201,6 +202,38 @@ def test_export_keeps_what_other_commands_put_in_its_folder(tmp_path):
     assert (tmp_path / "art" / "seeds" / "groups.json").read_text() == "{}"
     assert (tmp_path / "art" / "notes.txt").read_text() == "mine"
     assert (tmp_path / "art" / "vae" / "decoder.onnx").is_file()
+
+
+def test_trained_vae_exports_its_logvar_and_the_ae_does_not(tmp_path):
+    """Our VAE's encoder.onnx has the outputs z (first, the mean, as before) and logvar,
+    [N, d] each and equal to the torch model's; the AE's has z alone."""
+    from latent_atlas.export.trained import ExportConfig, export_trained
+    from latent_atlas.toolkit.train import load_trained
+    from synthetic_images import gray_dataset
+
+    data = gray_dataset()
+    runs = _trained(tmp_path, data, models=("vae", "ae"))
+    export_trained(data, ExportConfig(runs, tmp_path / "art"))
+    x = data.test.images[:6]
+    outputs = {}
+    for kind in ("vae", "ae"):
+        proto = onnx.load(tmp_path / "art" / kind / "encoder.onnx")
+        outputs[kind] = [o.name for o in proto.graph.output]
+        dims = [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
+                for o in proto.graph.output]  # fmt: skip
+        assert all(d == ["batch", 2] for d in dims)
+    assert outputs == {"vae": ["z", "logvar"], "ae": ["z"]}
+    session = ort.InferenceSession(str(tmp_path / "art" / "vae" / "encoder.onnx"),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    z, logvar = session.run(None, {"image": x})
+    model, _ = load_trained(runs / "vae")
+    with torch.no_grad():
+        mu, lv = model.eval().encode(torch.from_numpy(x))
+    np.testing.assert_allclose(z, mu.numpy(), atol=1e-5)
+    np.testing.assert_allclose(logvar, lv.numpy(), atol=1e-5)
+    pair = load_model(tmp_path / "art" / "vae" / "encoder.onnx")
+    assert pair.latent_dim == 2 and pair.output_names == ["z", "logvar"]
+    np.testing.assert_allclose(pair(x), mu.numpy(), atol=1e-5)  # the code is still z
 
 
 def test_export_refuses_another_dataset(tmp_path):

@@ -134,6 +134,77 @@ def test_dict_encoder(tmp_path):
         np.testing.assert_allclose(z, encoder(torch.from_numpy(x))["mu"].numpy(), atol=1e-5)
 
 
+def _outputs(path: Path) -> list[tuple[str, list]]:
+    proto = onnx.load(path)
+    return [(o.name, [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim])
+            for o in proto.graph.output]  # fmt: skip
+
+
+def test_tuple_encoder_keeps_logvar(examples_vae, tmp_path):
+    """``logvar=1`` for an encoder returning (mu, logvar): encoder.onnx has the outputs z and
+    logvar, [N, d] each, both equal to torch's; the runtime still reads z as the code."""
+    from latent_atlas.toolkit.runtime import load
+
+    done = export_model(
+        tmp_path / "m", decoder=examples_vae.decode, encoder=examples_vae.encode, code=0,
+        logvar=1, image_shape=(1, 8, 8),
+    )  # fmt: skip
+    _assert_contract(done.folder, done.files)
+    assert _outputs(done.folder / "encoder.onnx") == [("z", ["batch", 2]), ("logvar", ["batch", 2])]
+    x = np.random.default_rng(6).random((9, 1, 8, 8), dtype=np.float32)
+    z, logvar = _session(done.folder / "encoder.onnx").run(None, {"image": x})
+    with torch.no_grad():
+        mu, lv = (t.numpy() for t in examples_vae.encode(torch.from_numpy(x.reshape(9, 64))))
+    np.testing.assert_allclose(z, mu, atol=1e-5)
+    np.testing.assert_allclose(logvar, lv, atol=1e-5)
+    assert not np.allclose(z, logvar)  # two different outputs, not one written twice
+    parity = done.card["files"][0]["parity_max_abs_diff"]  # both outputs were compared
+    assert done.card["files"][0]["file"] == "encoder.onnx" and max(parity.values()) <= 1e-5
+    model = load(done.folder, provider="cpu")
+    assert model.latent_dim == 2 and model.encoder.output_names == ["z", "logvar"]
+    np.testing.assert_allclose(model.encode(x), mu, atol=1e-5)
+
+
+def test_dict_encoder_keeps_logvar_by_key(tmp_path):
+    torch.manual_seed(1)
+    encoder = DictEncoder().eval()
+    decoder = nn.Sequential(nn.Linear(3, 64), nn.Sigmoid(), nn.Unflatten(1, (1, 8, 8)))
+    done = export_model(tmp_path / "m", decoder=decoder, encoder=encoder, code="mu",
+                        logvar="logvar", image_shape=(1, 8, 8))  # fmt: skip
+    x = np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32)
+    z, logvar = _session(done.folder / "encoder.onnx").run(None, {"image": x})
+    with torch.no_grad():
+        ref = encoder(torch.from_numpy(x))
+    np.testing.assert_allclose(z, ref["mu"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(logvar, ref["logvar"].numpy(), atol=1e-5)
+
+
+class _WideLogvar(nn.Module):
+    def forward(self, x):
+        h = x.flatten(1)
+        return h[:, :2], h[:, :3]  # a "log-variance" of another width than the code
+
+
+@pytest.mark.parametrize(("encoder", "code", "logvar", "message"), [
+    ("single", None, 0, "returns one tensor, but logvar=0 was given"),
+    ("tuple", 0, 0, "logvar=0 names the same output as the code"),
+    ("tuple", 0, 2, r"logvar=2 is not one; expected logvar= an index 0\.\.1"),
+    ("dict", "mu", "log_var", r"logvar='log_var' is not one; expected logvar= one of"),
+    ("wide", 0, 1, r"logvar of shape \[3, 3\] but code of shape \[3, 2\]"),
+    (None, None, 1, "logvar: given without an encoder"),
+])  # fmt: skip
+def test_logvar_mistakes_are_one_line(examples_vae, tmp_path, encoder, code, logvar, message):
+    modules = {"single": nn.Sequential(nn.Flatten(), nn.Linear(64, 2)),
+               "tuple": Method(examples_vae, "encode"), "dict": DictEncoder(),
+               "wide": _WideLogvar(), None: None}  # fmt: skip
+    latent = 3 if encoder == "dict" else 2
+    decoder = nn.Sequential(nn.Linear(latent, 64), nn.Sigmoid())
+    with pytest.raises(AtlasError, match=message):
+        export_model(tmp_path / "m", decoder=decoder, encoder=modules[encoder], code=code,
+                     logvar=logvar, latent_dim=latent, image_shape=(1, 8, 8))  # fmt: skip
+    assert not (tmp_path / "m").exists()
+
+
 class ConvVAE(nn.Module):
     """A user's conv VAE, latent 8, channels-last decoder output."""
 
@@ -378,6 +449,22 @@ def test_cli_exports_a_user_module(user_model):
     assert json.loads(meta["class_names"]) == [str(k) for k in range(10)]
 
 
+def test_cli_keeps_a_user_modules_logvar(user_model):
+    tmp, model = user_model
+    rc, err = _cli("export", "--module", f"{tmp}/my_models.py:build_vae", "--weights",
+                   f"{tmp}/vae.pt", "--encoder-output", "0", "--encoder-logvar", "1",
+                   "--image-shape", "1", "8", "8", "--out", f"{tmp}/out")  # fmt: skip
+    assert (rc, err) == (0, [])
+    x = np.random.default_rng(2).random((5, 1, 8, 8), dtype=np.float32)
+    z, logvar = _session(tmp / "out" / "encoder.onnx").run(None, {"image": x})
+    with torch.no_grad():
+        mu, lv = model.encode(torch.from_numpy(x.reshape(5, 64)))
+    np.testing.assert_allclose(z, mu.numpy(), atol=1e-5)
+    np.testing.assert_allclose(logvar, lv.numpy(), atol=1e-5)
+    rc, err = _cli("export", "--encoder-logvar", "1", "--out", f"{tmp}/x")
+    assert rc == 2 and err == ["latent-atlas export: error: --encoder-logvar: only with --module"]
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"--module": "{tmp}/my_models.py:nothing"}, "has no function 'nothing'"),
     ({"--module": "{tmp}/my_models.py:broken"}, r"calling it failed \(ValueError: no such size\)"),
@@ -385,6 +472,10 @@ def test_cli_exports_a_user_module(user_model):
     ({"--module": "{tmp}/my_models.py"}, "expected FILE.py:FUNCTION"),
     ({"--encoder-output": None}, "returns a tuple of 2 outputs; no code was given"),
     ({"--encoder-output": "mu"}, "code='mu' is not one"),
+    ({"--encoder-logvar": "0"}, "logvar=0 names the same output as the code"),
+    ({"--encoder-logvar": "2"}, "logvar=2 is not one"),
+    ({"--encoder-output": None, "--encoder-logvar": "1"},
+     "--encoder-logvar 1: given without --encoder-output"),
     ({"--image-shape": None}, "--image-shape: missing"),
     ({"--image-shape": "1 9 9"}, r"fails on images \[N, 1, 9, 9\]"),
     ({"--weights": "{tmp}/pickled.pt"}, r"refused by torch.load\(weights_only=True\)"),

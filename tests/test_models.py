@@ -8,6 +8,7 @@ from latent_atlas.toolkit.models import (
     Classifier,
     ClassifierWithFeatures,
     MeanEncoder,
+    PosteriorEncoder,
     kl,
     reconstruction,
 )
@@ -30,6 +31,20 @@ def test_autoencoder_shapes(shape, arch, kind):
     assert 0 <= x_hat.min() and x_hat.max() <= 1
     assert MeanEncoder(model)(x).shape == (2, 3)
     assert model.decoder(torch.zeros(5, 3)).shape == (5, *shape)
+
+
+def test_posterior_encoder_gives_mean_and_logvar():
+    """The exported VAE encoder: (mu, logvar), the halves of the encoder's last layer, mu
+    first; an AE has no log-variance to give."""
+    torch.manual_seed(0)
+    model = Autoencoder(AutoencoderConfig(kind="vae", arch="conv", latent_dim=4, hidden=16))
+    x = torch.rand(3, 1, 28, 28)
+    mu, logvar = PosteriorEncoder(model.eval())(x)
+    h = model.encoder(x)
+    assert torch.equal(mu, h[:, :4]) and torch.equal(logvar, h[:, 4:])
+    assert torch.equal(mu, MeanEncoder(model)(x))
+    with pytest.raises(ValueError, match="needs a VAE, got kind 'ae'"):
+        PosteriorEncoder(Autoencoder(AutoencoderConfig(kind="ae", hidden=16)))
 
 
 @pytest.mark.parametrize("latent_dim", [2, 5])

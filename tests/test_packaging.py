@@ -64,6 +64,8 @@ def test_wheel_has_one_top_level_name(wheel):
                     + ".dist-info"}  # fmt: skip
     # the shipped models travel as package data
     assert "latent_atlas/artifacts/fashion-mnist/vae/decoder.onnx" in names
+    for rel in ("vae16/encoder.onnx", "vae16/manifest.json", "seeds/vae16-seed4/decoder.onnx"):
+        assert f"latent_atlas/artifacts/fashion-mnist/{rel}" in names
     for rel in ("vae/encoder.onnx", "ae/decoder.onnx", "classifier/card.json", "manifest.json"):
         assert f"latent_atlas/artifacts/digits/{rel}" in names
     assert "latent_atlas/analysis/templates/report.html.j2" in names

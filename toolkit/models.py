@@ -153,6 +153,23 @@ class MeanEncoder(nn.Module):
         return self.model.encode(x)[0]
 
 
+class PosteriorEncoder(nn.Module):
+    """What gets exported as a VAE's encoder: ``(mu, logvar)``, both ``[N, d]``, the mean and
+    the log-variance of the diagonal Gaussian posterior q(z|x) (natural log of σ²), no random
+    nodes. The mean stays the first output, so readers that take only the code still do."""
+
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        if model.cfg.kind != "vae":
+            raise ValueError(f"PosteriorEncoder needs a VAE, got kind {model.cfg.kind!r}")
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.model.encode(x)
+        assert logvar is not None  # a VAE always has one (checked in __init__)
+        return mu, logvar
+
+
 def reconstruction(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy summed over pixels (and channels), averaged over the batch
     (nats per image): minus the Bernoulli log-likelihood, the VAE objective's reconstruction

@@ -38,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(an index such as 0 for (mu, logvar), or a key such as mu)",
     )
     g.add_argument(
+        "--encoder-logvar",
+        metavar="KEY",
+        help="which output of such an encoder is the log-variance (1 for (mu, logvar), or a key "
+        "such as logvar): kept as encoder.onnx's second output 'logvar', for per-dimension KL",
+    )
+    g.add_argument(
         "--image-shape", type=int, nargs=3, metavar=("C", "H", "W"),
         help="image shape (default: --data's)",
     )  # fmt: skip
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> None:
         module_cfg = ModuleExportConfig(
             module=args.module, weights=Path(args.weights), out=Path(args.out),
             image_shape=tuple(args.image_shape) if args.image_shape else None,
-            encoder_output=args.encoder_output, latent_dim=args.latent_dim,
+            encoder_output=args.encoder_output, encoder_logvar=args.encoder_logvar,
+            latent_dim=args.latent_dim,
             atol=args.atol, rtol=args.rtol, overwrite=args.overwrite,
         )  # fmt: skip
         source = flags.data_source(args)
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> None:
         return
     from latent_atlas.export.trained import ExportConfig, export_trained
 
-    for flag in ("weights", "encoder_output", "image_shape", "latent_dim"):
+    for flag in ("weights", "encoder_output", "encoder_logvar", "image_shape", "latent_dim"):
         if getattr(args, flag) is not None:
             raise AtlasError(f"--{flag.replace('_', '-')}: only with --module")
     cfg = ExportConfig(
