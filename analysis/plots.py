@@ -43,12 +43,16 @@ __all__ = [
     "embedding_scatter",
     "figure_png_bytes",
     "heatmap_figure",
+    "mark_points",
     "mosaic_figure",
     "mosaic_image",
 ]
 
-Z1_LABEL = "z\u2081"
-Z2_LABEL = "z\u2082"
+Mark = tuple[str, float, float]  # (label, u, v): a point in plane coordinates
+
+# the default plane's axis labels: latent dims are numbered from 0, as in the flags
+Z1_LABEL = "z\u2080"
+Z2_LABEL = "z\u2081"
 MAX_TICKS = 7
 OVERLAY_ALPHA = 0.4
 
@@ -201,6 +205,7 @@ def mosaic_figure(
     y: ArrayLike,
     title: str = "",
     labels: tuple[str, str] = (Z1_LABEL, Z2_LABEL),
+    marks: Sequence[Mark] = (),
 ) -> Figure:
     """Gray mosaic of a decoded grid, axes labelled in latent coordinates.
 
@@ -215,7 +220,9 @@ def mosaic_figure(
     title : str, optional
         Axes title (plain text).
     labels : (str, str), optional
-        Axis labels: what the plane's coordinates are (``z₁``, ``z₂``; ``PC1``, ``PC2``).
+        Axis labels: what the plane's coordinates are (``z₀``, ``z₁``; ``PC1``, ``PC2``).
+    marks : sequence of (str, float, float), optional
+        Points ``(label, u, v)`` in plane coordinates to mark (see :func:`mark_points`).
 
     Returns
     -------
@@ -232,6 +239,53 @@ def mosaic_figure(
     _draw_mosaic(ax, arr, xs, ys, labels)
     if title:
         ax.set_title(title_text(title))
+    return mark_points(fig, marks, xs, ys, arr.shape[2:4]) if marks else fig
+
+
+def mark_points(
+    fig: Figure,
+    marks: Sequence[Mark],
+    x: ArrayLike,
+    y: ArrayLike,
+    cell_shape: tuple[int, int] | None = None,
+) -> Figure:
+    """Mark points of the plane (e.g. the three test images a plane passes through) on the
+    figure's first axes: a white-edged black circle and the label beside it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure of this module whose first axes shows the grid.
+    marks : sequence of (str, float, float)
+        ``(label, u, v)``: plane coordinates ``u`` (along ``x``) and ``v`` (along ``y``).
+    x, y : array_like, shapes (nx,), (ny,)
+        The grid's increasing coordinates.
+    cell_shape : (int, int), optional
+        ``(H, W)`` of a cell when the axes are in mosaic pixels (mosaics, class maps): the
+        point is placed by interpolating between cell centres; None for axes in plane
+        coordinates (heat maps, scatters).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The same figure. A mark outside the grid's range is drawn at its edge, hollow.
+    """
+    xs, ys = check_array(x, "x", ndim=1), check_array(y, "y", ndim=1)
+    ax = fig.axes[0]
+    for label, u, v in marks:
+        inside = xs[0] <= u <= xs[-1] and ys[0] <= v <= ys[-1]
+        if cell_shape is not None:
+            h, w = cell_shape
+            px = float(np.interp(u, xs, np.arange(len(xs)) * w + w / 2.0))
+            py = float(np.interp(v, ys, np.arange(len(ys)) * h + h / 2.0))
+        else:
+            px, py = float(np.clip(u, xs[0], xs[-1])), float(np.clip(v, ys[0], ys[-1]))
+        ax.plot([px], [py], marker="o", markersize=7, markeredgecolor="white",
+                markerfacecolor="black" if inside else "none", markeredgewidth=1.5,
+                linestyle="", gid=f"mark-{label}")  # fmt: skip
+        box = {"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0}
+        ax.annotate(plain(label), (px, py), xytext=(5, 5), textcoords="offset points",
+                    color="white", fontsize=9, fontweight="bold", bbox=box)  # fmt: skip
     return fig
 
 

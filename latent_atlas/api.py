@@ -60,21 +60,26 @@ def decode_grid(
     steps: int | tuple[int, int] = 21,
     value_range: tuple[float, float] = (-4.0, 4.0),
     mode: str = "linear",
-    plane: str = "axes",
+    plane: str = "active",
     axes: tuple[int, int] = (0, 1),
     data: ImageDataset | None = None,
     batch_size: int = 4096,
+    images: tuple[int, int, int] | None = None,
 ) -> DecodedGrid:
     """Decode a latent grid: ``.cells`` is a numpy array ``[ny, nx, C, H, W]`` in [0, 1]
     (``cells[i, j]`` decoded at ``x[j], y[i]`` on ``.plane``), ``.x``/``.y`` the coordinates.
     ``mode="auto"``, ``plane="pca"`` and the embedding mean for the other dims of a model with
-    more than two need the test set: ``data`` (default: the default dataset)."""
+    more than two need the test set: ``data`` (default: the default dataset). ``plane``:
+    "active" (the two most varied dims), "axes" (``axes``, from 0), "pca", or "images" with
+    ``images=(A, B, C)``: the plane through those test images' embeddings (``.plane.marks``
+    holds their plane coordinates)."""
     m = _model(model)
     nx, ny = (steps, steps) if isinstance(steps, int) else steps
     spec = GridSpec(steps=(nx, ny), x_range=value_range, y_range=value_range, mode=mode,
-                    plane=plane, axes=axes)  # fmt: skip
+                    plane=plane, axes=axes, images=tuple(images or ()))  # fmt: skip
     embeddings = None
-    if m.encoder is not None and (mode == "auto" or plane == "pca" or m.latent_dim > 2):
+    if m.encoder is not None and (mode == "auto" or plane in ("pca", "images")
+                                  or m.latent_dim > 2):  # fmt: skip
         embeddings = m.encode((data or load_dataset(train=False)).test.images, batch_size)
     return _decode_grid(m.decoder, spec, embeddings, batch_size, cell_px=m.image_shape[2])
 

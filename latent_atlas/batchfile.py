@@ -14,7 +14,7 @@ themselves); paths are relative to the file.
       [[comparison.grid]]                              # optional, repeatable
       steps = 31
       mode = "icdf"                                    # linear | icdf | auto
-      plane = "pca"                                    # axes (with axes = [I, J]) | pca
+      plane = "pca"                                    # active | axes (axes = [I, J]) | pca
 
     [[comparison]]                # groups: the training seeds of each configuration
     name = "seeds"
@@ -118,7 +118,8 @@ def _grid_from_toml(table: Any, where: str) -> GridSpec:
             mode=str(_typed(table.get("mode", "linear"), str, where, "a mode name")),
             quantile=float(_typed(table.get("quantile", 0.05), (int, float), where, "a number")),
             percentiles=(p_lo, p_hi),
-            plane=str(_typed(table.get("plane", "axes"), str, where, "axes or pca")),
+            plane=str(_typed(table.get("plane", "axes" if "axes" in table else "active"), str,
+                             where, "active, axes or pca")),
             axes=(ax0, ax1), fixed=fixed,
         )  # fmt: skip
     except AtlasError as exc:

@@ -17,11 +17,21 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from latent_atlas.commands import analyze, bench, export, geometry, grid, report, sweep, train
+from latent_atlas.commands import (
+    analyze,
+    bench,
+    export,
+    geometry,
+    grid,
+    report,
+    sweep,
+    train,
+    traverse,
+)
 from latent_atlas.toolkit.errors import AtlasError
 
 # the order of `latent-atlas --help`
-COMMANDS = [train, export, sweep, grid, geometry, bench, analyze, report]
+COMMANDS = [train, export, sweep, grid, traverse, geometry, bench, analyze, report]
 
 
 # A negative number in any spelling float() reads is a value, not a flag: argparse's own pattern

@@ -399,7 +399,7 @@ def analyze_model(
 
     grids = []
     for spec in cfg.grids:
-        if emb is None and (spec.mode == "auto" or spec.plane == "pca"):
+        if emb is None and (spec.mode == "auto" or spec.plane in ("pca", "images")):
             missing[f"grids.{spec.key()}"] = "not available: no encoder (the grid needs embeddings)"
             continue
         stage(f"{display}: grid {spec.key()}")

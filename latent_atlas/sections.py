@@ -208,8 +208,9 @@ def _embedding_row(models: list[ModelAnalysis], names: tuple[str, ...], labels: 
         where = first.plane.describe() or "the latent plane"
         title = f"{m.name} encoder: test set"
 
-        def draw(c=coords, e=extent, t=title, axes=first.labels) -> Figure:
-            return plots.embedding_scatter(c, labels, names, e, t, axes)
+        def draw(c=coords, e=extent, t=title, axes=first.labels, g=first) -> Figure:
+            fig = plots.embedding_scatter(c, labels, names, e, t, axes)
+            return plots.mark_points(fig, g.plane.marks, g.x, g.y) if g.plane.marks else fig
 
         figs.append(out.image(
             f"m{i}_embeddings.png", f"{m.name}: test-set embeddings ({where})",
@@ -239,7 +240,12 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
                     caption += f" (from {_class_source(g)})"
 
                 def draw(gf=gf, m=m, g=g) -> Figure:
-                    return gf.draw(m, g, names)
+                    fig = gf.draw(m, g, names)
+                    if g.grid.plane.marks:  # e.g. the three images an images plane holds
+                        pixels = gf.kind in ("mosaic", "classes")
+                        cell = g.grid.cells.shape[3:5] if pixels else None
+                        plots.mark_points(fig, g.grid.plane.marks, g.grid.x, g.grid.y, cell)
+                    return fig
 
                 figs.append(out.image(f"m{i}_{key}_{gf.kind}.png", caption,
                                       f"{m.name}: {gf.alt} ({spec.describe()})", draw))  # fmt: skip
@@ -259,6 +265,10 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
             + (f" ({g.grid.plane.describe()})" if g.grid.plane.describe() else "")
             for _, m, g in present
         )
+        warnings = [f"{m.name}: {w}" for _, m, g in present
+                    if (w := g.grid.plane.warning(m.embeddings))]  # fmt: skip
+        if warnings:
+            ranges += ". Warning — " + "; ".join(warnings)
         sections.append(Section(f"grid-{key}", f"Grid: {spec.describe()}", tuple(blocks), ranges))
     return sections
 

@@ -259,11 +259,12 @@ def test_eight_dim_conv_vae_on_a_plane(tmp_path, toy, capsys, monkeypatch):
     cfg = replace(FAST, grids=(GridSpec(steps=(5, 5), plane="pca"),
                                GridSpec(steps=(5, 5), axes=(2, 5))))  # fmt: skip
     a = analyze_model(folder, toy["root"] / "classifier.onnx", toy["data"], cfg, Cache())
-    assert set(a.metrics.grids) == {"linear_5x5_pca", "linear_5x5_z3z6"}
+    # dims numbered from 0 in keys and labels, as in the flags
+    assert set(a.metrics.grids) == {"linear_5x5_pca", "linear_5x5_z2z5"}
     pca = a.metrics.grids["linear_5x5_pca"].plane
     assert pca["kind"] == "pca" and pca["labels"] == ["PC1", "PC2"] and len(pca["origin"]) == 8
-    axes = a.metrics.grids["linear_5x5_z3z6"].plane
-    assert axes["labels"] == ["z₃", "z₆"] and axes["fixed"] == "mean"
+    axes = a.metrics.grids["linear_5x5_z2z5"].plane
+    assert axes["labels"] == ["z₂", "z₅"] and axes["fixed"] == "mean"
     np.testing.assert_allclose(
         [axes["origin"][i] for i in (0, 1, 3, 4, 6, 7)],
         z.mean(axis=0)[[0, 1, 3, 4, 6, 7]],

@@ -148,11 +148,11 @@ def test_higher_dim_points():
     x, y = np.array([10.0, 20.0]), np.array([-1.0, 0.0, 1.0])
     plane = spec.resolve_plane(3)
     z = spec.points(x, y, plane, 0, 6)
-    # columns sweep dim 2 (z3), rows sweep dim 0 (z1); dim 1 stays fixed
+    # columns sweep dim 2 (z₂), rows sweep dim 0 (z₀); dim 1 stays fixed
     np.testing.assert_array_equal(z[:, 2], [10, 20, 10, 20, 10, 20])
     np.testing.assert_array_equal(z[:, 0], [-1, -1, 0, 0, 1, 1])
     np.testing.assert_array_equal(z[:, 1], [7] * 6)
-    assert plane.labels == ("z₃", "z₁") and plane.fixed == "values"
+    assert plane.labels == ("z₂", "z₀") and plane.fixed == "values"  # numbered from 0
     with pytest.raises(AtlasError, match="only 2 latent dims"):
         spec.resolve_plane(2)
     with pytest.raises(AtlasError, match="2 given, expected 3"):

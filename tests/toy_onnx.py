@@ -205,3 +205,76 @@ def plain_classifier(path: Path, prototypes: np.ndarray, softmax: bool = False,
         [_init("W", w), _init("c", c)],
     )  # fmt: skip
     return _save(graph, path)
+
+
+# ---------------------------------------------------------------- linear-Gaussian models
+def linear_gaussian(
+    latent_dim: int = 8,
+    ignored=(3, 4, 5, 6, 7),
+    noise: float = 0.05,
+    seed: int = 0,
+    pixels: int = 784,
+) -> dict[str, np.ndarray]:
+    """A linear-Gaussian model ``x = W z + b + ε``, ``z ~ N(0, I)``, ``ε ~ N(0, noise² I)``,
+    whose decoder ignores the dims in ``ignored`` (their rows of ``W`` are 0), and its exact
+    posterior ``q(z|x) = N(A (x − b), Σ)`` with ``M = W Wᵀ + noise² I``, ``A = M⁻¹ W``,
+    ``Σ = noise² M⁻¹`` (Tipping & Bishop 1999). For an ignored dim, ``A``'s row is 0 and
+    ``Σ``'s diagonal 1: the posterior is the prior, so its mean never varies and its KL is 0."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.02, (latent_dim, pixels))  # [d, P]: z @ w is the image
+    w[list(ignored)] = 0.0
+    m = w @ w.T + noise**2 * np.eye(latent_dim)
+    m_inv = np.linalg.inv(m)
+    return {"W": w, "b": np.full(pixels, 0.5), "A": (m_inv @ w).T,  # A: [P, d]
+            "logvar": np.log(np.diag(noise**2 * m_inv)), "noise": np.array(noise)}  # fmt: skip
+
+
+def linear_gaussian_images(params: dict[str, np.ndarray], n: int, seed: int = 1) -> np.ndarray:
+    """``n`` images ``[n, 1, 28, 28]`` drawn from the model, clipped to [0, 1] (rarely binding:
+    pixels lie within ±0.3 of 0.5 at 3σ)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, params["W"].shape[0]))
+    x = z @ params["W"] + params["b"] + rng.normal(0, float(params["noise"]), (n, 784))
+    return np.clip(x, 0, 1).astype(np.float32).reshape(n, 1, 28, 28)
+
+
+def linear_gaussian_folder(
+    folder: Path, params: dict[str, np.ndarray], logvar: bool = True, logvar_name: str = "logvar"
+) -> Path:
+    """A model folder for :func:`linear_gaussian`: ``decoder.onnx`` (``clip(z W + b, 0, 1)``) and
+    ``encoder.onnx`` (outputs ``mu`` and, when ``logvar``, ``logvar_name``: the constant
+    posterior log-variance broadcast to ``[N, d]``)."""
+    d = params["W"].shape[0]
+    dec = helper.make_graph(
+        [helper.make_node("MatMul", ["z", "W"], ["h"]),
+         helper.make_node("Add", ["h", "b"], ["pre"]),
+         helper.make_node("Clip", ["pre", "lo", "hi"], ["flat"]),
+         helper.make_node("Reshape", ["flat", "shape"], ["image"])],
+        "linear_gaussian_decoder",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", d])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [_init("W", params["W"]), _init("b", params["b"]),
+         numpy_helper.from_array(np.array(0, np.float32), "lo"),
+         numpy_helper.from_array(np.array(1, np.float32), "hi"),
+         numpy_helper.from_array(np.array([-1, 1, 28, 28], np.int64), "shape")],
+    )  # fmt: skip
+    _save(dec, folder / "decoder.onnx", {"role": "decoder", "latent_dim": str(d)})
+    nodes = [
+        helper.make_node("Flatten", ["image"], ["flat"]),
+        helper.make_node("Sub", ["flat", "b"], ["centred"]),
+        helper.make_node("MatMul", ["centred", "A"], ["mu"]),
+    ]
+    outputs = [helper.make_tensor_value_info("mu", TensorProto.FLOAT, ["N", d])]
+    inits = [_init("A", params["A"]), _init("b", params["b"])]
+    if logvar:  # mu·0 + c: a [N, d] output whatever the batch
+        nodes += [helper.make_node("Mul", ["mu", "zero"], ["z0"]),
+                  helper.make_node("Add", ["z0", "c"], [logvar_name])]  # fmt: skip
+        outputs.append(helper.make_tensor_value_info(logvar_name, TensorProto.FLOAT, ["N", d]))
+        inits += [_init("zero", np.zeros(1)), _init("c", params["logvar"])]
+    enc = helper.make_graph(
+        nodes, "linear_gaussian_encoder",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        outputs, inits,
+    )  # fmt: skip
+    _save(enc, folder / "encoder.onnx", {"role": "encoder", "latent_dim": str(d)})
+    return folder

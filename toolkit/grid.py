@@ -12,6 +12,16 @@ A plane through a latent space of any dimension ``d`` is ``z = origin + u·basis
 - ``pca``: through the embeddings' mean along their two principal directions, each basis vector
   scaled by its direction's standard deviation, so ``u, v`` count standard deviations and the
   default range [-4, 4] covers the data.
+- ``active``: ``axes I J`` with I, J the two dims whose test embeddings vary most (largest
+  variance of the posterior means, I the larger): the default, so a model of many dims is
+  not shown along two dims it may not use. For a 2-D model (or without embeddings) it is
+  ``axes 0 1``.
+- ``images A B C``: the affine plane through the embeddings of test images A, B and C, origin
+  at A, axes orthonormalised (Gram–Schmidt: ``u`` along B − A, ``v`` the part of C − A
+  orthogonal to it), ``u, v`` in latent units; the three images' coordinates are its
+  ``marks``, drawn on every map.
+
+Latent dims are numbered from 0 everywhere: flags, labels (``z₀``), file names, JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +39,13 @@ from latent_atlas.toolkit.runtime import OnnxModel
 from tqdm.auto import tqdm
 
 MODES = ("linear", "icdf", "auto")
-PLANES = ("axes", "pca")
+PLANES = ("active", "axes", "pca", "images")
+# Three embeddings closer to one line than this (the distance of C from the line through A and
+# B, relative to the larger of |B − A| and |C − A|) span no plane: float32 codes carry ~7 digits.
+COLLINEAR_TOLERANCE = 1e-5
+# An axis along which the test embeddings' standard deviation is at most this (latent units)
+# shows nearly one image per row or column: the variance 0.01 of Burda et al.'s inactive units.
+SPREAD_WARNING = 0.1
 FIXED = ("mean", "prior")
 # Cells held in memory at once at full resolution (28×28 float32: about 400 MB).
 DEFAULT_MEMORY_PIXELS = 131_072 * 784
@@ -37,19 +53,30 @@ SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def dim_label(i: int) -> str:
-    """``z₁`` for dimension 0: latent dims are numbered from 1 in every label."""
-    return "z" + str(i + 1).translate(SUBSCRIPTS)
+    """``z₀`` for dimension 0: latent dims are numbered from 0 in every label, as in the
+    flags (``--plane axes 0 1``), file names and JSON."""
+    return "z" + str(i).translate(SUBSCRIPTS)
+
+
+def most_varied_dims(embeddings: np.ndarray) -> tuple[int, int]:
+    """The two dims of largest variance of ``embeddings`` ``[N, d]``, larger first (ties: the
+    lower index first)."""
+    var = np.asarray(embeddings, np.float64).var(axis=0)
+    order = np.lexsort((np.arange(len(var)), -var))
+    return int(order[0]), int(order[1])
 
 
 @dataclass(frozen=True)
 class Plane:
     """A 2-D plane through the latent space: ``z = origin + u·basis[0] + v·basis[1]``."""
 
-    kind: str  # "axes" | "pca"
+    kind: str  # "axes" | "active" | "pca" | "images"
     origin: np.ndarray  # [d]
     basis: np.ndarray  # [2, d]
-    labels: tuple[str, str]  # axis labels: ("z₁", "z₂"), ("z₃", "z₆") or ("PC1", "PC2")
+    labels: tuple[str, str]  # axis labels: ("z₀", "z₁"), ("z₃", "z₆") or ("PC1", "PC2")
     fixed: str = ""  # where the other dims sit: "mean", "prior", "values" or "" (none)
+    # points to mark on every map: (label, u, v), e.g. the three images of an images plane
+    marks: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def latent_dim(self) -> int:
@@ -67,21 +94,52 @@ class Plane:
         return (centred @ self.basis.T) / norms[None, :]
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "kind": self.kind,
             "labels": list(self.labels),
             "origin": [float(f"{v:.12g}") for v in self.origin],
             "basis": [[float(f"{v:.12g}") for v in row] for row in self.basis],
             "fixed": self.fixed,
         }
+        if self.marks:
+            out["marks"] = [{"label": t, "u": float(f"{u:.12g}"), "v": float(f"{v:.12g}")}
+                            for t, u, v in self.marks]  # fmt: skip
+        return out
+
+    def spread(self, embeddings: np.ndarray) -> tuple[float, float]:
+        """Standard deviation of the embeddings ``[N, d]`` along each plane axis, in latent
+        units (a PCA axis counts standard deviations: its basis vector's length converts)."""
+        coords = self.project(embeddings)
+        norms = np.sqrt((self.basis**2).sum(axis=1))
+        s = coords.std(axis=0) * norms
+        return float(s[0]), float(s[1])
+
+    def warning(self, embeddings: np.ndarray | None, limit: float = SPREAD_WARNING) -> str:
+        """One line when the test embeddings barely vary along an axis of this plane (its
+        grid then shows nearly the same image along that axis); "" otherwise."""
+        if embeddings is None:
+            return ""
+        s = self.spread(embeddings)
+        thin = [f"{lab} (std {v:.2g})" for lab, v in zip(self.labels, s, strict=True) if v <= limit]
+        if not thin:
+            return ""
+        return (
+            f"the test embeddings barely vary along {' and '.join(thin)}: the grid shows "
+            "nearly the same image along it; try --plane active (the two most varied dims), "
+            "--plane pca or --mode auto"
+        )
 
     def describe(self) -> str:
-        if self.latent_dim == 2 and self.kind == "axes":
+        if self.latent_dim == 2 and self.kind in ("axes", "active"):
             return ""
         if self.kind == "pca":
             return "principal plane (PC1, PC2 in standard deviations) through the mean"
+        if self.kind == "images":
+            names = ", ".join(t for t, _, _ in self.marks)
+            return f"plane through test images {names} (orthonormal axes, latent units)"
         rest = {"mean": "the embedding mean", "prior": "0", "values": "the given values"}
-        return f"plane {self.labels[0]}, {self.labels[1]}; other dims at {rest[self.fixed]}"
+        how = " (the two most varied dims)" if self.kind == "active" else ""
+        return f"plane {self.labels[0]}, {self.labels[1]}{how}; other dims at {rest[self.fixed]}"
 
 
 @dataclass(frozen=True)
@@ -92,8 +150,10 @@ class GridSpec:
     (default: the seed study's 21×21 over [-4, 4]²). ``icdf``: points at the Gaussian quantiles
     ``linspace(q, 1-q, steps)`` (Kingma & Welling's figure; ``q`` keeps the ends finite).
     ``auto``: the range of each axis is the ``percentiles`` of the test embeddings' plane
-    coordinates. ``plane``: ``axes`` (dims ``axes``, the others at ``fixed``: "mean" — the
-    embeddings' mean, "prior" — 0, or one value per latent dim) or ``pca``.
+    coordinates (widened to hold the plane's marks). ``plane``: ``active`` (the default: the
+    two most varied dims), ``axes`` (dims ``axes``, the others at ``fixed``: "mean" — the
+    embeddings' mean, "prior" — 0, or one value per latent dim), ``pca``, or ``images``
+    (through the embeddings of test images ``images`` = (A, B, C)).
     """
 
     steps: tuple[int, int] = (21, 21)
@@ -102,11 +162,15 @@ class GridSpec:
     mode: str = "linear"
     quantile: float = 0.05
     percentiles: tuple[float, float] = (1.0, 99.0)
-    plane: str = "axes"
+    plane: str = "active"
     axes: tuple[int, int] = (0, 1)
     fixed: str | tuple[float, ...] = "mean"
+    images: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.plane == "active" and tuple(self.axes) != (0, 1):
+            # axes given without a plane (GridSpec(axes=(2, 0))) mean that plane
+            object.__setattr__(self, "plane", "axes")
         if self.mode not in MODES:
             raise AtlasError(f"grid mode {self.mode!r}: expected one of {', '.join(MODES)}")
         if self.plane not in PLANES:
@@ -128,6 +192,14 @@ class GridSpec:
             )
         if self.axes[0] == self.axes[1] or min(self.axes) < 0:
             raise AtlasError(f"grid axes {self.axes}: expected two different dimensions >= 0")
+        if self.plane == "images":
+            if len(self.images) != 3 or len(set(self.images)) != 3 or min(self.images) < 0:
+                raise AtlasError(
+                    f"--plane images {' '.join(map(str, self.images))}: expected three "
+                    "different test image indices A B C >= 0"
+                )
+        elif self.images:
+            raise AtlasError(f"grid images {self.images}: only for plane 'images'")
         if isinstance(self.fixed, str):
             if self.fixed not in FIXED:
                 raise AtlasError(
@@ -142,16 +214,21 @@ class GridSpec:
 
     @property
     def default_plane(self) -> bool:
-        return self.plane == "axes" and self.axes == (0, 1)
+        """The default plane, or dims 0 and 1 (the same plane for a 2-D model)."""
+        return self.plane == "active" or (self.plane == "axes" and self.axes == (0, 1))
 
     def key(self) -> str:
         """A short name for file names and metrics.json keys: ``linear_21x21`` for the default
-        plane, with the plane appended otherwise (``linear_21x21_z3z6``, ``auto_21x21_pca``)."""
+        plane (the two most varied dims; dims 0 and 1 of a 2-D model), with the plane appended
+        otherwise (``linear_21x21_z2z5`` for ``axes 2 5``: dims numbered from 0 as in the
+        flags, ``auto_21x21_pca``, ``auto_21x21_img3-10-7``)."""
         base = f"{self.mode}_{self.steps[0]}x{self.steps[1]}"
         if self.plane == "pca":
             return base + "_pca"
+        if self.plane == "images":
+            return base + "_img" + "-".join(map(str, self.images))
         if not self.default_plane:
-            return base + f"_z{self.axes[0] + 1}z{self.axes[1] + 1}"
+            return base + f"_z{self.axes[0]}z{self.axes[1]}"
         return base
 
     def describe(self) -> str:
@@ -184,7 +261,14 @@ class GridSpec:
                 raise AtlasError("grid plane pca: the embeddings have no spread in two directions")
             v = vt[:2] * np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])[:, None]
             return Plane("pca", mean, v * std[:, None], ("PC1", "PC2"))
+        if self.plane == "images":
+            return self._images_plane(latent_dim, embeddings)
         i, j = self.axes
+        kind = "axes"
+        if self.plane == "active" and latent_dim > 2:  # a 2-D model: simply (z₀, z₁)
+            kind = "active"
+            if embeddings is not None:
+                i, j = most_varied_dims(embeddings)
         if max(i, j) >= latent_dim:
             raise AtlasError(
                 f"grid axes {self.axes}: the model has only {latent_dim} latent dims "
@@ -205,8 +289,41 @@ class GridSpec:
         origin[[i, j]] = 0.0
         basis = np.zeros((2, latent_dim))
         basis[0, i] = basis[1, j] = 1.0
-        return Plane("axes", origin, basis, (dim_label(i), dim_label(j)),
+        return Plane(kind, origin, basis, (dim_label(i), dim_label(j)),
                      how if latent_dim > 2 else "")  # fmt: skip
+
+    def _images_plane(self, latent_dim: int, embeddings: np.ndarray | None) -> Plane:
+        """The plane through the embeddings of test images A, B, C (see the module doc)."""
+        flag = "--plane images " + " ".join(map(str, self.images))
+        if embeddings is None:
+            raise AtlasError(f"{flag}: needs the encoder's test embeddings (no encoder)")
+        emb = np.asarray(embeddings, np.float64)
+        n = len(emb)
+        if max(self.images) >= n:
+            raise AtlasError(f"{flag}: the test set has {n} images; expected indices in 0..{n - 1}")
+        a, b, c = (emb[i] for i in self.images)
+        ab, ac = b - a, c - a
+        scale = max(np.linalg.norm(ab), np.linalg.norm(ac))
+        e1 = ab / np.linalg.norm(ab) if np.linalg.norm(ab) > 0 else ab
+        resid = ac - (ac @ e1) * e1
+        if (
+            scale == 0
+            or np.linalg.norm(ab) <= COLLINEAR_TOLERANCE * scale
+            or (np.linalg.norm(resid) <= COLLINEAR_TOLERANCE * scale)
+        ):
+            raise AtlasError(
+                f"{flag}: the three images' embeddings lie on one line (or coincide), so they "
+                "span no plane; expected three images whose codes are not collinear (pick "
+                "another third image)"
+            )
+        e2 = resid / np.linalg.norm(resid)
+        basis = np.stack([e1, e2])
+        marks = tuple(
+            (f"#{i}", float((z - a) @ e1), float((z - a) @ e2))
+            for i, z in zip(self.images, (a, b, c), strict=True)
+        )
+        labels = (f"u (#{self.images[0]}→#{self.images[1]})", f"v (towards #{self.images[2]})")
+        return Plane("images", a.copy(), basis, labels, "", marks)
 
     def coordinates(
         self, embeddings: np.ndarray | None = None, plane: Plane | None = None
@@ -231,6 +348,10 @@ class GridSpec:
             out = []
             for k, n in enumerate((nx, ny)):
                 lo, hi = np.percentile(coords[:, k], self.percentiles)
+                if plane.marks:  # the marked images inside the grid, with a margin
+                    at = [m[1 + k] for m in plane.marks]
+                    pad = 0.05 * (max(hi, *at) - min(lo, *at))
+                    lo, hi = min(lo, min(at) - pad), max(hi, max(at) + pad)
                 if not hi > lo:
                     raise AtlasError(
                         f"grid mode auto: embeddings have no spread along {plane.labels[k]}"

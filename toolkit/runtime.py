@@ -238,6 +238,7 @@ class OnnxModel:
     n_classes: int = 0  # classifier only: width of the logits output
     logits_index: int = 0  # which output holds the code / logits / image
     features_index: int | None = None  # classifier only: a feature output, when there is one
+    logvar_index: int | None = None  # encoder only: the log-variance output, when there is one
     probabilities: bool = False  # classifier only: its output is already a distribution
     sha256: str = ""
     # rows per onnxruntime call at most, whatever the caller asks: sized from the graph's
@@ -672,10 +673,10 @@ def load_model(
         if not dims_known:
             out_dims = [["N", *o.shape[1:]] for o in outs]
         if role == "encoder":
-            if len(out_dims[0]) != 2:
-                raise AtlasError(f"model {path}: encoder output {out_dims[0]}, expected [N, d]")
-            _check_float32(path, role, "codes", outs[0])
-            kw = dict(latent_dim=int(out_dims[0][1]))
+            kw = _encoder_outputs(path, out_names, out_dims)
+            _check_float32(path, role, "codes", outs[kw["logits_index"]])
+            if kw["logvar_index"] is not None:
+                _check_float32(path, role, "log-variances", outs[kw["logvar_index"]])
         else:
             kw = _classifier_outputs(model, path, out_names, out_dims)
             _check_float32(path, role, "logits", outs[kw["logits_index"]])
@@ -687,6 +688,35 @@ def load_model(
         image_shape=(int(shape[0]), int(shape[1]), int(shape[2])), sha256=digest,
         max_batch=activation_batch(inferred, *budget_for(used), unknown=DEFAULT_BATCH), **kw,
     )  # fmt: skip
+
+
+# Names an encoder's log-variance output may carry (compared lower-case): ``logvar`` is the one
+# docs/models.md asks for; the others are what VAE code in the wild calls it.
+LOGVAR_NAMES = ("logvar", "log_var", "log_variance", "logvariance")
+
+
+def _encoder_outputs(path: Path, names: list[str], dims: list[list[int | str]]) -> dict:
+    """Which output is the code and which (if any) the log-variance: an output named ``logvar``
+    (see ``LOGVAR_NAMES``) is the log-variance; the code is the first other output. Both must
+    be ``[N, d]`` with the same ``d``."""
+    lower = [n.lower() for n in names]
+    logvar = next((i for i, n in enumerate(lower) if n in LOGVAR_NAMES), None)
+    code = next((i for i in range(len(names)) if i != logvar), None)
+    if code is None:
+        raise AtlasError(
+            f"model {path}: encoder's only output {names[0]!r} is a log-variance; expected the "
+            "code (the posterior mean) [N, d] as its first output"
+        )
+    if len(dims[code]) != 2 or not isinstance(dims[code][1], int):
+        raise AtlasError(f"model {path}: encoder output {dims[code]}, expected [N, d]")
+    d = int(dims[code][1])
+    if logvar is not None and (len(dims[logvar]) != 2 or dims[logvar][1] != d):
+        raise AtlasError(
+            f"model {path}: encoder output {names[logvar]!r} has shape {dims[logvar]}; expected "
+            f"the log-variance [N, {d}] beside the code [N, {d}] (or rename the output if it is "
+            "not a log-variance)"
+        )
+    return dict(latent_dim=d, logits_index=code, logvar_index=logvar)
 
 
 def _classifier_outputs(
@@ -782,6 +812,40 @@ class Model:
         if self.encoder is None:
             raise AtlasError(f"model {self.name} ({self.source}): no encoder; it is decoder-only")
         return self.encoder(images, batch_size)
+
+    @property
+    def has_logvar(self) -> bool:
+        """Whether the encoder also gives the posterior's log-variance (output ``logvar``)."""
+        return self.encoder is not None and self.encoder.logvar_index is not None
+
+    def encode_posterior(
+        self, images: np.ndarray, batch_size: int = DEFAULT_BATCH
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The diagonal Gaussian posterior ``q(z|x)`` of each image: ``(mu [N, d],
+        logvar [N, d] | None)``, float32. ``logvar`` is ``log σ²`` (natural log) from the
+        encoder's output named ``logvar``; None when the encoder gives only the mean. One
+        encoder run gives both."""
+        if self.encoder is None:
+            raise AtlasError(f"model {self.name} ({self.source}): no encoder; it is decoder-only")
+        outs = self.encoder.run(images, batch_size)
+        mu = outs[self.encoder.logits_index]
+        if self.encoder.logvar_index is None:
+            return mu, None
+        logvar = np.asarray(outs[self.encoder.logvar_index], np.float32)
+        name = self.encoder.output_names[self.encoder.logvar_index]
+        if logvar.shape != mu.shape:
+            raise AtlasError(
+                f"model {self.encoder.path}: output {name!r} has shape {logvar.shape} for codes "
+                f"of shape {mu.shape}; expected the log-variance, one value per code value"
+            )
+        if not np.isfinite(logvar).all():
+            bad = int((~np.isfinite(logvar)).any(axis=1).sum())
+            raise AtlasError(
+                f"model {self.encoder.path}: output {name!r} is NaN or inf for {bad} of "
+                f"{len(logvar)} images; expected a finite log-variance (clamp it in the model, "
+                "e.g. logvar.clamp(-30, 20))"
+            )
+        return mu, logvar
 
     def decode(self, z: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Images ``[N, C, H, W]`` in [0, 1] of codes ``[N, latent_dim]``."""

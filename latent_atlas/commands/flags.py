@@ -81,11 +81,14 @@ def add_grid_flags(p: argparse.ArgumentParser, steps: int = 21) -> None:
     g.add_argument(
         "--plane",
         nargs="+",
-        default=["axes", "0", "1"],
+        default=["active"],
         metavar="KIND",
-        help="the 2-D plane swept in a latent space of more than 2 dims: 'axes I J' (dims I and "
-        "J, counted from 0) or 'pca' (the test embeddings' two principal directions through "
-        "their mean, in standard deviations) (default: axes 0 1)",
+        help="the 2-D plane swept in a latent space of more than 2 dims: 'active' (the two dims "
+        "whose test embeddings vary most; dims 0 and 1 of a 2-D model), 'axes I J' (dims I and "
+        "J, counted from 0), 'pca' (the test embeddings' two principal directions through "
+        "their mean, in standard deviations) or 'images A B C' (the plane through the "
+        "embeddings of test images A, B and C, which every map marks; best with --mode auto) "
+        "(default: active)",
     )
     g.add_argument(
         "--axes",
@@ -111,17 +114,25 @@ def grid_spec(args: argparse.Namespace) -> GridSpec:
     if len(steps) != 2:
         raise AtlasError(f"--steps: {len(args.steps)} values, expected 1 or 2")
     plane, axes = args.plane[0], (0, 1)
+    images: tuple[int, ...] = ()
+    kinds = "'active', 'axes I J', 'pca' or 'images A B C'"
     if args.axes is not None:
         plane, axes = "axes", tuple(args.axes)
-    elif plane == "axes":
-        if len(args.plane) != 3:
-            raise AtlasError(f"--plane {' '.join(args.plane)}: expected 'axes I J' or 'pca'")
+    elif plane in ("axes", "images"):
+        want = 3 if plane == "axes" else 4
+        if len(args.plane) != want:
+            raise AtlasError(f"--plane {' '.join(args.plane)}: expected {kinds}")
         try:
-            axes = (int(args.plane[1]), int(args.plane[2]))
+            numbers = tuple(int(v) for v in args.plane[1:])
         except ValueError:
-            raise AtlasError(f"--plane {' '.join(args.plane)}: expected integer dims I J") from None
-    elif plane != "pca" or len(args.plane) != 1:
-        raise AtlasError(f"--plane {' '.join(args.plane)}: expected 'axes I J' or 'pca'")
+            what = "dims I J" if plane == "axes" else "test image indices A B C"
+            raise AtlasError(f"--plane {' '.join(args.plane)}: expected integer {what}") from None
+        if plane == "axes":
+            axes = (numbers[0], numbers[1])
+        else:
+            images = numbers
+    elif plane not in ("pca", "active") or len(args.plane) != 1:
+        raise AtlasError(f"--plane {' '.join(args.plane)}: expected {kinds}")
     fixed: str | tuple[float, ...] = args.fixed[0]
     if args.fixed[0] not in ("mean", "prior"):
         try:
@@ -135,7 +146,7 @@ def grid_spec(args: argparse.Namespace) -> GridSpec:
     return GridSpec(
         steps=(steps[0], steps[1]), x_range=tuple(args.range), y_range=tuple(args.range),
         mode=args.mode, quantile=args.quantile, plane=plane, axes=axes,
-        fixed=fixed,
+        fixed=fixed, images=images,
     )  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from latent_atlas.commands import flags
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> None:
             check_file_target(out / f"{stem}{ext}", args.overwrite, protect)
     needs_data = (
         spec.mode == "auto"
-        or spec.plane == "pca"
+        or spec.plane in ("pca", "images")
+        or (spec.plane == "active" and any(m.latent_dim > 2 for m in models))
         or (spec.fixed == "mean" and any(m.latent_dim > 2 for m in models))
     )
     test_images = None
@@ -91,13 +93,16 @@ def run(args: argparse.Namespace) -> None:
             raw_path=out / f"{stem}.npy" if args.npy else None, progress=not args.no_progress,
             overwrite=args.overwrite,
         )  # fmt: skip
+        warning = grid.plane.warning(embeddings)
+        if warning:
+            print(f"latent-atlas grid: warning: {label}: {warning}", file=sys.stderr)
         plane = grid.plane.describe()
         title = f"{label} decoder, {spec.describe()}" + (f", {plane}" if plane else "")
         title += f" ({model.decoder.provider})"
         # dpi so that the mosaic (about 4.8 in wide on the figure) keeps one pixel per pixel
         mosaic_px = grid.cells.shape[1] * grid.cells.shape[4]
         dpi = int(min(1000, max(100, mosaic_px / 4.8)))
-        fig = mosaic_figure(grid.cells, grid.x, grid.y, title, grid.labels)
+        fig = mosaic_figure(grid.cells, grid.x, grid.y, title, grid.labels, grid.plane.marks)
         png = write_bytes(out / f"{stem}.png", figure_png_bytes(fig, dpi=dpi), args.overwrite,
                           protect)  # fmt: skip
         print(f"{label}: {png}" + (f", {out / stem}.npy" if args.npy else ""))

@@ -1,0 +1,230 @@
+"""What a latent traversal (or an interpolation) shows, measured; and its figure.
+
+A traversal is a row of decoded images per latent dimension, ``images[r, s]`` decoded with dim
+``dims[r]`` at ``values[r, s]`` and every other dim at a base point (``toolkit.traversal``).
+Measures here take those arrays (and, where there is one, the classifier's logits of each
+image) and say how much each dimension changes the image and what the classifier reads.
+Dimensions are numbered from 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from latent_atlas.analysis.classes import softmax
+from latent_atlas.analysis.plots import class_color, plain, title_text
+from latent_atlas.analysis.validation import check_array, check_cells
+from latent_atlas.toolkit.errors import AtlasError
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike, NDArray
+
+
+def row_brightness(images: ArrayLike) -> NDArray[np.float64]:
+    """Mean pixel value of every image of the rows.
+
+    Parameters
+    ----------
+    images : array_like, shape [k, steps, C, H, W]
+        Decoded images in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray, shape [k, steps], float64, in [0, 1]
+    """
+    arr = check_cells(images)
+    return arr.mean(axis=(2, 3, 4))
+
+
+def row_change(images: ArrayLike) -> NDArray[np.float64]:
+    """How much each row's image changes along it: the summed mean absolute pixel difference
+    between neighbouring images (the row's total variation per pixel).
+
+    Parameters
+    ----------
+    images : array_like, shape [k, steps, C, H, W]
+        Decoded images in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray, shape [k], float64, >= 0
+        0 exactly when every image of the row is identical (a dim the decoder ignores); at
+        most ``steps − 1``.
+    """
+    arr = check_cells(images)
+    return np.abs(np.diff(arr, axis=1)).mean(axis=(2, 3, 4)).sum(axis=1)
+
+
+def class_readout(logits: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The classifier's label and confidence of every image.
+
+    Parameters
+    ----------
+    logits : array_like, shape [..., K]
+        Logits of each image (log-probabilities work too).
+
+    Returns
+    -------
+    labels : numpy.ndarray, shape [...], int64
+        Arg-max class.
+    confidence : numpy.ndarray, shape [...], float64, in [1/K, 1]
+        Softmax probability of that class.
+    """
+    lg = check_array(logits, "logits", min_ndim=1)
+    p = softmax(lg)
+    return p.argmax(axis=-1).astype(np.int64), p.max(axis=-1)
+
+
+@dataclass
+class TraversalMetrics:
+    """Per traversed dim (``dims[r]``, numbered from 0): its values in latent units, how much
+    its row changes the image (``change``: summed mean |Δ pixel| between neighbours, 0 for a
+    dim the decoder ignores), the mean brightness of each image, and — with a classifier — the
+    label name and confidence of each image and how many distinct classes the row crosses."""
+
+    dims: list[int]
+    base: str  # what the other dims hold, in words
+    values: list[list[float]]
+    change: list[float]
+    brightness: list[list[float]]
+    labels: list[list[str]] | None = None
+    confidence: list[list[float]] | None = None
+    classes_crossed: list[int] | None = None
+
+    def to_json(self) -> dict:
+        from latent_atlas.analysis.results import rounded
+
+        return rounded(self)
+
+
+def traversal_metrics(
+    images: ArrayLike,
+    values: ArrayLike,
+    dims: Sequence[int],
+    base: str,
+    logits: ArrayLike | None = None,
+    class_names: Sequence[str] = (),
+) -> TraversalMetrics:
+    """Measure decoded traversals.
+
+    Parameters
+    ----------
+    images : array_like, shape [k, steps, C, H, W]
+        Decoded images in [0, 1].
+    values : array_like, shape [k, steps]
+        The traversed dim's value (latent units) of each image.
+    dims : sequence of int, length k
+        Which dim each row moves.
+    base : str
+        What the other dims hold (e.g. "the mean test embedding").
+    logits : array_like, shape [k, steps, K], optional
+        The classifier's logits of each image.
+    class_names : sequence of str, length K
+        Needed with ``logits``.
+
+    Returns
+    -------
+    TraversalMetrics
+    """
+    arr = check_cells(images)
+    k, steps = arr.shape[:2]
+    vals = check_array(values, "values", shape=(k, steps))
+    if len(dims) != k:
+        raise AtlasError(f"dims: {len(dims)} given, expected {k} (one per row)")
+    labels = confidence = crossed = None
+    if logits is not None:
+        lg = check_array(logits, "logits", shape=(k, steps, len(class_names)))
+        lab, conf = class_readout(lg)
+        labels = [[str(class_names[c]) for c in row] for row in lab]
+        confidence = conf.tolist()
+        crossed = [len(set(row.tolist())) for row in lab]
+    return TraversalMetrics(
+        dims=[int(d) for d in dims], base=base, values=vals.tolist(),
+        change=row_change(arr).tolist(), brightness=row_brightness(arr).tolist(),
+        labels=labels, confidence=confidence, classes_crossed=crossed,
+    )  # fmt: skip
+
+
+def image_rows_figure(
+    images: ArrayLike,
+    row_labels: Sequence[str],
+    values: ArrayLike | None = None,
+    captions: Sequence[Sequence[str]] | None = None,
+    caption_classes: ArrayLike | None = None,
+    title: str = "",
+    value_label: str = "value",
+) -> Figure:
+    """Rows of images with a label per row and a caption under each image: the figure of a
+    traversal (a row per dim), an interpolation (one row) or a reconstruction grid.
+
+    Parameters
+    ----------
+    images : array_like, shape [k, steps, C, H, W], C in (1, 3)
+        Images in [0, 1].
+    row_labels : sequence of str, length k
+        Shown left of each row (e.g. "z₃ (var 1.2)").
+    values : array_like, shape [k, steps], optional
+        The latent value of each image, shown above it (``"%.2g"``).
+    captions : sequence of sequences of str, shape [k][steps], optional
+        Text under each image (e.g. the classifier's label and confidence).
+    caption_classes : array_like of int, shape [k, steps], optional
+        Class index of each caption, to colour it as in every class-coloured figure.
+    title : str, optional
+        Figure title (plain text).
+    value_label : str
+        What ``values`` are, for the figure's note.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per image, no ticks.
+    """
+    arr = check_cells(images)
+    k, steps = arr.shape[:2]
+    if len(row_labels) != k:
+        raise AtlasError(f"row_labels: {len(row_labels)} given, expected {k} (one per row)")
+    vals = None if values is None else check_array(values, "values", shape=(k, steps))
+    if captions is not None and (len(captions) != k or any(len(r) != steps for r in captions)):
+        raise AtlasError(f"captions: expected {k} rows of {steps} strings")
+    classes = (
+        None if caption_classes is None
+        else check_array(caption_classes, "caption_classes", shape=(k, steps), dtype_kind="i")
+    )  # fmt: skip
+    cell = 0.85
+    extra = 0.25 * (vals is not None) + 0.3 * (captions is not None)
+    fig = Figure(
+        figsize=(1.3 + cell * steps, 0.6 * bool(title) + (cell + extra) * k + 0.2),
+        layout="constrained",
+    )
+    axes = fig.subplots(k, steps, squeeze=False)
+    for r in range(k):
+        for s in range(steps):
+            ax = axes[r, s]
+            img = arr[r, s]
+            if img.shape[0] == 1:
+                ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(img.transpose(1, 2, 0), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if vals is not None:
+                ax.set_title(f"{vals[r, s]:.2g}", fontsize=7, pad=2)
+            if captions is not None:
+                color = "black" if classes is None else class_color(int(classes[r, s]))
+                ax.set_xlabel(plain(captions[r][s]), fontsize=6, color=color, labelpad=2)
+        axes[r, 0].set_ylabel(plain(row_labels[r]), fontsize=8, rotation=0, ha="right",
+                              va="center")  # fmt: skip
+    if title:
+        fig.suptitle(title_text(title, 20 + 12 * steps), fontsize=10)
+    return fig
+
+
+def traversal_captions(metrics: TraversalMetrics) -> list[list[str]] | None:
+    """``"Bag 0.93"`` under each image: the classifier's label and confidence."""
+    if metrics.labels is None or metrics.confidence is None:
+        return None
+    return [
+        [f"{lab[:10]} {c:.2f}" for lab, c in zip(row_l, row_c, strict=True)]
+        for row_l, row_c in zip(metrics.labels, metrics.confidence, strict=True)
+    ]
