@@ -194,7 +194,9 @@ def table(title: str, summary: dict[str, dict[str, float]], runs: int) -> str:
 # ------------------------------------------------------------------------------ measuring
 def measure(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Sample:
     """Run ``argv`` to its end and measure it from its own ``wait4`` (Linux, macOS): unlike
-    RUSAGE_CHILDREN, whose maxrss is the largest of every child so far, this is this run's."""
+    RUSAGE_CHILDREN, whose maxrss is the largest of every child so far, this is this run's.
+    Linux carries the launching process's peak RSS over fork and exec into the child's, so
+    call this from a small process (this script: ~15 MiB), not from a large one."""
     start = time.perf_counter()
     proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
