@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -201,8 +202,13 @@ def measure(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -
     proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     assert proc.stderr is not None
-    err = proc.stderr.read()  # drained while it runs: a full pipe would stall the command
-    _, status, usage = os.wait4(proc.pid, 0)
+    try:
+        err = proc.stderr.read()  # drained while it runs: a full pipe would stall the command
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:  # Ctrl-C or SIGTERM (see main): stop the command too, then go
+        proc.terminate()
+        proc.wait()
+        raise
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait again
     proc.stderr.close()
@@ -322,8 +328,13 @@ def prepare_ref(ref: str, ref_dir: Path | None) -> Side:
 
 
 # ------------------------------------------------------------------------------ main
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped benchmark leaves no command running
     tree = Side("tree", REPO, REPO / ".venv" / "bin")
     ref = prepare_ref(args.ref, args.ref_dir)
     sides = {"ref": ref, "tree": tree}
