@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -194,13 +195,20 @@ def table(title: str, summary: dict[str, dict[str, float]], runs: int) -> str:
 # ------------------------------------------------------------------------------ measuring
 def measure(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Sample:
     """Run ``argv`` to its end and measure it from its own ``wait4`` (Linux, macOS): unlike
-    RUSAGE_CHILDREN, whose maxrss is the largest of every child so far, this is this run's."""
+    RUSAGE_CHILDREN, whose maxrss is the largest of every child so far, this is this run's.
+    Linux carries the launching process's peak RSS over fork and exec into the child's, so
+    call this from a small process (this script: ~15 MiB), not from a large one."""
     start = time.perf_counter()
     proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     assert proc.stderr is not None
-    err = proc.stderr.read()  # drained while it runs: a full pipe would stall the command
-    _, status, usage = os.wait4(proc.pid, 0)
+    try:
+        err = proc.stderr.read()  # drained while it runs: a full pipe would stall the command
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:  # Ctrl-C or SIGTERM (see main): stop the command too, then go
+        proc.terminate()
+        proc.wait()
+        raise
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait again
     proc.stderr.close()
@@ -320,8 +328,13 @@ def prepare_ref(ref: str, ref_dir: Path | None) -> Side:
 
 
 # ------------------------------------------------------------------------------ main
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped benchmark leaves no command running
     tree = Side("tree", REPO, REPO / ".venv" / "bin")
     ref = prepare_ref(args.ref, args.ref_dir)
     sides = {"ref": ref, "tree": tree}

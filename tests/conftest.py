@@ -133,9 +133,16 @@ def ray_local():
 
 
 # -------------------------------------------------------------------------- xdist and speed
-# fixture → xdist group: every test using the fixture runs in one process, which builds it once
+# fixture (by name, anywhere in a test's fixture closure) → xdist group: every test using it
+# runs in one process, which builds it once per run
 COSTLY_FIXTURES = {
-    "real_report": "real-report",
+    "real_report": "real-report",  # the shipped pair's full report with the seed study
+    "fashion_three_ways": "fashion-three-ways",  # 70 000 PNGs and an .npz (test_data.py)
+    "wheel": "wheel",  # a built wheel (test_packaging.py)
+    "report": "group-report",  # a report of 2 × 3 seeds (test_group_reports.py)
+    # one Ray instance per run; the sweep the Ray sweep is compared with comes along
+    "ray_local": "ray",
+    "local_sweep": "ray",
 }
 
 
@@ -174,17 +181,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xdist_group(COSTLY_FIXTURES[name]))
                 break
     # in an xdist worker only (a plain run keeps each module's tests together, for its
-    # module-scoped fixtures): groups and slow tests first; the same order in every worker
+    # module-scoped fixtures): the groups and the slow tests first, the same order in every
+    # worker (a stable sort: the collection order within each class)
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        grouped = {
-            m.args[0] if m.args else m.kwargs.get("name")
-            for i in items
-            if _is_slow(i) and (m := i.get_closest_marker("xdist_group"))
-        }
-
-        def first(item: pytest.Item) -> int:
-            m = item.get_closest_marker("xdist_group")
-            group = (m.args[0] if m.args else m.kwargs.get("name")) if m else None
-            return 0 if _is_slow(item) or group in grouped else 1
-
-        items.sort(key=first)  # stable: the collection order within each class
+        items.sort(key=lambda i: 0 if _is_slow(i) or i.get_closest_marker("xdist_group") else 1)

@@ -26,7 +26,10 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    r = _run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(out)])
+    # the venv's own setuptools (pyproject's build requirement): no isolated build env to set
+    # up, nothing downloaded
+    r = _run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+              "-q", "-w", str(out)])  # fmt: skip
     assert r.returncode == 0, r.stderr
     (path,) = out.glob("latent_atlas-*.whl")
     return path
