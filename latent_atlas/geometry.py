@@ -109,7 +109,7 @@ def geometry_maps(
             first = r0 - (previous is not None)
             step_y[first : first + len(sy)] = sy
         else:  # a first block of one row: no step along y yet
-            step_x[r0:r1] = np.linalg.norm(np.diff(block.astype(np.float64), axis=1), axis=2)
+            step_x[r0:r1] = np.linalg.norm(np.diff(block, axis=1), axis=2)
         previous = block[-1].copy()
     return GeometryMaps(x, y, plane, mag, cond, step_x, step_y, bright, kind)
 
