@@ -162,6 +162,33 @@ def grid_step_lengths(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def top_rows_length_share(step_x: np.ndarray, step_y: np.ndarray, rows: int) -> float:
+    """The share of a grid's total image-space length (every step along both axes) that lies
+    within its first ``rows`` rows (the lowest y: the seed study drew z₂ = −4 at the top, so
+    its "top rows" are these).
+
+    Parameters
+    ----------
+    step_x : array [ny, nx − 1]
+    step_y : array [ny − 1, nx]
+    rows : int, 1 <= rows <= ny
+
+    Returns
+    -------
+    float in [0, 1]; for a decoder that stretches the plane evenly, about ``rows / ny``.
+    """
+    sx, sy = np.asarray(step_x, np.float64), np.asarray(step_y, np.float64)
+    ny = sx.shape[0]
+    if sy.shape[0] != ny - 1 or sy.shape[1] != sx.shape[1] + 1:
+        raise AtlasError(f"step_y: shape {sy.shape}, expected [{ny - 1}, {sx.shape[1] + 1}]")
+    if not 1 <= rows <= ny:
+        raise AtlasError(f"rows {rows}: expected 1..{ny}")
+    total = sx.sum() + sy.sum()
+    if not total > 0:
+        return 0.0
+    return float((sx[:rows].sum() + sy[: rows - 1].sum()) / total)
+
+
 # ---------------------------------------------------------------------------- curves
 def polyline_length(images: np.ndarray) -> float:
     """``Σ‖f_{i+1} − f_i‖₂`` over a decoded polyline ``images`` ``[T, ...]`` (T >= 2): the
