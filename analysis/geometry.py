@@ -73,8 +73,10 @@ def pullback_metric(jacobian: np.ndarray) -> np.ndarray:
     array [N, k, k], float64
         Symmetric positive semi-definite; units (image units / latent unit)².
     """
-    j = _jac(jacobian).astype(np.float64, copy=False)
-    return np.einsum("npi,npj->nij", j, j)
+    # as [N, k, P] (contiguous when J is the transposed view toolkit.jacobian yields), in
+    # float64 so that det G of a nearly singular G keeps its digits; one batched product
+    jt = np.ascontiguousarray(_jac(jacobian).transpose(0, 2, 1), np.float64)
+    return np.matmul(jt, jt.transpose(0, 2, 1))
 
 
 def _metric(metric: np.ndarray) -> np.ndarray:
@@ -100,7 +102,11 @@ def magnification(metric: np.ndarray) -> np.ndarray:
         For ``f(t) = A t``: ``√det(AᵀA)`` everywhere. Scaling the latent by ``s``
         (``f(t/s)``) divides it by ``s^k``. 0 where ``J`` is rank-deficient.
     """
-    det = np.linalg.det(_metric(metric))
+    g = _metric(metric)
+    if g.shape[1] == 2:  # the plane's case, in closed form (LAPACK per 2×2 is 10× slower)
+        det = g[:, 0, 0] * g[:, 1, 1] - g[:, 0, 1] * g[:, 1, 0]
+    else:
+        det = np.linalg.det(g)
     return np.sqrt(np.maximum(det, 0.0))  # round-off can make a singular G's det -1e-30
 
 
@@ -112,8 +118,16 @@ def condition_number(metric: np.ndarray) -> np.ndarray:
     -------
     array [N], float64, >= 1; ``inf`` where ``G`` is singular (``λ_min <= 1e-12·λ_max``).
     """
-    eig = np.linalg.eigvalsh(_metric(metric))  # ascending
-    lo, hi = eig[:, 0], eig[:, -1]
+    g = _metric(metric)
+    if g.shape[1] == 2:  # λ = (tr ± √(tr² − 4 det)) / 2, with λ_min = det/λ_max (no cancellation)
+        tr = g[:, 0, 0] + g[:, 1, 1]
+        det = g[:, 0, 0] * g[:, 1, 1] - g[:, 0, 1] * g[:, 1, 0]
+        hi = (tr + np.sqrt(np.maximum(tr**2 - 4 * det, 0.0))) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo = np.where(hi > 0, det / hi, 0.0)
+    else:
+        eig = np.linalg.eigvalsh(g)  # ascending
+        lo, hi = eig[:, 0], eig[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = hi / lo
     return np.where(lo > 1e-12 * hi, ratio, np.inf)
@@ -139,11 +153,40 @@ def grid_step_lengths(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise AtlasError(f"cells: shape {c.shape}, expected [ny, nx, ...] with ny, nx >= 2")
     if not np.isfinite(c).all():
         raise AtlasError("cells: expected finite numbers")
-    flat = c.reshape(c.shape[0], c.shape[1], -1).astype(np.float64, copy=False)
+    # differences in the cells' own dtype (exact to an ulp for close pixel values); the norm's
+    # pairwise summation keeps float32 within ~1e-6 relative
+    flat = c.reshape(c.shape[0], c.shape[1], -1)
     return (
-        np.linalg.norm(np.diff(flat, axis=1), axis=2),
-        np.linalg.norm(np.diff(flat, axis=0), axis=2),
+        np.linalg.norm(np.diff(flat, axis=1), axis=2).astype(np.float64),
+        np.linalg.norm(np.diff(flat, axis=0), axis=2).astype(np.float64),
     )
+
+
+def top_rows_length_share(step_x: np.ndarray, step_y: np.ndarray, rows: int) -> float:
+    """The share of a grid's total image-space length (every step along both axes) that lies
+    within its first ``rows`` rows (the lowest y: the seed study drew z₂ = −4 at the top, so
+    its "top rows" are these).
+
+    Parameters
+    ----------
+    step_x : array [ny, nx − 1]
+    step_y : array [ny − 1, nx]
+    rows : int, 1 <= rows <= ny
+
+    Returns
+    -------
+    float in [0, 1]; for a decoder that stretches the plane evenly, about ``rows / ny``.
+    """
+    sx, sy = np.asarray(step_x, np.float64), np.asarray(step_y, np.float64)
+    ny = sx.shape[0]
+    if sy.shape[0] != ny - 1 or sy.shape[1] != sx.shape[1] + 1:
+        raise AtlasError(f"step_y: shape {sy.shape}, expected [{ny - 1}, {sx.shape[1] + 1}]")
+    if not 1 <= rows <= ny:
+        raise AtlasError(f"rows {rows}: expected 1..{ny}")
+    total = sx.sum() + sy.sum()
+    if not total > 0:
+        return 0.0
+    return float((sx[:rows].sum() + sy[: rows - 1].sum()) / total)
 
 
 # ---------------------------------------------------------------------------- curves
@@ -355,7 +398,8 @@ def graph_path(graph: csr_matrix, start: int, end: int) -> tuple[np.ndarray, flo
     for name, v in (("start", start), ("end", end)):
         if not 0 <= int(v) < n:
             raise AtlasError(f"{name} node {v}: expected 0 <= node < {n}")
-    dist, pred = dijkstra(graph, directed=False, indices=int(start), return_predecessors=True)
+    # stored in both directions: a directed search over it is the undirected one, and faster
+    dist, pred = dijkstra(graph, directed=True, indices=int(start), return_predecessors=True)
     if not np.isfinite(dist[end]):
         raise AtlasError(f"nodes {start} and {end}: not connected; expected a connected graph")
     path = [int(end)]

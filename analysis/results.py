@@ -197,6 +197,34 @@ class GridMetrics(JsonMixin):
 
 
 @dataclass
+class GeodesicMetrics(JsonMixin):
+    """A geodesic between two test-set class centroids on the first grid's plane: lengths in
+    image space (Σ‖f(z_{i+1}) − f(z_i)‖₂ over all pixel values), the straight segment's at
+    the same number of points, and geodesic / straight (<= 1)."""
+
+    length: float
+    straight_length: float
+    ratio: float
+
+
+@dataclass
+class GeometryMetrics(JsonMixin):
+    """The decoder's pullback metric G = JᵀJ over the first grid (``latent_atlas.geometry``):
+    magnification √det G (image units² per plane unit², median and 95th percentile), the
+    median condition number of G, and the share of the grid's total image-space length
+    in the seed's top ``top_rows`` rows (even stretching: top_rows / ny)."""
+
+    grid: str
+    precision: str
+    magnification_median: float
+    magnification_p95: float
+    condition_median: float
+    top_rows: int
+    top_rows_length_share: float
+    geodesics: dict[str, GeodesicMetrics] = field(default_factory=dict)
+
+
+@dataclass
 class ModelMetrics(JsonMixin):
     """Everything measured about one model; ``not_available`` names what could not be
     measured and why (e.g. ``{"embedding": "no encoder"}``)."""
@@ -206,6 +234,7 @@ class ModelMetrics(JsonMixin):
     samples: SampleMetrics | None
     grids: dict[str, GridMetrics]
     not_available: dict[str, str] = field(default_factory=dict)
+    geometry: GeometryMetrics | None = None
 
 
 @dataclass

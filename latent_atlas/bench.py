@@ -27,6 +27,7 @@ are not counted. Where a shape is unknown the count is "unknown".
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -69,6 +70,12 @@ class BenchConfig:
     measure_memory: bool = True
     measure_report: bool = True
     gemm_n: int | None = None  # calibration size; None: 2048 (CPU) or 4096 (GPU)
+    # decoder geometry: the metric map on geometry_size² cells against its plain decodes,
+    # and geodesic queries on a graph_size² grid graph; 0: none (the CLI's defaults: 201,
+    # 256). geometry_only: nothing else
+    geometry_size: int = 0
+    graph_size: int = 0
+    geometry_only: bool = False
 
     def __post_init__(self) -> None:
         # messages name the CLI flag that sets each field
@@ -88,6 +95,9 @@ class BenchConfig:
             raise AtlasError(f"bench --gemm-size: {self.gemm_n}, expected >= 16")
         if self.threads < 0:
             raise AtlasError(f"bench --threads: {self.threads}, expected >= 0 (0: default)")
+        for flag, v in (("--geometry-size", self.geometry_size), ("--graph-size", self.graph_size)):
+            if v and not 2 <= v <= MAX_STEPS:
+                raise AtlasError(f"bench {flag}: {v}, expected 0 (none) or 2..{MAX_STEPS}")
 
 
 # ---------------------------------------------------------------------------- FLOPs
@@ -573,6 +583,10 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
             print(f"  {msg}", file=sys.stderr)
 
     load_start = _load()
+    if cfg.geometry_only:
+        geometry = geometry_rows(cfg, say)
+        load = {"start": load_start, "end": _load(), "cpus": os.cpu_count()}
+        return {"decoder": str(cfg.decoder), "geometry": geometry, "load_average": load}
     decoder = load_model(cfg.decoder, "decoder", cfg.provider, cfg.threads)
     device = decoder.provider
     torch_dec, torch_why = torch_decoder(cfg.decoder, device)
@@ -637,6 +651,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
     }
     if cfg.classifier is not None and cfg.atlas_size:
         result["atlas"] = _atlas_rows(cfg, cal, flops, say)
+    if cfg.geometry_size or cfg.graph_size:
+        result["geometry"] = geometry_rows(cfg, say)
     if cfg.measure_memory:
         result["peak_rss_mib_1001_streamed"] = peak_rss_streamed(cfg)
     if cfg.measure_report:
@@ -720,6 +736,137 @@ def _atlas_rows(
     return out
 
 
+# ---------------------------------------------------------------------------- geometry
+MAP_TARGET, QUERY_TARGET_MS = 1.3, 100.0  # issue 22: the map within 1.3× its decodes; 100 ms
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    cpu, wall = _cpu_seconds(), time.perf_counter()
+    fn()
+    return time.perf_counter() - wall, _cpu_seconds() - cpu
+
+
+def geometry_rows(cfg: BenchConfig, say: Callable[[str], None]) -> dict:
+    """The two ratios of decoder geometry, measured in this process, pairs alternated.
+
+    - map: ``geometry_maps`` on ``geometry_size²`` cells (Jacobians, metric, magnification,
+      condition number, step lengths) over the ``2·2 + 1`` decodes per cell it needs, decoded
+      plainly (the same stencil rows through the same session, in the same chunks) — for the
+      float32 graph and for the float64 copy ``auto`` picks where onnxruntime allows; and the
+      float64 map over the float32 decodes (what the default costs against plain decoding).
+    - graph: a ``graph_size²`` grid graph (8 neighbours, image-space edges), then Dijkstra
+      queries between random pairs of nodes: median and worst milliseconds per query.
+    """
+    from latent_atlas.analysis import geometry as geo
+    from latent_atlas.geometry import geometry_maps
+    from latent_atlas.toolkit.jacobian import chunk_points, float64_decoder, stencil
+    from latent_atlas.toolkit.runtime import Model
+
+    decoder = load_model(cfg.decoder, "decoder", cfg.provider, cfg.threads)
+    model = Model(cfg.decoder.stem, cfg.decoder, decoder)
+    out: dict = {"provider": decoder.provider}
+    n = cfg.geometry_size
+    if n:
+        spec = GridSpec(steps=(n, n))
+        plane = spec.resolve_plane(decoder.latent_dim)
+        x, y = spec.coordinates(None, plane)
+        points = spec.points(x, y, plane, 0, n * n)
+        step = chunk_points(int(np.prod(decoder.image_shape)), 2)
+        wide = float64_decoder(decoder)
+
+        def plain(run: Callable[[np.ndarray], object], dtype: type) -> None:
+            for start in range(0, len(points), step):
+                run(stencil(points[start : start + step], plane.basis, dtype)[0])
+
+        runs: dict[str, Callable[[], object]] = {
+            "decodes_float32": partial(plain, decoder, np.float32),
+            "map_float32": partial(geometry_maps, model, spec, None, "float32"),
+        }
+        if wide is not None:
+            runs["decodes_float64"] = partial(plain, wide, np.float64)
+            runs["map_float64"] = partial(geometry_maps, model, spec, None, "float64")
+        best = {k: (math.inf, math.inf) for k in runs}
+        for _ in range(max(2, cfg.repeats)):  # alternated: a busier machine slows all alike
+            for k, fn in runs.items():
+                wall, cpu = _timed(fn)
+                best[k] = (min(best[k][0], wall), min(best[k][1], cpu))
+        out["map"] = {
+            "grid": f"{n}x{n}",
+            "decodes": 5 * n * n,
+            "seconds": {k: v[0] for k, v in best.items()},
+            "cpu_seconds": {k: v[1] for k, v in best.items()},
+            "ratio_float32": best["map_float32"][0] / best["decodes_float32"][0],
+            "cpu_ratio_float32": best["map_float32"][1] / best["decodes_float32"][1],
+        }
+        if wide is not None:
+            out["map"]["ratio_float64"] = best["map_float64"][0] / best["decodes_float64"][0]
+            out["map"]["cpu_ratio_float64"] = best["map_float64"][1] / best["decodes_float64"][1]
+            out["map"]["float64_over_float32_decodes"] = (
+                best["map_float64"][0] / best["decodes_float32"][0]
+            )
+        say(f"geometry map {n}x{n} done")
+    g = cfg.graph_size
+    if g:
+        axis = np.linspace(-4.0, 4.0, g)
+        u, v = np.meshgrid(axis, axis)
+        coords = np.stack([u.ravel(), v.ravel()], axis=1)
+        z = np.zeros((g * g, decoder.latent_dim), np.float32)
+        z[:, :2] = coords
+        build_wall, images = time.perf_counter(), decoder(z, cfg.batch_size)
+        graph = geo.grid_graph(images, (g, g), 8)
+        build = time.perf_counter() - build_wall
+        del images
+        rng = np.random.default_rng(0)
+        pairs = rng.integers(0, g * g, size=(21, 2))
+        times, cpu_times = [], []
+        for a, b in pairs:
+            wall, cpu = _timed(partial(geo.graph_path, graph, int(a), int(b)))
+            times.append(wall * 1e3)
+            cpu_times.append(cpu * 1e3)
+        out["graph"] = {
+            "grid": f"{g}x{g}",
+            "nodes": g * g,
+            "edges": int(graph.nnz // 2),
+            "build_seconds": build,
+            "query_ms_median": float(np.median(times)),
+            "query_ms_max": float(np.max(times)),
+            "query_cpu_ms_median": float(np.median(cpu_times)),
+            "queries": len(times),
+        }
+        say(f"geodesic graph {g}x{g} done")
+    return out
+
+
+def geometry_lines(geometry: dict) -> list[str]:
+    lines = [f"decoder geometry ({geometry['provider']}; targets: map ≤ {MAP_TARGET}× its "
+             f"2·d+1 decodes, one query ≤ {QUERY_TARGET_MS:.0f} ms)"]  # fmt: skip
+    if "map" in geometry:
+        m = geometry["map"]
+        t = m["seconds"]
+        lines.append(
+            f"  metric map {m['grid']} ({m['decodes']} decodes): float32 graph "
+            f"{t['map_float32']:.3f} s over its decodes {t['decodes_float32']:.3f} s = "
+            f"{m['ratio_float32']:.2f}× (CPU s {m['cpu_ratio_float32']:.2f}×)"
+        )
+        if "ratio_float64" in m:
+            lines.append(
+                f"  {'':>10} float64 graph (the default where onnxruntime allows) "
+                f"{t['map_float64']:.3f} s over its decodes {t['decodes_float64']:.3f} s = "
+                f"{m['ratio_float64']:.2f}× (CPU s {m['cpu_ratio_float64']:.2f}×); over the "
+                f"float32 decodes {m['float64_over_float32_decodes']:.2f}×"
+            )
+    if "graph" in geometry:
+        gr = geometry["graph"]
+        lines.append(
+            f"  geodesic graph {gr['grid']} ({gr['nodes']} nodes, {gr['edges']} edges, built "
+            f"in {gr['build_seconds']:.2f} s): Dijkstra query median {gr['query_ms_median']:.1f} "
+            f"ms, worst {gr['query_ms_max']:.1f} ms of {gr['queries']} (CPU "
+            f"{gr['query_cpu_ms_median']:.1f} ms median)"
+        )
+    return lines
+
+
 # ---------------------------------------------------------------------------- output
 def _s(v: float | None, spec: str = ".4g") -> str:
     return "—" if v is None else format(v, spec)
@@ -732,6 +879,13 @@ def _frac(v: float | None) -> str:
 
 
 def format_table(result: dict) -> str:
+    if "rows" not in result:  # --geometry-only
+        load = result["load_average"]
+        return "\n".join([
+            f"decoder: {result['decoder']}  load average (1 min) at start {load['start'][0]}, "
+            f"at end {load['end'][0]} on {load['cpus']} CPUs",
+            *geometry_lines(result["geometry"]),
+        ])  # fmt: skip
     load = result["load_average"]
     samples = result["gemm_samples"]
     per_gemm = {k: max(s["wall"][k] for s in samples) for k in samples[0]["wall"]}
@@ -801,6 +955,8 @@ def format_table(result: dict) -> str:
         if len(result["atlas"]) == 2 and result["atlas"][0]["method"] == "fused":
             f, s = result["atlas"]
             lines.append(f"{'':>24} fused / separate speed: {s['seconds'] / f['seconds']:.2f}×")
+    if "geometry" in result:
+        lines += ["", *geometry_lines(result["geometry"])]
     if "peak_rss_mib_1001_streamed" in result:
         lines.append(
             f"\npeak RSS of the streamed 1001×1001 decode (child process): "

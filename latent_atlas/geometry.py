@@ -109,7 +109,7 @@ def geometry_maps(
             first = r0 - (previous is not None)
             step_y[first : first + len(sy)] = sy
         else:  # a first block of one row: no step along y yet
-            step_x[r0:r1] = np.linalg.norm(np.diff(block.astype(np.float64), axis=1), axis=2)
+            step_x[r0:r1] = np.linalg.norm(np.diff(block, axis=1), axis=2)
         previous = block[-1].copy()
     return GeometryMaps(x, y, plane, mag, cond, step_x, step_y, bright, kind)
 
@@ -141,6 +141,7 @@ class Geodesic:
     graph_length: float = math.nan
     iterations: int = 0
     energy: list[float] = field(default_factory=list)
+    straight_images: np.ndarray | None = None  # [T, C, H, W] along the straight segment
 
     @property
     def ratio(self) -> float:
@@ -269,10 +270,17 @@ def geodesic(
         init = straight_t
     t, images, energy = refine(model, origin, basis, init, cfg)
     straight = model.decode((origin[None] + straight_t @ basis).astype(np.float32))
+    if init is not straight_t and geo.polyline_length(images) > geo.polyline_length(straight):
+        # the graph's start led to a worse local minimum than the straight line (two nearby
+        # points snapped to nodes): refine from the straight line too and keep the shorter
+        t2, images2, energy2 = refine(model, origin, basis, straight_t, cfg)
+        if geo.polyline_length(images2) < geo.polyline_length(images):
+            t, images, energy = t2, images2, energy + energy2
     return Geodesic(
         points=origin[None] + t @ basis, images=images,
         length=geo.polyline_length(images), straight_length=geo.polyline_length(straight),
         graph_length=graph_length, iterations=len(energy) - 1, energy=energy,
+        straight_images=straight,
     )  # fmt: skip
 
 

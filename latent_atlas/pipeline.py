@@ -20,12 +20,15 @@ import numpy as np
 from latent_atlas.analysis import brightness as br
 from latent_atlas.analysis import classes as cl
 from latent_atlas.analysis import embeddings as em
+from latent_atlas.analysis import geometry as geo
 from latent_atlas.analysis import samples as sa
 from latent_atlas.analysis import seed_figure as sf
 from latent_atlas.analysis.results import (
     BrightnessMetrics,
     ClassMetrics,
     EmbeddingMetrics,
+    GeodesicMetrics,
+    GeometryMetrics,
     GradientSummary,
     GridMetrics,
     ModelMetrics,
@@ -34,6 +37,13 @@ from latent_atlas.analysis.results import (
     SampleMetrics,
     SeedTopRows,
     SmoothnessMetrics,
+)
+from latent_atlas.geometry import (
+    Geodesic,
+    GeodesicConfig,
+    GeometryMaps,
+    geodesic,
+    geometry_maps,
 )
 from latent_atlas.toolkit.atlas import MAX_STEPS, Atlas, compute_atlas
 from latent_atlas.toolkit.data import ImageDataset
@@ -78,6 +88,10 @@ class AnalysisConfig:
     # decoded and classified in one composed graph; 0: none. 128² ≈ 16 000 points: the
     # explorer's background and a report figure for a few seconds of classifier time
     atlas_steps: int = 128
+    # decoder geometry (latent_atlas.geometry) on the first grid, and geodesics between the
+    # test-set centroids of the classes the seed study names, started on a geometry_graph²
+    # graph; 0: none. 48² keeps it to about a second per model
+    geometry_graph: int = 48
 
     def __post_init__(self) -> None:
         if not self.grids:
@@ -109,6 +123,12 @@ class AnalysisConfig:
             )
         if self.provider not in ("auto", "cuda", "cpu"):
             raise AtlasError(f"--provider: {self.provider!r}, expected auto, cuda or cpu")
+        if self.geometry_graph != 0 and not (
+            isinstance(self.geometry_graph, int) and 2 <= self.geometry_graph <= 1024
+        ):
+            raise AtlasError(
+                f"geometry graph: {self.geometry_graph!r}, expected 0 (none) or 2..1024"
+            )
 
 
 @dataclass
@@ -135,6 +155,15 @@ class AtlasAnalysis:
 
 
 @dataclass
+class GeometryAnalysis:
+    """The metric maps of the first grid and the centroid geodesics behind ``GeometryMetrics``:
+    ``paths`` holds (name, straight plane points [T, 2], geodesic) per pair."""
+
+    maps: GeometryMaps
+    paths: list[tuple[str, np.ndarray, Geodesic]]
+
+
+@dataclass
 class ModelAnalysis:
     name: str
     model: Model
@@ -143,6 +172,7 @@ class ModelAnalysis:
     metrics: ModelMetrics
     provenance: Provenance
     atlas: AtlasAnalysis | None = None
+    geometry: GeometryAnalysis | None = None
 
 
 @dataclass
@@ -413,9 +443,14 @@ def analyze_model(
         stage(f"{display}: atlas")
         atlas = analyze_atlas(model, clf, grids[0].grid, emb, cfg.atlas_steps)
 
+    geometry = None
+    if grids and cfg.geometry_graph:
+        stage(f"{display}: geometry")
+        geometry = analyze_geometry(model, grids[0].grid, emb, labels, names, cfg.geometry_graph)
     metrics = ModelMetrics(
         embedding=embedding, reconstruction=reconstruction, samples=samples,
         grids={g.key: g.metrics for g in grids}, not_available=missing,
+        geometry=geometry_metrics(geometry, grids[0].key) if geometry else None,
     )  # fmt: skip
     provenance = Provenance(
         source=str(model.source),
@@ -427,7 +462,55 @@ def analyze_model(
         encoder_sha256=model.encoder.sha256 if model.encoder else None,
         classifier_sha256=clf.sha256 if clf else None,
     )
-    return ModelAnalysis(display, model, emb, grids, metrics, provenance, atlas)
+    return ModelAnalysis(display, model, emb, grids, metrics, provenance, atlas, geometry)
+
+
+# the classes the seed study's claims name (Fashion-MNIST): geodesics between their centroids
+GEODESIC_CLASSES = ("Shirt", "Coat", "Ankle boot")
+
+
+def analyze_geometry(
+    model: Model,
+    grid: DecodedGrid,
+    embeddings: np.ndarray | None,
+    labels: np.ndarray,
+    names: tuple[str, ...] | list[str],
+    graph_steps: int,
+) -> GeometryAnalysis:
+    """Metric maps over ``grid``'s spec and plane, and geodesics between the test-set
+    centroids of each pair of ``GEODESIC_CLASSES`` the data has (with an encoder)."""
+    maps = geometry_maps(model, grid.spec, embeddings)
+    paths: list[tuple[str, np.ndarray, Geodesic]] = []
+    present = [c for c in GEODESIC_CLASSES if c in names]
+    if embeddings is not None and len(present) >= 2:
+        plane = maps.plane
+        coords = plane.project(embeddings)
+        cfg = GeodesicConfig(graph_steps=graph_steps, points=24, precision=maps.precision)
+        lo = float(min(maps.x[0], maps.y[0]))
+        hi = float(max(maps.x[-1], maps.y[-1]))
+        for i, a in enumerate(present):
+            for b in present[i + 1 :]:
+                ta = coords[labels == list(names).index(a)].mean(axis=0)
+                tb = coords[labels == list(names).index(b)].mean(axis=0)
+                za, zb = plane.origin + ta @ plane.basis, plane.origin + tb @ plane.basis
+                g = geodesic(model, za, zb, cfg, plane=plane, value_range=(lo, hi))
+                paths.append((f"{a} – {b}", np.linspace(ta, tb, cfg.points), g))
+    return GeometryAnalysis(maps, paths)
+
+
+def geometry_metrics(geometry: GeometryAnalysis, key: str) -> GeometryMetrics:
+    maps = geometry.maps
+    top = seed_top_rows(len(maps.y))
+    summary = maps.summary()
+    return GeometryMetrics(
+        grid=key, precision=maps.precision,
+        magnification_median=summary["magnification_median"],
+        magnification_p95=summary["magnification_p95"],
+        condition_median=summary["condition_median"], top_rows=top,
+        top_rows_length_share=geo.top_rows_length_share(maps.step_x, maps.step_y, top),
+        geodesics={name: GeodesicMetrics(g.length, g.straight_length, g.ratio)
+                   for name, _, g in geometry.paths},
+    )  # fmt: skip
 
 
 def atlas_spec(grid: DecodedGrid, steps: int) -> GridSpec:

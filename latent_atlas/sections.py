@@ -310,6 +310,60 @@ def _atlas_section(models: list[ModelAnalysis], names: tuple[str, ...],
     return Section("atlas", "Dense atlas", tuple(FigureRow((f,)) for f in figs), intro)
 
 
+def _geometry_section(models: list[ModelAnalysis], out: _Figures) -> Section | None:
+    """Each model's decoder geometry on its first grid (maps, centroid geodesics drawn on the
+    magnification map) and the image strips along the straight lines and the geodesics."""
+    from latent_atlas.analysis import geometry_plots as gp
+
+    blocks: list[Block] = []
+    for i, m in enumerate(models):
+        if m.geometry is None:
+            continue
+        maps, paths = m.geometry.maps, m.geometry.paths
+        planar = [(s, maps.plane.project(g.points)) for _, s, g in paths]
+        title = f"{m.name}: decoder geometry ({maps.precision} finite differences)"
+
+        def draw(mp=maps, pl=planar, t=title) -> Figure:
+            return gp.geometry_maps_figure(
+                mp.x, mp.y, mp.magnification, mp.condition, mp.step_x, mp.step_y,
+                mp.plane.labels, t, pl,
+            )  # fmt: skip
+
+        figs = [out.image(
+            f"m{i}_geometry.png", f"{m.name}: magnification, anisotropy and step lengths",
+            f"{m.name}: four maps over the first grid: log10 of the magnification factor, log10 "
+            "of the metric's condition number, and the image distance of one grid step along "
+            "each axis; geodesics between class centroids drawn on the first (numbered), "
+            "straight lines dashed", draw,
+        )]  # fmt: skip
+        if paths:
+            # images only: a drawing worker is a fork, where an onnxruntime session must not run
+            rows = [(label, g.straight_images, g.images, g.straight_length, g.length)
+                    for label, _, g in paths]  # fmt: skip
+
+            def strips(r=rows, name=m.name) -> Figure:
+                return gp.geodesic_strips_figure(r, f"{name}: straight line vs geodesic")
+
+            figs.append(out.image(
+                f"m{i}_geodesics.png", f"{m.name}: straight line vs geodesic between class "
+                "centroids", f"{m.name}: rows of decoded images along the straight segment and "
+                "along the geodesic between test-set class centroids, with their lengths", strips,
+            ))  # fmt: skip
+        blocks.append(FigureRow(tuple(figs)))
+    if not blocks:
+        return None
+    intro = (
+        "How each decoder stretches the first grid's plane onto image space, from its "
+        "Jacobian J by central finite differences (the graph in float64 where onnxruntime "
+        "allows): magnification √det(JᵀJ), the condition number of JᵀJ (1: every direction "
+        "stretched alike), and the image distance of one grid step. Geodesics are shortest "
+        "paths in image distance (Dijkstra on a grid graph, then a polyline of least energy); "
+        "lengths are sums of Euclidean image distances over all pixels. Supplementary: no "
+        "verdict uses them."
+    )
+    return Section("geometry", "Decoder geometry", tuple(blocks), intro)
+
+
 def build_sections(
     models: list[ModelAnalysis],
     class_names: tuple[str, ...],
@@ -348,6 +402,9 @@ def build_sections(
     atlas = _atlas_section(models, class_names, ambiguity_threshold, out)
     if atlas is not None:
         sections.append(atlas)
+    geometry = _geometry_section(models, out)
+    if geometry is not None:
+        sections.append(geometry)
     sections.append(Section("all-metrics", "All metrics", (
         Table(("metric", *labels), tuple(all_rows(metrics)), "metrics-table", code=True),
     ), "Click a column header to sort."))  # fmt: skip

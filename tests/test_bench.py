@@ -220,12 +220,34 @@ def test_report_probe_reports_the_childs_own_peak(tmp_path):
 
 def test_cli_bench_writes_json(tmp_path, capsys):
     rc = main(["bench", "--sizes", "3", "--repeats", "1", "--no-memory", "--no-report",
-               "--atlas-size", "0", "--gemm-size", "128",
-               "--json", str(tmp_path / "b.json")])  # fmt: skip
+               "--atlas-size", "0", "--gemm-size", "128", "--geometry-size", "0",
+               "--graph-size", "0", "--json", str(tmp_path / "b.json")])  # fmt: skip
     assert rc in (0, None)
     assert json.loads((tmp_path / "b.json").read_text())["rows"][0]["grid"] == "3x3"
     out = capsys.readouterr().out
     assert "GEMM calibration" in out and "load average" in out
+
+
+def test_geometry_rows_measure_the_two_ratios(tmp_path, capsys):
+    path = linear_decoder(tmp_path / "d.onnx", np.array([0.1, 0.0]), 0.5)
+    for bad in ({"geometry_size": 1}, {"graph_size": 1002}):
+        with pytest.raises(AtlasError, match="bench --g"):
+            BenchConfig(path, **bad)  # type: ignore[arg-type]
+    rc = main(["bench", "--decoder", str(path), "--geometry-only", "--geometry-size", "6",
+               "--graph-size", "7", "--repeats", "1"])  # fmt: skip
+    assert rc in (0, None)
+    out = capsys.readouterr().out
+    assert "metric map 6x6 (180 decodes)" in out and "float64 graph" in out
+    assert "geodesic graph 7x7 (49 nodes, 156 edges" in out and "GEMM" not in out
+    cfg = BenchConfig(path, geometry_size=4, graph_size=5, geometry_only=True, repeats=1)
+    g = run_bench(cfg, progress=False)["geometry"]
+    m = g["map"]
+    assert m["ratio_float32"] == pytest.approx(
+        m["seconds"]["map_float32"] / m["seconds"]["decodes_float32"]
+    )
+    assert m["cpu_ratio_float64"] == pytest.approx(
+        m["cpu_seconds"]["map_float64"] / m["cpu_seconds"]["decodes_float64"])  # fmt: skip
+    assert g["graph"]["queries"] == 21 and g["graph"]["query_ms_median"] > 0
 
 
 @pytest.mark.real_data
@@ -234,7 +256,7 @@ def test_bench_on_a_decoder_of_another_image_size(capsys):
     digits = SHIPPED.parent / "digits" / "vae" / "decoder.onnx"
     rc = main(["bench", "--decoder", str(digits), "--classifier", "none", "--sizes", "3",
                "--repeats", "1", "--no-memory", "--no-report", "--atlas-size", "0",
-               "--gemm-size", "128"])  # fmt: skip
+               "--gemm-size", "128", "--geometry-size", "0", "--graph-size", "0"])  # fmt: skip
     assert rc in (0, None)
     out = capsys.readouterr().out
     assert "3x3" in out and "torch baselines: available" in out

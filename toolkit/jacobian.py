@@ -262,10 +262,13 @@ def iter_jacobians(
         rows = out.reshape(m, 2 * k + 1, -1)
         # in the decoder's own precision: f(z+h) − f(z−h) of two close values is exact
         # (Sterbenz), and the division adds one rounding
-        diff = rows[:, 1::2] - rows[:, 2::2]  # [M, k, P]
-        jac = (diff / (2.0 * taken).astype(out.dtype)[:, :, None]).transpose(0, 2, 1)
-        images = out.reshape(m, 2 * k + 1, *out.shape[1:])[:, 0]
-        yield start, images.astype(np.float32), jac.astype(np.float32)
+        diff = rows[:, 1::2] - rows[:, 2::2]  # [M, k, P], a new array: divided in place
+        diff /= (2.0 * taken).astype(out.dtype)[:, :, None]
+        # views where the decoder ran in float32 (no copies on the map's hot path):
+        # the Jacobian is [M, P, k] as a transposed view of the [M, k, P] differences
+        images = rows[:, 0].reshape(m, *out.shape[1:])
+        jac = diff.transpose(0, 2, 1)
+        yield start, images.astype(np.float32, copy=False), jac.astype(np.float32, copy=False)
 
 
 def jacobian(

@@ -54,6 +54,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="calibrate with N×N matrices (default: 2048 on a CPU, 4096 on a GPU)",
     )
+    p.add_argument(
+        "--geometry-size", type=int, default=201, metavar="N",
+        help="decoder geometry: the metric map on N×N cells against its plain decodes "
+        "(default: 201; 0: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--graph-size", type=int, default=256, metavar="N",
+        help="decoder geometry: Dijkstra queries on an N×N grid graph (default: 256; 0: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--geometry-only", action="store_true",
+        help="run only the decoder-geometry rows (no decode, atlas, memory or report rows)",
+    )  # fmt: skip
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     flags.add_overwrite_flag(p, "an existing --json file")
     flags.add_runtime_flags(p)
@@ -69,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
     cfg = BenchConfig(
         Path(args.decoder), classifier, tuple(args.sizes), args.atlas_size, args.provider,
         args.threads, args.batch_size, args.repeats, not args.no_memory, not args.no_report,
-        args.gemm_size,
+        args.gemm_size, args.geometry_size, args.graph_size, args.geometry_only,
     )  # fmt: skip
     if args.json:  # refused now, not after minutes of timing
         protect = tuple(input_paths([cfg.decoder], cfg.classifier))
