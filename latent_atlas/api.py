@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from latent_atlas.display import Grid, Report
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.runs import ComparisonConfig, run_comparison
 from latent_atlas.shipped import shipped_classifier
 from latent_atlas.toolkit.data import ImageDataset, load_dataset
-from latent_atlas.toolkit.grid import DecodedGrid, GridSpec
+from latent_atlas.toolkit.grid import GridSpec
 from latent_atlas.toolkit.grid import decode_grid as _decode_grid
 from latent_atlas.toolkit.runtime import Model
 from latent_atlas.toolkit.runtime import load as _load
@@ -46,11 +47,12 @@ def decode_grid(
     axes: tuple[int, int] = (0, 1),
     data: ImageDataset | None = None,
     batch_size: int = 4096,
-) -> DecodedGrid:
+) -> Grid:
     """Decode a latent grid: ``.cells`` is a numpy array ``[ny, nx, C, H, W]`` in [0, 1]
     (``cells[i, j]`` decoded at ``x[j], y[i]`` on ``.plane``), ``.x``/``.y`` the coordinates.
     ``mode="auto"``, ``plane="pca"`` and the embedding mean for the other dims of a model with
-    more than two need the test set: ``data`` (default: the default dataset)."""
+    more than two need the test set: ``data`` (default: the default dataset). In a notebook
+    it shows its mosaic."""
     m = _model(model)
     nx, ny = (steps, steps) if isinstance(steps, int) else steps
     spec = GridSpec(steps=(nx, ny), x_range=value_range, y_range=value_range, mode=mode,
@@ -58,7 +60,7 @@ def decode_grid(
     embeddings = None
     if m.encoder is not None and (mode == "auto" or plane == "pca" or m.latent_dim > 2):
         embeddings = m.encode((data or load_dataset(train=False)).test.images, batch_size)
-    return _decode_grid(m.decoder, spec, embeddings, batch_size, cell_px=m.image_shape[2])
+    return Grid.of(_decode_grid(m.decoder, spec, embeddings, batch_size, cell_px=m.image_shape[2]))
 
 
 def analyze(
@@ -87,9 +89,9 @@ def write_report(
     data: str | Path | None = None,
     study: str | None = None,
     config: AnalysisConfig | None = None,
-) -> Path:
+) -> Report:
     """Compare two or more models and write ``out/name/`` (report.html, report.md,
-    metrics.json); returns that folder."""
+    metrics.json); returns that folder (a Path that shows the verdicts in a notebook)."""
     cfg = ComparisonConfig(
         name=name, models=tuple(Path(m) for m in models), labels=tuple(labels),
         classifier=Path(classifier) if isinstance(classifier, str | Path) and classifier != "auto"
@@ -97,4 +99,4 @@ def write_report(
     )  # fmt: skip
     folder = Path(out) / name
     run_comparison(cfg, folder)
-    return folder
+    return Report(folder)
