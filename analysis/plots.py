@@ -737,6 +737,46 @@ def plain_text(fig: Figure) -> Figure:
     return fig
 
 
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+    """Render a figure to ``fmt`` in memory (PNG, or SVG/PDF for a paper: vector text and
+    lines, the image parts at ``dpi``), then release it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; it is closed (if pyplot manages it) or cleared afterwards.
+    fmt : {"png", "svg", "pdf"}
+        File format.
+    dpi : int, optional
+        Resolution of the raster parts.
+
+    Returns
+    -------
+    bytes
+        The file's bytes; the same figure gives the same bytes (no date, fixed SVG ids).
+    """
+    if fmt not in FIGURE_FORMATS:
+        raise AtlasError(f"figure format {fmt!r}: expected one of {', '.join(FIGURE_FORMATS)}")
+    if fmt == "png":
+        return figure_png_bytes(fig, dpi)
+    buf = io.BytesIO()
+    try:
+        plain_text(fig)
+        meta = {"Date": None} if fmt == "svg" else {"CreationDate": None}
+        with matplotlib.rc_context({"svg.hashsalt": "latent-atlas", "svg.fonttype": "none"}):
+            fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
+    finally:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None and getattr(fig.canvas, "manager", None) is not None:
+            pyplot.close(fig)
+        else:
+            fig.clear()
+    return buf.getvalue()
+
+
 def figure_png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     """Render a figure to PNG in memory, then release it.
 

@@ -20,11 +20,12 @@ from numpy.typing import ArrayLike
 from latent_atlas.analysis import geometry as geo
 from latent_atlas.geometry import Geodesic, GeodesicConfig
 from latent_atlas.geometry import geodesic as _geodesic
+from latent_atlas.display import Grid, Report
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.runs import ComparisonConfig, run_comparison
 from latent_atlas.shipped import shipped_classifier
 from latent_atlas.toolkit.data import ImageDataset, load_dataset
-from latent_atlas.toolkit.grid import DecodedGrid, GridSpec
+from latent_atlas.toolkit.grid import GridSpec
 from latent_atlas.toolkit.grid import decode_grid as _decode_grid
 from latent_atlas.toolkit.jacobian import jacobian as _jacobian
 from latent_atlas.toolkit.runtime import Model
@@ -65,14 +66,14 @@ def decode_grid(
     data: ImageDataset | None = None,
     batch_size: int = 4096,
     images: tuple[int, int, int] | None = None,
-) -> DecodedGrid:
+) -> Grid:
     """Decode a latent grid: ``.cells`` is a numpy array ``[ny, nx, C, H, W]`` in [0, 1]
     (``cells[i, j]`` decoded at ``x[j], y[i]`` on ``.plane``), ``.x``/``.y`` the coordinates.
     ``mode="auto"``, ``plane="pca"`` and the embedding mean for the other dims of a model with
     more than two need the test set: ``data`` (default: the default dataset). ``plane``:
     "active" (the two most varied dims), "axes" (``axes``, from 0), "pca", or "images" with
     ``images=(A, B, C)``: the plane through those test images' embeddings (``.plane.marks``
-    holds their plane coordinates)."""
+    holds their plane coordinates). In a notebook it shows its mosaic."""
     m = _model(model)
     nx, ny = (steps, steps) if isinstance(steps, int) else steps
     spec = GridSpec(steps=(nx, ny), x_range=value_range, y_range=value_range, mode=mode,
@@ -81,7 +82,7 @@ def decode_grid(
     if m.encoder is not None and (mode == "auto" or plane in ("pca", "images")
                                   or m.latent_dim > 2):  # fmt: skip
         embeddings = m.encode((data or load_dataset(train=False)).test.images, batch_size)
-    return _decode_grid(m.decoder, spec, embeddings, batch_size, cell_px=m.image_shape[2])
+    return Grid.of(_decode_grid(m.decoder, spec, embeddings, batch_size, cell_px=m.image_shape[2]))
 
 
 def analyze(
@@ -110,9 +111,9 @@ def write_report(
     data: str | Path | None = None,
     study: str | None = None,
     config: AnalysisConfig | None = None,
-) -> Path:
+) -> Report:
     """Compare two or more models and write ``out/name/`` (report.html, report.md,
-    metrics.json); returns that folder."""
+    metrics.json); returns that folder (a Path that shows the verdicts in a notebook)."""
     cfg = ComparisonConfig(
         name=name, models=tuple(Path(m) for m in models), labels=tuple(labels),
         classifier=Path(classifier) if isinstance(classifier, str | Path) and classifier != "auto"
@@ -120,7 +121,7 @@ def write_report(
     )  # fmt: skip
     folder = Path(out) / name
     run_comparison(cfg, folder)
-    return folder
+    return Report(folder)
 
 
 def jacobian(model: ModelSource, points: ArrayLike, precision: str = "auto") -> np.ndarray:

@@ -174,6 +174,17 @@ class ModelAnalysis:
     atlas: AtlasAnalysis | None = None
     geometry: GeometryAnalysis | None = None
 
+    # in a notebook: the key metrics and the first grid's mosaic (latent_atlas.display)
+    def _repr_html_(self) -> str:
+        from latent_atlas.display import analysis_html
+
+        return analysis_html(self)
+
+    def _repr_png_(self) -> bytes | None:
+        from latent_atlas.display import analysis_png
+
+        return analysis_png(self)
+
 
 @dataclass
 class Cache:

@@ -114,10 +114,11 @@ GRID_FIGURES = (
 # has more than one core (each worker inherits the analysis arrays; only PNG bytes come back).
 Draw = Callable[[], Figure]
 _PENDING: list[Draw] = []  # what the forked workers draw, by index
+_FORMAT = "png"  # and in which file format (plots.FIGURE_FORMATS)
 
 
 def _draw(i: int) -> bytes:
-    return plots.figure_png_bytes(_PENDING[i](), dpi=DPI)
+    return plots.figure_bytes(_PENDING[i](), _FORMAT, dpi=DPI)
 
 
 def _workers(n: int) -> int:
@@ -142,13 +143,13 @@ def _drawing_worker(parent_pid: int) -> None:
     die_with_parent(parent_pid)
 
 
-def _draw_all(draws: list[Draw]) -> list[bytes]:
-    """PNG bytes of every figure, in order."""
-    global _PENDING
+def _draw_all(draws: list[Draw], fmt: str = "png") -> list[bytes]:
+    """The bytes of every figure (PNG, or ``fmt``), in order."""
+    global _PENDING, _FORMAT
     workers = _workers(len(draws))
     if workers == 1:
-        return [plots.figure_png_bytes(d(), dpi=DPI) for d in draws]
-    _PENDING = draws
+        return [plots.figure_bytes(d(), fmt, dpi=DPI) for d in draws]
+    _PENDING, _FORMAT = draws, fmt
     # A worker's garbage collector must never free what it inherits: an onnxruntime session
     # left in a reference cycle, torn down in a child, waits for ever in pthread_cond_destroy
     # on its thread pool's waiters, threads fork did not copy (a report run in-process after
@@ -165,7 +166,7 @@ def _draw_all(draws: list[Draw]) -> list[bytes]:
         raise
     finally:
         gc.unfreeze()
-        _PENDING = []
+        _PENDING, _FORMAT = [], "png"
     pool.shutdown()
     return pngs
 
@@ -174,8 +175,9 @@ class _Figures:
     """Collects the figures of a report while its sections are built: ``image`` gives a
     FigureImage with empty bytes and remembers how to draw it; ``fill`` draws them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, fmt: str = "png") -> None:
         self.draws: dict[str, Draw] = {}
+        self.fmt = fmt
 
     def image(self, file: str, title: str, alt: str, draw: Draw) -> FigureImage:
         self.draws[file] = draw
@@ -183,7 +185,7 @@ class _Figures:
 
     def fill(self, sections: list[Section]) -> list[Section]:
         files = list(self.draws)
-        pngs = dict(zip(files, _draw_all([self.draws[f] for f in files]), strict=True))
+        pngs = dict(zip(files, _draw_all([self.draws[f] for f in files], self.fmt), strict=True))
 
         def filled(block: Block) -> Block:
             if isinstance(block, FigureRow):
@@ -372,8 +374,11 @@ def build_sections(
     study_title: str = "",
     notes: list[str] | None = None,
     ambiguity_threshold: float = 0.5,
+    figure_format: str = "png",
 ) -> list[Section]:
-    """Every section of a report over ``models`` (in report order)."""
+    """Every section of a report over ``models`` (in report order); the figures drawn as
+    ``figure_format`` (PNG for a report; SVG or PDF for `analyze --figure-format`, whose
+    files then take that suffix)."""
     labels = [m.name for m in models]
     metrics = [m.metrics for m in models]
     sections: list[Section] = []
@@ -388,7 +393,7 @@ def build_sections(
                                    for what, why in m.metrics.not_available.items()]  # fmt: skip
     if missing:
         sections.append(Section("not-available", "Not available", (Notes(tuple(missing)),)))
-    out = _Figures()
+    out = _Figures(figure_format)
     emb = _embedding_row(models, class_names, test_labels, out)
     if emb is not None:
         intro = "Measures of the embeddings (k-NN accuracy, silhouette, trustworthiness) are "

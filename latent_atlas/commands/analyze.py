@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "auto-range grid. Writes metrics.json and the figures to OUT.",
     )
     p.add_argument("--out", default="analysis-out", help="output folder (default: %(default)s)")
+    flags.add_figure_format_flag(p)
     flags.add_overwrite_flag(p, "the entries of the same names in an existing --out folder")
     flags.add_models_flags(p)
     p.set_defaults(func=run)
@@ -43,12 +44,14 @@ def run(args: argparse.Namespace) -> None:
         comp.data.test.labels,
         comp.findings,
         ambiguity_threshold=cfg.analysis.ambiguity_threshold,
+        figure_format=args.figure_format,
     )
     figures = figures_of(sections)
     with atomic_dir(Path(args.out), args.overwrite, cfg.inputs) as tmp:
         write_json(tmp / "metrics.json", comp.metrics)
-        for f in figures:
-            write_bytes(tmp / "figures" / f.file, f.png)
+        for f in figures:  # the sections name every figure *.png; drawn as --figure-format
+            name = Path(f.file).with_suffix(f".{args.figure_format}")
+            write_bytes(tmp / "figures" / name, f.png)
     bar.close()
     print(f"metrics and {len(figures)} figures written to {args.out}/")
     for finding in comp.findings:

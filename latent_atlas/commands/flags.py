@@ -187,6 +187,20 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=4096, help="cells decoded per batch")
 
 
+# analysis.plots.FIGURE_FORMATS, spelled here so that parsing flags does not import matplotlib
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def add_figure_format_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--figure-format",
+        choices=FIGURE_FORMATS,
+        default="png",
+        help="file format of the figures: png, or svg / pdf for a paper (vector axes and "
+        "text, the images inside at full resolution) (default: %(default)s)",
+    )
+
+
 def add_overwrite_flag(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--overwrite",

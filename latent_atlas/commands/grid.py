@@ -1,4 +1,4 @@
-"""`latent-atlas grid`: decode a latent grid to a PNG mosaic."""
+"""`latent-atlas grid`: decode a latent grid to a mosaic (PNG, SVG or PDF)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from latent_atlas.commands import flags
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "grid",
-        help="decode a latent grid to a PNG mosaic",
+        help="decode a latent grid to a mosaic (PNG, SVG or PDF)",
         description="Decode a systematic latent grid through a model's decoder "
-        "(onnxruntime, streamed in batches) and write a PNG mosaic with the second plane axis "
+        "(onnxruntime, streamed in batches) and write a mosaic (PNG; SVG or PDF with "
+        "--figure-format) with the second plane axis "
         "increasing upward and axes in latent coordinates; optionally the raw cells as .npy. "
         "A model is a folder (decoder.onnx, with encoder.onnx when there is one) or a single "
         "decoder .onnx file; see docs/models.md. "
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="mosaic pixels per cell (default: the image width, less for wide grids)",
     )
+    flags.add_figure_format_flag(p)
     flags.add_overwrite_flag(p, "existing files of the same names in --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     flags.add_data_flag(p)
@@ -47,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from latent_atlas.analysis.plots import figure_png_bytes, mosaic_figure
+    from latent_atlas.analysis.plots import figure_bytes, mosaic_figure
     from latent_atlas.pipeline import check_fits, check_runtime
     from latent_atlas.shipped import input_paths
     from latent_atlas.toolkit import names
@@ -66,8 +68,9 @@ def run(args: argparse.Namespace) -> None:
     # file names from slugs of the names (never the raw folder name), distinct even when two
     # model folders share a name
     stems = [f"{slug}_{spec.key()}" for slug in names.unique_slugs(labels)]
+    fig_ext = f".{args.figure_format}"
     for stem in stems:
-        for ext in (".png", ".npy") if args.npy else (".png",):
+        for ext in (fig_ext, ".npy") if args.npy else (fig_ext,):
             check_file_target(out / f"{stem}{ext}", args.overwrite, protect)
     needs_data = (
         spec.mode == "auto"
@@ -103,6 +106,6 @@ def run(args: argparse.Namespace) -> None:
         mosaic_px = grid.cells.shape[1] * grid.cells.shape[4]
         dpi = int(min(1000, max(100, mosaic_px / 4.8)))
         fig = mosaic_figure(grid.cells, grid.x, grid.y, title, grid.labels, grid.plane.marks)
-        png = write_bytes(out / f"{stem}.png", figure_png_bytes(fig, dpi=dpi), args.overwrite,
-                          protect)  # fmt: skip
-        print(f"{label}: {png}" + (f", {out / stem}.npy" if args.npy else ""))
+        image = figure_bytes(fig, args.figure_format, dpi=dpi)
+        path = write_bytes(out / f"{stem}{fig_ext}", image, args.overwrite, protect)
+        print(f"{label}: {path}" + (f", {out / stem}.npy" if args.npy else ""))
