@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from latent_atlas.analysis import geometry as geo
+from latent_atlas.display import Grid, Report
 from latent_atlas.geometry import Geodesic, GeodesicConfig
 from latent_atlas.geometry import geodesic as _geodesic
-from latent_atlas.display import Grid, Report
 from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
 from latent_atlas.runs import ComparisonConfig, run_comparison
 from latent_atlas.shipped import shipped_classifier
