@@ -959,3 +959,28 @@ def test_every_safety_class_has_rows():
     counts = {c: sum(r.covers == c for r in SAFETY_ROWS) for c in
               (OUTPUT, NAMES, ONNX, MANIFEST, ONE_LINE, SILENT)}  # fmt: skip
     assert all(n >= 1 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize(
+    "bad", ["Dre\u202ess", "Dre\nss", "Dre\u2066ss", "Dre\x85ss", "Dre\u200fss"]
+)
+def test_every_name_from_the_api_follows_the_one_rule(bad):
+    """Issue 26.4: whatever a name comes through (a dataset built in Python, a group, a
+    comparison's labels or name), the same characters are refused with one line naming the
+    source and the index, before any output (Markdown, HTML, JSON keys, figure text, file
+    names) can hold them."""
+    from latent_atlas.toolkit.dataset import ImageDataset, Split
+
+    from latent_atlas.groups import GroupConfig
+    from latent_atlas.runs import ComparisonConfig
+
+    split = Split(np.zeros((2, 1, 4, 4), np.float32), np.array([0, 1]))
+    with pytest.raises(AtlasError, match=r"^dataset toy: class name 1 'Dre.*ss': contains U\+"):
+        ImageDataset("toy", split, None, ("ok", bad), "0" * 64, "toy")
+    with pytest.raises(AtlasError, match=r"^group label 'Dre.*ss': contains U\+"):
+        GroupConfig(bad, (Path("a"), Path("b")))
+    with pytest.raises(AtlasError, match=r"label 'Dre.*ss': contains U\+"):
+        ComparisonConfig("c", (Path("a"), Path("b")), ("ok", bad))
+    with pytest.raises(AtlasError, match=r"^comparison name 'Dre.*ss': contains U\+"):
+        ComparisonConfig(bad, (Path("a"), Path("b")))
+    assert ImageDataset("toy", split, None, ("ok", "Dress / <b>|*"), "0" * 64, "toy")
