@@ -34,7 +34,13 @@ from hostile_onnx import (
 from latent_atlas.toolkit import atomic
 from latent_atlas.toolkit.errors import AtlasError
 from onnx import TensorProto, helper
-from toy_onnx import linear_decoder, linear_encoder, prototype_classifier, toy_pair
+from toy_onnx import (
+    layout_encoder,
+    linear_decoder,
+    linear_encoder,
+    prototype_classifier,
+    toy_pair,
+)
 
 from latent_atlas.cli import main
 
@@ -118,6 +124,12 @@ def _dim_mismatch(tmp: Path) -> list[str]:
 
 def _shape_mismatch(tmp: Path) -> list[str]:
     toy_pair(tmp / "m")
+    layout_encoder(tmp / "m" / "encoder.onnx", "NCHW", np.zeros((1024, 2)), shape=(1, 32, 32))
+    return _grid(tmp / "m", tmp / "out")
+
+
+def _metadata_shape_lies(tmp: Path) -> list[str]:
+    toy_pair(tmp / "m")
     m = onnx.load(tmp / "m" / "encoder.onnx")
     m.metadata_props.add(key="image_shape", value="1,32,32")
     onnx.save(m, tmp / "m" / "encoder.onnx")
@@ -192,6 +204,8 @@ ROWS = [
     Row("decoder output 32x32", lambda t: _replace_decoder(t, _output_32x32), r"encoder takes images of \(1, 28, 28\) but the decoder makes \(1, 32, 32\)"),
     Row("latent dims differ", _dim_mismatch, "3-d codes but the decoder takes 2-d"),
     Row("image shapes differ", _shape_mismatch, r"encoder takes images of \(1, 32, 32\) but the decoder makes \(1, 28, 28\)"),
+    Row("metadata image_shape disagrees with the graph", _metadata_shape_lies,
+        r"encoder.onnx: its metadata says image_shape \(1, 32, 32\) but its input takes \(1, 28, 28\)"),
     Row("sha256 mismatch", _sha_mismatch, "differs from the manifest"),
     pytest.param(Row("classifier class count", _classifier_classes, "gives 5 classes, the dataset has 10; expected a classifier trained on this dataset"),
                  marks=pytest.mark.real_data),
@@ -754,7 +768,7 @@ SAFETY_ROWS = [
     SafeRow("analyze --out the models' parent, --overwrite", lambda s: ["analyze", "--out", "models", "--overwrite", *_pair_args(s)],
             r"output folder .*models: is or holds models/m, an input of this run", OUTPUT),
     SafeRow("report named like its model folder, --overwrite", lambda s: ["report", "--out", "models", "--name", "m", "--overwrite", *_pair_args(s)],
-            r"error: m: output folder .*models/m: is or holds models/m, an input of this run", OUTPUT),
+            r"error: output folder .*models: is or holds models/m, an input of this run", OUTPUT),
     SafeRow("analyze --out .", lambda s: ["analyze", "--out", ".", *_pair_args(s)], "is or holds the current folder", OUTPUT),
     SafeRow("analyze --out ..", lambda s: ["analyze", "--out", "..", *_pair_args(s)], "is or holds the current folder", OUTPUT),
     SafeRow("analyze --out a mount point", lambda s: ["analyze", "--out", _mount_point(), "--overwrite", *_pair_args(s)], "is a mount point", OUTPUT),
@@ -774,7 +788,7 @@ SAFETY_ROWS = [
     SafeRow("grid --out inside the model folder, --overwrite", lambda s: (_grid_args(s)[:3] + ["--out", "m/sub", "--overwrite", "--steps", "3"]),
             r"output file .*m/sub/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
     SafeRow("report --out inside a model folder", lambda s: ["report", "--out", "models/m/r", *_pair_args(s)],
-            r"m-vs-m2: output folder .*models/m/r/m-vs-m2: lies inside models/m, an input of this run", OUTPUT),
+            r"output folder .*models/m/r: lies inside models/m, an input of this run", OUTPUT),
     SafeRow("grid --model FOLDER/decoder.onnx --out FOLDER", lambda s: (_grid_args(s), ["grid", "--model", "m/decoder.onnx", "--out", "m", "--steps", "3"])[1],
             r"output file .*m/m_linear_3x3.png: lies inside m, an input of this run", OUTPUT),
     SafeRow("report --out inside the folder of --classifier FOLDER/classifier.onnx", lambda s: _classifier_in_a_folder(s, "report", "cl/r"),
@@ -976,3 +990,28 @@ def test_every_safety_class_has_rows():
     counts = {c: sum(r.covers == c for r in SAFETY_ROWS) for c in
               (OUTPUT, NAMES, ONNX, MANIFEST, ONE_LINE, SILENT)}  # fmt: skip
     assert all(n >= 1 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize(
+    "bad", ["Dre\u202ess", "Dre\nss", "Dre\u2066ss", "Dre\x85ss", "Dre\u200fss"]
+)
+def test_every_name_from_the_api_follows_the_one_rule(bad):
+    """Issue 26.4: whatever a name comes through (a dataset built in Python, a group, a
+    comparison's labels or name), the same characters are refused with one line naming the
+    source and the index, before any output (Markdown, HTML, JSON keys, figure text, file
+    names) can hold them."""
+    from latent_atlas.toolkit.dataset import ImageDataset, Split
+
+    from latent_atlas.groups import GroupConfig
+    from latent_atlas.runs import ComparisonConfig
+
+    split = Split(np.zeros((2, 1, 4, 4), np.float32), np.array([0, 1]))
+    with pytest.raises(AtlasError, match=r"^dataset toy: class name 1 'Dre.*ss': contains U\+"):
+        ImageDataset("toy", split, None, ("ok", bad), "0" * 64, "toy")
+    with pytest.raises(AtlasError, match=r"^group label 'Dre.*ss': contains U\+"):
+        GroupConfig(bad, (Path("a"), Path("b")))
+    with pytest.raises(AtlasError, match=r"label 'Dre.*ss': contains U\+"):
+        ComparisonConfig("c", (Path("a"), Path("b")), ("ok", bad))
+    with pytest.raises(AtlasError, match=r"^comparison name 'Dre.*ss': contains U\+"):
+        ComparisonConfig(bad, (Path("a"), Path("b")))
+    assert ImageDataset("toy", split, None, ("ok", "Dress / <b>|*"), "0" * 64, "toy")

@@ -230,3 +230,43 @@ def test_an_interrupt_before_the_swap_says_nothing_was_written(toy, tmp_path, ca
     assert err == ["latent-atlas report: interrupted (SIGINT); nothing written; any previous "
                    "output is as it was, no partial output left"]  # fmt: skip
     assert not (tmp_path / "out").exists()  # not even the parent folder it made for the report
+
+
+class _MeanSession:
+    """A stand-in for an onnxruntime session whose output is x + k · mean_batch(x): batch
+    statistics of a known size."""
+
+    def __init__(self, k: float) -> None:
+        self.k = k
+
+    def run(self, names, feed):
+        (x,) = feed.values()
+        return [x + self.k * x.mean(axis=0, keepdims=True)]
+
+    def get_outputs(self):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name="image")]
+
+
+@pytest.mark.parametrize("factor, refused", [(0.5, False), (2.0, True)])
+def test_the_batch_probe_refuses_at_its_tolerance(factor, refused, tmp_path):
+    """Issue 26.3, the rule at its edge: outputs that differ between one batch and batches of
+    1 and 6 by half the tolerance (BATCH_RTOL of the output's scale) pass, by twice it are
+    refused, naming batch statistics."""
+    import numpy as np
+    from latent_atlas.toolkit import runtime
+    from latent_atlas.toolkit.errors import AtlasError
+
+    x = runtime._probe_inputs("decoder", 3, None, "flat")
+    whole = x + x.mean(axis=0)
+    split = np.concatenate([x[:1] + x[:1], x[1:] + x[1:].mean(axis=0)])
+    diff, scale = runtime._largest_difference(whole, split)  # at k = 1
+    k = factor * runtime.BATCH_RTOL * max(1.0, float(np.abs(x).max())) / diff
+    session = _MeanSession(k)
+    if refused:
+        with pytest.raises(AtlasError, match=r"output 'image' depends on the batch.*BatchNorm"):
+            runtime.batch_probe(session, tmp_path / "d.onnx", "decoder", "z", x)
+    else:
+        (out,) = runtime.batch_probe(session, tmp_path / "d.onnx", "decoder", "z", x)
+        assert np.allclose(out, x + k * x.mean(axis=0))

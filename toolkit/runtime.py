@@ -654,7 +654,14 @@ def load_model(
         kw = dict(latent_dim=latent)
     else:
         layout = _layout_of(in_dims, meta.get("layout"))
-        shape = meta_shape or _shape_from(in_dims, layout)
+        graph_shape = _shape_from(in_dims, layout)
+        if meta_shape and graph_shape and tuple(meta_shape) != tuple(graph_shape):
+            raise AtlasError(
+                f"model {path}: its metadata says image_shape {tuple(meta_shape)} but its input "
+                f"takes {tuple(graph_shape)}; expected the two to agree: fix (or remove) the "
+                "metadata key image_shape"
+            )
+        shape = meta_shape or graph_shape
         if shape is None:
             pixels = int(np.prod([d for d in in_dims[1:] if isinstance(d, int)] or [0]))
             if image_shape is not None and (
