@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -14,14 +15,36 @@ CHUNK_IMAGES = 256  # images per chunk of reconstruction_errors (1.6 MB float64 
 BCE_CLIP = 1e-7
 
 
+try:  # scipy >= 1.15: the square root with its flags, no warning raised
+    from scipy.linalg._matfuncs_schur_sqrtm import recursive_schur_sqrtm
+except ImportError:  # pragma: no cover - older scipy
+    recursive_schur_sqrtm = None
+_WARNINGS = threading.Lock()
+
+
+def _flagged_sqrtm(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], bool]:
+    """``scipy.linalg.sqrtm(a)`` (the same array) and whether scipy finds ``a`` singular or
+    ill-conditioned (where sqrtm warns).
+
+    Read from the flags themselves, not by turning the warning into an error: warning filters
+    are one global list in Python, and another thread's ``catch_warnings`` (scikit-learn's
+    check_array has one) restores it at any moment, so with models analysed on several threads
+    a warning-as-error came and went, and a Fréchet distance changed in its 7th digit."""
+    if recursive_schur_sqrtm is not None and a.dtype == np.float64 and a.ndim == 2 and len(a) > 1:
+        res, ill, singular, info = recursive_schur_sqrtm(a)
+        if info >= 0:
+            return np.asarray(res), bool(ill or singular)
+    with _WARNINGS, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LinAlgWarning)
+        out = np.asarray(sqrtm(a))
+    return out, any(issubclass(w.category, LinAlgWarning) for w in caught)
+
+
 def _sqrtm(a: NDArray[np.float64]) -> NDArray[np.float64] | None:
     """Principal square root, or None when ``a`` is singular or the result is not finite."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", LinAlgWarning)
-        try:
-            out = np.asarray(sqrtm(a))
-        except LinAlgWarning:
-            return None
+    out, flagged = _flagged_sqrtm(a)
+    if flagged:
+        return None
     return out if np.isfinite(out).all() else None
 
 
@@ -56,9 +79,7 @@ def frechet_distance(
     offset = check_float(eps, "eps", lo=0.0) * np.eye(f)
     covmean = _sqrtm(c1 @ c2)
     if covmean is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", LinAlgWarning)
-            covmean = np.asarray(sqrtm((c1 + offset) @ (c2 + offset)))
+        covmean = _flagged_sqrtm((c1 + offset) @ (c2 + offset))[0]
     if np.iscomplexobj(covmean):
         imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
         if imag > 1e-3:

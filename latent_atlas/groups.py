@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latent_atlas.analysis import error_rates, plots
+from latent_atlas.analysis import error_rates, raster
 from latent_atlas.analysis.compare import Row
 from latent_atlas.analysis.forest import forest_svg
 from latent_atlas.analysis.groups import (
@@ -42,6 +42,10 @@ from latent_atlas.pipeline import (
     analyze_grid,
     analyze_model,
     embedding_metrics,
+    in_parallel,
+    parallel_workers,
+    real_features,
+    session_threads,
 )
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
@@ -49,7 +53,6 @@ from latent_atlas.toolkit.grid import GridSpec, decode_grid
 from latent_atlas.toolkit.names import plain_text
 
 GROUPS_FILE = "groups.json"  # in a folder of shipped seeds: {label: [member folder, …]}
-DPI = 100
 
 
 @dataclass(frozen=True)
@@ -191,30 +194,38 @@ def analyze_groups(
     study needs (:func:`study_metrics`). A member the report already analysed (the same model
     file) is not measured twice."""
     done = {str(Path(m.provenance.source).resolve()): m.metrics for m in analysed}
-    member_cfg = replace(cfg, atlas_steps=0)  # the dense atlas is a figure, not a metric
-    out = []
+    todo: dict[str, tuple[str, Path]] = {}  # every member not measured yet, once
     for g in groups:
-        metrics = []
         for member in g.members:
             key = str(member.resolve())
-            if key not in done:
-                stage(f"group {g.label}: {member.name}")
-                if full:
-                    done[key] = analyze_model(member, classifier, data, member_cfg, cache,
-                                              member.name).metrics  # fmt: skip
-                else:
-                    done[key] = study_metrics(member, classifier, data, member_cfg, cache)
-            metrics.append(done[key])
+            if key not in done and key not in todo:
+                todo[key] = (g.label, member)
+    workers = parallel_workers(len(todo))
+    # the dense atlas is a figure, not a metric
+    member_cfg = session_threads(replace(cfg, atlas_steps=0), workers)
+    if workers > 1 and classifier is not None:  # shared state built before the threads start
+        clf = cache.classifier(classifier, data, member_cfg)
+        if full:
+            real_features(clf, data, member_cfg, cache)
+
+    def measure(job: tuple[str, Path], stage: Callable[[str], None]) -> ModelMetrics:
+        label, member = job
+        stage(f"group {label}: {member.name}")
+        if full:
+            return analyze_model(member, classifier, data, member_cfg, cache, member.name).metrics
+        return study_metrics(member, classifier, data, member_cfg, cache)
+
+    done |= dict(zip(todo, in_parallel(list(todo.values()), measure, workers, stage),
+                     strict=True))  # fmt: skip
+    out = []
+    for g in groups:
+        metrics = [done[str(member.resolve())] for member in g.members]
         names = member_names(g.members)
         out.append(GroupAnalysis(g, names, tuple(metrics), summarise(g.label, names, metrics)))
     return out
 
 
 # ---------------------------------------------------------------------------- report sections
-def _png(fig: object) -> bytes:
-    return plots.figure_png_bytes(fig, dpi=DPI)  # type: ignore[arg-type]
-
-
 def _own_value_label(label: str, groups: tuple[str, ...]) -> str:
     """A difference measure's label ("classes present, AE − VAE", "VAE − AE footwear share")
     for a row that holds each model's own value: the difference named once, in the verdict."""
@@ -356,7 +367,7 @@ def group_sections(
             f"g{i}_{SEED_GRID}_mosaic.png", f"{g.config.label} ({g.names[0]}): the grid the "
             "seed meant, z₂ upward",
             f"{g.config.label}: every cell of the seed's 21×21 grid decoded and drawn, z₂ "
-            "increasing upward", _png(plots.mosaic_figure(cells, x, y, f"{rep.name}: as meant")),
+            "increasing upward", raster.mosaic_png(cells, x, y, f"{rep.name}: as meant"),
         ))  # fmt: skip
         if grid.metrics.as_written is not None:
             figs.append(FigureImage(
@@ -364,7 +375,7 @@ def group_sections(
                 "figure the seed's loop drew",
                 f"{g.config.label}: the seed's figure as its code draws it: only the last "
                 "column (z₁ = 4) of each row written, the rest black, z₂ = −4 at the top",
-                _png(plots.as_written_figure(cells, x, y, f"{rep.name}: as the loop drew it")),
+                raster.as_written_png(cells, x, y, f"{rep.name}: as the loop drew it"),
             ))  # fmt: skip
     if figs:
         sections.append(Section("seed-figure", "The seed's figure: as meant and as drawn", (

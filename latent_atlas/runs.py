@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import platform
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from latent_atlas.explorer import (
     write_explorer,
 )
 from latent_atlas.groups import GroupAnalysis, GroupConfig, analyze_groups, group_sections
-from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_model
+from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_models
 from latent_atlas.sections import build_sections
 from latent_atlas.shipped import classifier_beside, input_paths, shipped_classifier
 from latent_atlas.toolkit import names as safe_names
@@ -192,23 +193,27 @@ def _env_versions() -> dict[str, str]:
 
 # ---------------------------------------------------------------------------- one comparison
 class StageTimer:
-    """A stage callback that also times the stages: each call ends the previous stage."""
+    """A stage callback that also times the stages: each call ends the previous stage of the
+    calling thread (models analysed at once time their stages each on its own thread, so
+    their seconds overlap and add up to more than the wall time)."""
 
     def __init__(self, forward: Callable[[str], None]) -> None:
         self.forward = forward
         self.seconds: dict[str, float] = {}
-        self._name = ""
-        self._start = time.perf_counter()
+        self._open: dict[int, tuple[str, float]] = {}  # thread → (stage, start)
+        self._lock = threading.Lock()
 
     def __call__(self, name: str) -> None:
         self.end()
-        self._name, self._start = name, time.perf_counter()
+        with self._lock:
+            self._open[threading.get_ident()] = (name, time.perf_counter())
         self.forward(name)
 
     def end(self) -> None:
-        if self._name:
-            self.seconds[self._name] = round(time.perf_counter() - self._start, 3)
-            self._name = ""
+        with self._lock:
+            name, start = self._open.pop(threading.get_ident(), ("", 0.0))
+            if name:
+                self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
 @dataclass
@@ -257,10 +262,7 @@ def _run_analyses(
     data = data or load_dataset(cfg.data, train=False, class_names=cfg.class_names)
     labels = cfg.display_labels()
     classifier = cfg.classifier_for(data)
-    models = [
-        analyze_model(source, classifier, data, cfg.analysis, cache, label, stage)
-        for source, label in zip(cfg.models, labels, strict=True)
-    ]
+    models = analyze_models(cfg.models, labels, classifier, data, cfg.analysis, cache, stage)
     findings: list[Finding] = []
     title = skipped = ""
     if cfg.study:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from latent_atlas.analysis import plots
+from latent_atlas.analysis import plots, raster
 from latent_atlas.analysis.compare import Row, all_rows, key_rows
 from latent_atlas.analysis.render import (
     Block,
@@ -41,6 +41,9 @@ from latent_atlas.pipeline import GridAnalysis, ModelAnalysis
 DPI = 100
 
 
+Picture = Figure | bytes  # a matplotlib figure, or PNG bytes drawn already (analysis.raster)
+
+
 @dataclass(frozen=True)
 class GridFigure:
     """One kind of per-grid figure: its file suffix, caption, alt text, how to draw it, and
@@ -49,42 +52,42 @@ class GridFigure:
     kind: str
     caption: str
     alt: str
-    draw: Callable[[ModelAnalysis, GridAnalysis, tuple[str, ...]], Figure]
+    draw: Callable[[ModelAnalysis, GridAnalysis, tuple[str, ...]], Picture]
     available: Callable[[GridAnalysis], bool] = lambda g: True
 
 
-def _mosaic(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
+# The grid figures are pictures of arrays, drawn straight into pixels (analysis.raster): a few
+# ms each where a matplotlib figure took 0.2-0.5 CPU s (~5 s of a two-model report).
+def _mosaic(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> bytes:
     desc = g.grid.spec.describe()
-    return plots.mosaic_figure(g.grid.cells, g.grid.x, g.grid.y, f"{m.name}: {desc}", g.grid.labels)
+    return raster.mosaic_png(g.grid.cells, g.grid.x, g.grid.y, f"{m.name}: {desc}", g.grid.labels,
+                             marks=g.grid.plane.marks)  # fmt: skip
 
 
-def _classes(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
+def _classes(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> bytes:
     assert g.labels is not None
-    return plots.class_map_figure(g.grid.cells, g.labels, g.grid.x, g.grid.y, names,
-                                  f"{m.name}: classes", g.grid.labels)  # fmt: skip
+    return raster.class_map_png(g.grid.cells, g.labels, g.grid.x, g.grid.y, names,
+                                f"{m.name}: classes", g.grid.labels,
+                                g.grid.plane.marks)  # fmt: skip
 
 
-def _confidence(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
+def _confidence(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> bytes:
     assert g.confidence is not None
-    return plots.confidence_figure(g.confidence, g.grid.x, g.grid.y, f"{m.name}: confidence",
-                                   g.grid.labels)  # fmt: skip
+    return raster.heatmap_png(g.confidence, g.grid.x, g.grid.y, f"{m.name}: confidence",
+                              "classifier confidence", "viridis", 0.0, 1.0,
+                              g.grid.labels, g.grid.plane.marks)  # fmt: skip
 
 
-def _brightness(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
-    return plots.heatmap_figure(g.grid.brightness, g.grid.x, g.grid.y, f"{m.name}: brightness",
-                                "mean brightness", "gray", 0.0, 1.0, g.grid.labels)  # fmt: skip
+def _brightness(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> bytes:
+    return raster.heatmap_png(g.grid.brightness, g.grid.x, g.grid.y, f"{m.name}: brightness",
+                              "mean brightness", "gray", 0.0, 1.0, g.grid.labels,
+                              g.grid.plane.marks)  # fmt: skip
 
 
-def _gradient(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> Figure:
-    return plots.heatmap_figure(
-        g.gradient,
-        g.grid.x,
-        g.grid.y,
-        f"{m.name}: |∇ brightness|",
-        "brightness per latent unit",
-        "magma",
-        labels=g.grid.labels,
-    )
+def _gradient(m: ModelAnalysis, g: GridAnalysis, names: tuple[str, ...]) -> bytes:
+    return raster.heatmap_png(g.gradient, g.grid.x, g.grid.y, f"{m.name}: |∇ brightness|",
+                              "brightness per latent unit", "magma",
+                              labels=g.grid.labels, marks=g.grid.plane.marks)  # fmt: skip
 
 
 def _class_source(g: GridAnalysis) -> str:
@@ -108,17 +111,24 @@ GRID_FIGURES = (
 
 
 # ---------------------------------------------------------------------------- drawing
-# Drawing and encoding the figures is most of a report's plotting time (the default report:
-# ~26 figures, ~3.5 s on one core). The sections are built first with empty PNGs and a list of
-# what to draw; ``_draw_all`` then draws them, on forked worker processes where the machine
-# has more than one core (each worker inherits the analysis arrays; only PNG bytes come back).
-Draw = Callable[[], Figure]
+# The sections are built first with empty PNGs and a list of what to draw; ``_draw_all`` then
+# draws them, on forked worker processes where the machine has more than one core (each worker
+# inherits the analysis arrays; only PNG bytes come back). A draw gives a matplotlib figure
+# (encoded here) or PNG bytes drawn already (analysis.raster).
+Draw = Callable[[], Picture]
 _PENDING: list[Draw] = []  # what the forked workers draw, by index
 _FORMAT = "png"  # and in which file format (plots.FIGURE_FORMATS)
 
 
+def _encode(picture: Picture, fmt: str) -> bytes:
+    """A figure's file in ``fmt``: a matplotlib figure rendered, a raster picture converted."""
+    if isinstance(picture, bytes):
+        return raster.png_as(picture, fmt)
+    return plots.figure_bytes(picture, fmt, dpi=DPI)
+
+
 def _draw(i: int) -> bytes:
-    return plots.figure_bytes(_PENDING[i](), _FORMAT, dpi=DPI)
+    return _encode(_PENDING[i](), _FORMAT)
 
 
 def _workers(n: int) -> int:
@@ -148,7 +158,7 @@ def _draw_all(draws: list[Draw], fmt: str = "png") -> list[bytes]:
     global _PENDING, _FORMAT
     workers = _workers(len(draws))
     if workers == 1:
-        return [plots.figure_bytes(d(), fmt, dpi=DPI) for d in draws]
+        return [_encode(d(), fmt) for d in draws]
     _PENDING, _FORMAT = draws, fmt
     # A worker's garbage collector must never free what it inherits: an onnxruntime session
     # left in a reference cycle, torn down in a child, waits for ever in pthread_cond_destroy
@@ -241,13 +251,8 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
                 if gf.kind == "classes":
                     caption += f" (from {_class_source(g)})"
 
-                def draw(gf=gf, m=m, g=g) -> Figure:
-                    fig = gf.draw(m, g, names)
-                    if g.grid.plane.marks:  # e.g. the three images an images plane holds
-                        pixels = gf.kind in ("mosaic", "classes")
-                        cell = g.grid.cells.shape[3:5] if pixels else None
-                        plots.mark_points(fig, g.grid.plane.marks, g.grid.x, g.grid.y, cell)
-                    return fig
+                def draw(gf=gf, m=m, g=g) -> Picture:
+                    return gf.draw(m, g, names)
 
                 figs.append(out.image(f"m{i}_{key}_{gf.kind}.png", caption,
                                       f"{m.name}: {gf.alt} ({spec.describe()})", draw))  # fmt: skip
@@ -286,9 +291,9 @@ def _atlas_section(models: list[ModelAnalysis], names: tuple[str, ...],
         ny, nx = a.shape
         title = f"{m.name}: dense atlas, {nx}×{ny} points"
 
-        def draw(a=a, gradient=m.atlas.gradient, title=title, axes=grid.labels) -> Figure:
-            return plots.atlas_figure(a.labels, a.confidence, a.brightness, gradient, a.x, a.y,
-                                      names, title, axes, threshold)  # fmt: skip
+        def draw(a=a, gradient=m.atlas.gradient, title=title, axes=grid.labels) -> bytes:
+            return raster.atlas_png(a.labels, a.confidence, a.brightness, gradient, a.x, a.y,
+                                    names, title, axes, threshold)  # fmt: skip
 
         how = "one composed ONNX graph" if a.method == "fused" else "decode, then classify"
         figs.append(out.image(
