@@ -35,6 +35,7 @@ from latent_atlas.analysis.results import (
     SeedTopRows,
     SmoothnessMetrics,
 )
+from latent_atlas.highdim import ModelExtras, analyze_extras, extra_grids
 from latent_atlas.toolkit.atlas import MAX_STEPS, Atlas, compute_atlas
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
@@ -78,6 +79,13 @@ class AnalysisConfig:
     # decoded and classified in one composed graph; 0: none. 128² ≈ 16 000 points: the
     # explorer's background and a report figure for a few seconds of classifier time
     atlas_steps: int = 128
+    # what a report adds per model (latent_atlas.highdim): reconstructions, prior samples and,
+    # above 2 dims, diagnostics, traversals, interpolation, PCA and three-image planes, t-SNE
+    extras: bool = True
+    active_threshold: float = 0.01  # a dim is active above this posterior-mean variance
+    traverse_k: int = 8  # traversals of this many most active dims
+    plane_images: tuple[int, ...] = ()  # the images plane's test images (): the first of 3 classes
+    tsne_points: int = 2000  # codes in the t-SNE map (0: none)
 
     def __post_init__(self) -> None:
         if not self.grids:
@@ -109,6 +117,19 @@ class AnalysisConfig:
             )
         if self.provider not in ("auto", "cuda", "cpu"):
             raise AtlasError(f"--provider: {self.provider!r}, expected auto, cuda or cpu")
+        if not (isinstance(self.active_threshold, int | float) and self.active_threshold >= 0):
+            raise AtlasError(f"--threshold: {self.active_threshold!r}, expected a number >= 0")
+        for name, v, lo in (("--k", self.traverse_k, 1), ("t-SNE points", self.tsne_points, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise AtlasError(f"{name}: {v!r}, expected an integer >= {lo}")
+        if self.plane_images and (
+            len(self.plane_images) != 3 or len(set(self.plane_images)) != 3
+            or min(self.plane_images) < 0
+        ):  # fmt: skip
+            raise AtlasError(
+                f"--plane-images {' '.join(map(str, self.plane_images))}: expected three "
+                "different test image indices A B C >= 0"
+            )
 
 
 @dataclass
@@ -143,6 +164,7 @@ class ModelAnalysis:
     metrics: ModelMetrics
     provenance: Provenance
     atlas: AtlasAnalysis | None = None
+    extras: ModelExtras | None = None
 
 
 @dataclass
@@ -246,6 +268,16 @@ def analyze_grid(
                         lab if lab is not None else knn, conf, ent, knn, metrics)  # fmt: skip
 
 
+def _kl_or_inf(mean: np.ndarray, cov: np.ndarray) -> float:
+    """KL(fitted Gaussian ‖ N(0, I)); +inf (null in metrics.json) when the covariance is
+    singular: a dim whose codes never vary (a collapsed unit of a VAE) makes the fit
+    degenerate, and a degenerate Gaussian's KL to N(0, I) is infinite — not an error."""
+    try:
+        return em.kl_to_standard_normal(mean, cov)
+    except AtlasError:
+        return math.inf
+
+
 def embedding_metrics(
     emb: np.ndarray, x_test: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
     cfg: AnalysisConfig, rng: np.random.Generator,
@@ -266,7 +298,7 @@ def embedding_metrics(
         ),
         mean=mean.tolist(),
         std=np.sqrt(np.diag(cov)).tolist(),
-        kl_to_standard_normal=em.kl_to_standard_normal(mean, cov),
+        kl_to_standard_normal=_kl_or_inf(mean, cov),
         centroids={n: c.tolist() for n, c in zip(names, centroids, strict=True)},
         spreads={n: float(s) for n, s in zip(names, spreads, strict=True)},
         knn_recall=dict(zip(names, em.per_class_recall(pred, labels, len(names)), strict=True)),
@@ -332,6 +364,11 @@ def analyze_model(
             cache.embeddings[emb_key] = model.encode(x_test, cfg.batch_size)
         emb = cache.embeddings[emb_key]
         embedding, mean, cov = embedding_metrics(emb, x_test, labels, names, cfg, rng)
+        if not math.isfinite(embedding.kl_to_standard_normal):
+            missing["embedding.kl_to_standard_normal"] = (
+                "infinite: the test embeddings' covariance is singular (some dims never vary: "
+                "collapsed units); see the per-dim diagnostics"
+            )
 
         stage(f"{display}: reconstruct")
         x_hat = model.decode(emb, cfg.batch_size)
@@ -373,15 +410,27 @@ def analyze_model(
     else:
         missing["samples"] = "not available: no classifier (Fréchet distances need its features)"
 
+    specs = list(cfg.grids)
+    if emb is not None and model.latent_dim > 2 and cfg.extras:
+        # a model of many dims: the PCA plane and the plane through three test images too
+        keys = {s.key() for s in specs}
+        extra = extra_grids(cfg.grids[0], data, cfg.plane_images)
+        specs += [s for s in extra if s.key() not in keys]
     grids = []
-    for spec in cfg.grids:
+    for spec in specs:
         if emb is None and (spec.mode == "auto" or spec.plane in ("pca", "images")):
             missing[f"grids.{spec.key()}"] = "not available: no encoder (the grid needs embeddings)"
             continue
         stage(f"{display}: grid {spec.key()}")
         # full-resolution cells: the classifier needs them (decode_grid refuses grids too big)
-        grid = decode_grid(model.decoder, spec, emb, cfg.batch_size,
-                           cell_px=model.image_shape[2])  # fmt: skip
+        try:
+            grid = decode_grid(model.decoder, spec, emb, cfg.batch_size,
+                               cell_px=model.image_shape[2])  # fmt: skip
+        except AtlasError as exc:  # the images plane we chose: said, not fatal
+            if spec.plane != "images" or cfg.plane_images or spec in cfg.grids:
+                raise
+            missing[f"grids.{spec.key()}"] = f"not available: {exc}"
+            continue
         grids.append(analyze_grid(grid, clf, emb, labels, names, cfg))
 
     atlas = None
@@ -389,6 +438,16 @@ def analyze_model(
         stage(f"{display}: atlas")
         atlas = analyze_atlas(model, clf, grids[0].grid, emb, cfg.atlas_steps)
 
+    extras = None
+    if cfg.extras:
+        stage(f"{display}: dimensions")
+        extras = analyze_extras(
+            model, data, clf, emb, threshold=cfg.active_threshold, k=cfg.traverse_k,
+            images=cfg.plane_images, tsne_points=cfg.tsne_points, seed=cfg.seed,
+            batch_size=cfg.batch_size,
+        )  # fmt: skip
+        if extras.dimensions is not None and extras.dimensions.logvar is None:
+            missing["dimensions.kl"] = extras.dimensions.diagnostics.kl_not_available
     metrics = ModelMetrics(
         embedding=embedding, reconstruction=reconstruction, samples=samples,
         grids={g.key: g.metrics for g in grids}, not_available=missing,
@@ -403,7 +462,7 @@ def analyze_model(
         encoder_sha256=model.encoder.sha256 if model.encoder else None,
         classifier_sha256=clf.sha256 if clf else None,
     )
-    return ModelAnalysis(display, model, emb, grids, metrics, provenance, atlas)
+    return ModelAnalysis(display, model, emb, grids, metrics, provenance, atlas, extras)
 
 
 def atlas_spec(grid: DecodedGrid, steps: int) -> GridSpec:
