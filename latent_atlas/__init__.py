@@ -38,6 +38,9 @@ _API = {
     "decode_grid": "latent_atlas.api",
     "analyze": "latent_atlas.api",
     "write_report": "latent_atlas.api",
+    "dimensions": "latent_atlas.api",
+    "traverse": "latent_atlas.api",
+    "interpolate": "latent_atlas.api",
     "export_model": "latent_atlas.export",
 }
 __all__ = ["__version__", "shipped", *_API]

@@ -15,7 +15,7 @@ from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.grid import GridSpec
 from latent_atlas.toolkit.runtime import Model, OnnxModel
 from latent_atlas.toolkit.traversal import TraversalSpec
-from latent_atlas.traverse import (
+from latent_atlas.traversals import (
     Dimensions,
     Interpolation,
     TraversalResult,

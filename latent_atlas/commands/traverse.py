@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> None:
     from latent_atlas.toolkit.data import load_dataset
     from latent_atlas.toolkit.runtime import load
     from latent_atlas.toolkit.traversal import TraversalSpec
-    from latent_atlas.traverse import (
+    from latent_atlas.traversals import (
         check_encoder,
         diagnose,
         interpolate,
