@@ -41,6 +41,9 @@ _API = {
     "jacobian": "latent_atlas.api",
     "magnification": "latent_atlas.api",
     "geodesic": "latent_atlas.api",
+    "dimensions": "latent_atlas.api",
+    "traverse": "latent_atlas.api",
+    "interpolate": "latent_atlas.api",
     "export_model": "latent_atlas.export",
 }
 __all__ = ["__version__", "shipped", *_API]

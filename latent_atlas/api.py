@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from latent_atlas.analysis import geometry as geo
+from latent_atlas.analysis.dimensions import DimensionDiagnostics
 from latent_atlas.display import Grid, Report
 from latent_atlas.geometry import Geodesic, GeodesicConfig
 from latent_atlas.geometry import geodesic as _geodesic
@@ -28,17 +29,21 @@ from latent_atlas.toolkit.data import ImageDataset, load_dataset
 from latent_atlas.toolkit.grid import GridSpec
 from latent_atlas.toolkit.grid import decode_grid as _decode_grid
 from latent_atlas.toolkit.jacobian import jacobian as _jacobian
-from latent_atlas.toolkit.runtime import Model
+from latent_atlas.toolkit.runtime import Model, OnnxModel
 from latent_atlas.toolkit.runtime import load as _load
+from latent_atlas.traversals import Interpolation, TraversalResult
 
 __all__ = [
     "analyze",
     "decode_grid",
+    "dimensions",
     "geodesic",
+    "interpolate",
     "jacobian",
     "load",
     "load_dataset",
     "magnification",
+    "traverse",
     "write_report",
 ]
 
@@ -192,3 +197,64 @@ def geodesic(
     """
     cfg = GeodesicConfig(graph_steps=graph_steps, neighbours=neighbours, points=points)
     return _geodesic(_model(model), z0, z1, cfg, value_range=value_range)
+
+
+def _classifier(
+    classifier: str | Path | None, data: ImageDataset, model: Model
+) -> OnnxModel | None:
+    from latent_atlas.traversals import open_classifier, resolve_classifier
+
+    path = resolve_classifier(classifier, data, [model.folder])
+    return open_classifier(path, data)
+
+
+def dimensions(
+    model: ModelSource, data: ImageDataset | None = None, threshold: float = 0.01
+) -> DimensionDiagnostics:
+    """Which latent dims ``model`` uses, over the test set of ``data`` (default: the default
+    dataset): ``.variance`` per dim (of the posterior means), ``.order`` (largest first),
+    ``.active`` (variance > ``threshold``, Burda et al. 2016), ``.kl`` per dim (nats; None
+    without a ``logvar`` encoder output). Dims are numbered from 0."""
+    from latent_atlas.traversals import diagnose
+
+    return diagnose(_model(model), data or load_dataset(train=False), threshold).diagnostics
+
+
+def traverse(
+    model: ModelSource,
+    data: ImageDataset | None = None,
+    classifier: str | Path | None = "auto",
+    k: int = 8,
+    steps: int = 11,
+    base: str | int = "mean",
+    dims: Sequence[int] = (),
+    threshold: float = 0.01,
+) -> TraversalResult:
+    """Latent traversals: for the ``k`` most active dims (or ``dims``), ``steps`` images over
+    the test embeddings' 1st–99th percentile of that dim, the others at ``base`` ("mean" or a
+    test image's index). ``.traversal.images`` ``[k, steps, C, H, W]``, ``.traversal.values``,
+    ``.metrics`` (change per dim, the classifier's labels and confidences)."""
+    from latent_atlas.toolkit.traversal import TraversalSpec
+    from latent_atlas.traversals import traverse as _traverse
+
+    m = _model(model)
+    data = data or load_dataset(train=False)
+    spec = TraversalSpec(k=k, steps=steps, base=base, dims=tuple(dims))
+    return _traverse(m, data, spec, _classifier(classifier, data, m), threshold)
+
+
+def interpolate(
+    model: ModelSource,
+    a: int,
+    b: int,
+    steps: int = 11,
+    data: ImageDataset | None = None,
+    classifier: str | Path | None = "auto",
+) -> Interpolation:
+    """The straight line between the codes of test images ``a`` and ``b``, decoded:
+    ``.images`` ``[steps, C, H, W]``, ``.t`` from 0 to 1, ``.logits`` with a classifier."""
+    from latent_atlas.traversals import interpolate as _interpolate
+
+    m = _model(model)
+    data = data or load_dataset(train=False)
+    return _interpolate(m, data, a, b, steps, _classifier(classifier, data, m))

@@ -52,6 +52,7 @@ from latent_atlas.geometry import (
     geodesic,
     geometry_maps,
 )
+from latent_atlas.highdim import ModelExtras, analyze_extras, extra_grids
 from latent_atlas.toolkit.atlas import MAX_STEPS, Atlas, compute_atlas
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
@@ -99,6 +100,13 @@ class AnalysisConfig:
     # test-set centroids of the classes the seed study names, started on a geometry_graph²
     # graph; 0: none. 48² keeps it to about a second per model
     geometry_graph: int = 48
+    # what a report adds per model (latent_atlas.highdim): reconstructions, prior samples and,
+    # above 2 dims, diagnostics, traversals, interpolation, PCA and three-image planes, t-SNE
+    extras: bool = True
+    active_threshold: float = 0.01  # a dim is active above this posterior-mean variance
+    traverse_k: int = 8  # traversals of this many most active dims
+    plane_images: tuple[int, ...] = ()  # the images plane's test images (): the first of 3 classes
+    tsne_points: int = 2000  # codes in the t-SNE map (0: none)
 
     def __post_init__(self) -> None:
         if not self.grids:
@@ -135,6 +143,19 @@ class AnalysisConfig:
         ):
             raise AtlasError(
                 f"geometry graph: {self.geometry_graph!r}, expected 0 (none) or 2..1024"
+            )
+        if not (isinstance(self.active_threshold, int | float) and self.active_threshold >= 0):
+            raise AtlasError(f"--threshold: {self.active_threshold!r}, expected a number >= 0")
+        for name, v, lo in (("--k", self.traverse_k, 1), ("t-SNE points", self.tsne_points, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise AtlasError(f"{name}: {v!r}, expected an integer >= {lo}")
+        if self.plane_images and (
+            len(self.plane_images) != 3 or len(set(self.plane_images)) != 3
+            or min(self.plane_images) < 0
+        ):  # fmt: skip
+            raise AtlasError(
+                f"--plane-images {' '.join(map(str, self.plane_images))}: expected three "
+                "different test image indices A B C >= 0"
             )
 
 
@@ -180,6 +201,7 @@ class ModelAnalysis:
     provenance: Provenance
     atlas: AtlasAnalysis | None = None
     geometry: GeometryAnalysis | None = None
+    extras: ModelExtras | None = None
 
     # in a notebook: the key metrics and the first grid's mosaic (latent_atlas.display)
     def _repr_html_(self) -> str:
@@ -304,25 +326,14 @@ def analyze_grid(
                         lab if lab is not None else knn, conf, ent, knn, metrics)  # fmt: skip
 
 
-def check_codes(emb: np.ndarray, encoder: Path) -> None:
-    """Refuse, naming the encoder, codes whose covariance over the test images is not positive
-    definite: some direction of the latent space never varies (a dimension the encoder does
-    not use, or one that copies another), and the Gaussian fit (its KL to N(0, I)) has no
-    finite value. NaN codes are refused by the runtime before this."""
-    _, cov = em.gaussian_fit(emb)
+def _kl_or_inf(mean: np.ndarray, cov: np.ndarray) -> float:
+    """KL(fitted Gaussian ‖ N(0, I)); +inf (null in metrics.json) when the covariance is
+    singular: a dim whose codes never vary (a collapsed unit of a VAE) makes the fit
+    degenerate, and a degenerate Gaussian's KL to N(0, I) is infinite — not an error."""
     try:
-        np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        eig = np.linalg.eigvalsh(cov)
-        flat = int(np.sum(eig <= 1e-12 * max(float(eig.max()), 1e-300)))
-        raise AtlasError(
-            f"model {encoder}: the encoder's {emb.shape[1]}-d codes of the {len(emb)} test "
-            f"images have a covariance that is not positive definite (smallest eigenvalue "
-            f"{float(eig.min()):.3g}; {max(flat, 1)} direction(s) that never vary); expected "
-            "codes that vary in every latent dimension: a dimension the encoder never uses, "
-            "or two that copy each other; retrain with fewer latent dimensions or export "
-            "the encoder's mean output"
-        ) from None
+        return em.kl_to_standard_normal(mean, cov)
+    except AtlasError:
+        return math.inf
 
 
 def embedding_metrics(
@@ -354,7 +365,7 @@ def _embedding_metrics(
         ),
         mean=mean.tolist(),
         std=np.sqrt(np.diag(cov)).tolist(),
-        kl_to_standard_normal=em.kl_to_standard_normal(mean, cov),
+        kl_to_standard_normal=_kl_or_inf(mean, cov),
         centroids={n: c.tolist() for n, c in zip(names, centroids, strict=True)},
         spreads={n: float(s) for n, s in zip(names, spreads, strict=True)},
         knn_recall=dict(zip(names, em.per_class_recall(pred, labels, len(names)), strict=True)),
@@ -438,8 +449,12 @@ def analyze_model(
         if emb_key not in cache.embeddings:
             cache.embeddings[emb_key] = model.encode(x_test, cfg.batch_size)
         emb = cache.embeddings[emb_key]
-        check_codes(emb, model.encoder.path)
         embedding, mean, cov = embedding_metrics(emb, x_test, labels, names, cfg, rng)
+        if not math.isfinite(embedding.kl_to_standard_normal):
+            missing["embedding.kl_to_standard_normal"] = (
+                "infinite: the test embeddings' covariance is singular (some dims never vary: "
+                "collapsed units); see the per-dim diagnostics"
+            )
 
         stage(f"{display}: reconstruct")
         with _ONE_AT_A_TIME:  # the reconstructions and a float64 copy of their errors: 94 MB
@@ -480,15 +495,27 @@ def analyze_model(
     else:
         missing["samples"] = "not available: no classifier (Fréchet distances need its features)"
 
+    specs = list(cfg.grids)
+    if emb is not None and model.latent_dim > 2 and cfg.extras:
+        # a model of many dims: the PCA plane and the plane through three test images too
+        keys = {s.key() for s in specs}
+        extra = extra_grids(cfg.grids[0], data, cfg.plane_images)
+        specs += [s for s in extra if s.key() not in keys]
     grids = []
-    for spec in cfg.grids:
+    for spec in specs:
         if emb is None and (spec.mode == "auto" or spec.plane in ("pca", "images")):
             missing[f"grids.{spec.key()}"] = "not available: no encoder (the grid needs embeddings)"
             continue
         stage(f"{display}: grid {spec.key()}")
         # full-resolution cells: the classifier needs them (decode_grid refuses grids too big)
-        grid = decode_grid(model.decoder, spec, emb, cfg.batch_size,
-                           cell_px=model.image_shape[2])  # fmt: skip
+        try:
+            grid = decode_grid(model.decoder, spec, emb, cfg.batch_size,
+                               cell_px=model.image_shape[2])  # fmt: skip
+        except AtlasError as exc:  # the images plane we chose: said, not fatal
+            if spec.plane != "images" or cfg.plane_images or spec in cfg.grids:
+                raise
+            missing[f"grids.{spec.key()}"] = f"not available: {exc}"
+            continue
         grids.append(analyze_grid(grid, clf, emb, labels, names, cfg))
 
     atlas = None
@@ -500,6 +527,17 @@ def analyze_model(
     if grids and cfg.geometry_graph:
         stage(f"{display}: geometry")
         geometry = analyze_geometry(model, grids[0].grid, emb, labels, names, cfg.geometry_graph)
+
+    extras = None
+    if cfg.extras:
+        stage(f"{display}: dimensions")
+        extras = analyze_extras(
+            model, data, clf, emb, threshold=cfg.active_threshold, k=cfg.traverse_k,
+            images=cfg.plane_images, tsne_points=cfg.tsne_points, seed=cfg.seed,
+            batch_size=cfg.batch_size,
+        )  # fmt: skip
+        if extras.dimensions is not None and extras.dimensions.logvar is None:
+            missing["dimensions.kl"] = extras.dimensions.diagnostics.kl_not_available
     metrics = ModelMetrics(
         embedding=embedding, reconstruction=reconstruction, samples=samples,
         grids={g.key: g.metrics for g in grids}, not_available=missing,
@@ -515,7 +553,8 @@ def analyze_model(
         encoder_sha256=model.encoder.sha256 if model.encoder else None,
         classifier_sha256=clf.sha256 if clf else None,
     )
-    return ModelAnalysis(display, model, emb, grids, metrics, provenance, atlas, geometry)
+    return ModelAnalysis(display, model, emb, grids, metrics, provenance, atlas, geometry=geometry,
+                         extras=extras)  # fmt: skip
 
 
 # the classes the seed study's claims name (Fashion-MNIST): geodesics between their centroids

@@ -1,4 +1,4 @@
-"""Comparison reports: one folder per comparison of two or more models, with report.html
+"""Comparison reports: one folder per comparison of one model or more, with report.html
 (self-contained), report.md (figures beside it), metrics.json (every number, deterministic)
 and timings.json (wall times, kept apart so metrics.json is byte-identical across runs).
 
@@ -72,7 +72,7 @@ from latent_atlas.toolkit.errors import AtlasError, describe
 
 @dataclass(frozen=True)
 class ComparisonConfig:
-    """One comparison: two or more models (folders or decoder files), their display labels,
+    """One report: one model or more (folders or decoder files), their display labels,
     the classifier (None: class maps from the nearest test embeddings), the dataset (a path or
     ``sklearn:digits``; None: the default) and its class names file (None: the data's own), a
     study to run (None: none) and the analysis settings."""
@@ -98,10 +98,9 @@ class ComparisonConfig:
     def __post_init__(self) -> None:
         # The name becomes a folder: one safe path component. Labels stay display text.
         safe_names.path_component(self.name, "comparison name")
-        if len(self.models) < 2:
+        if len(self.models) < 1:  # one model alone is a report of its own
             raise AtlasError(
-                f"comparison {self.name}: {len(self.models)} model(s), expected two or more "
-                "(--model A --model B …)"
+                f"comparison {self.name}: no model; expected one or more (--model A [--model B …])"
             )
         if self.labels and len(self.labels) != len(self.models):
             raise AtlasError(
@@ -300,7 +299,7 @@ def _run_analyses(
     metrics = {
         "comparison": cfg.name,
         "order": list(labels),
-        "models": {m.name: {"metrics": m.metrics.to_json(), "provenance": m.provenance.to_json()}
+        "models": {m.name: _model_json(m, study_ran=bool(cfg.study and not skipped))
                    for m in models},
         "study": cfg.study if not skipped else None,
         "study_skipped": skipped or None,
@@ -320,6 +319,38 @@ def _run_analyses(
         metrics["group_study_skipped"] = group_skipped or None
     return Comparison(cfg.name, models, findings, title, data, metrics, groups, group_findings,
                       group_title)  # fmt: skip
+
+
+SEED_STUDY_FIELDS = ("as_written", "seed_top_rows")  # measured for the seed study's claims
+
+
+def _without_seed_fields(tree: dict) -> dict:
+    """``tree`` without the seed study's own fields (wherever they sit), for a report whose
+    study does not run: they answer the study's questions, not the user's."""
+    return {
+        k: _without_seed_fields(v) if isinstance(v, dict) else v
+        for k, v in tree.items()
+        if k not in SEED_STUDY_FIELDS
+    }
+
+
+def _model_json(m: ModelAnalysis, study_ran: bool) -> dict:
+    """One model in metrics.json: its metrics (the seed study's fields only where the study
+    ran), provenance, and — for a model of more than two dims — its per-dim diagnostics and
+    traversal readings."""
+    metrics = m.metrics.to_json()
+    out: dict = {
+        "metrics": metrics if study_ran else _without_seed_fields(metrics),
+        "provenance": m.provenance.to_json(),
+    }
+    ex = m.extras
+    if ex is not None and ex.dimensions is not None:
+        out["dimensions"] = ex.dimensions.diagnostics.to_json()
+    if ex is not None and ex.traversal is not None:
+        out["traversal"] = ex.traversal.metrics.to_json()
+    if ex is not None and ex.interpolation is not None:
+        out["interpolation"] = {"images": [ex.interpolation.a, ex.interpolation.b]}
+    return out
 
 
 def explorer_models(

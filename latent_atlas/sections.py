@@ -276,7 +276,9 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
                     if (w := g.grid.plane.warning(m.embeddings))]  # fmt: skip
         if warnings:
             ranges += ". Warning — " + "; ".join(warnings)
-        sections.append(Section(f"grid-{key}", f"Grid: {spec.describe()}", tuple(blocks), ranges))
+        where = f", {spec.describe_plane()}" if spec.describe_plane() else ""
+        sections.append(Section(f"grid-{key}", f"Grid: {spec.describe()}{where}", tuple(blocks),
+                                ranges))  # fmt: skip
     return sections
 
 
@@ -380,10 +382,15 @@ def build_sections(
     notes: list[str] | None = None,
     ambiguity_threshold: float = 0.5,
     figure_format: str = "png",
+    study_ran: bool | None = None,
 ) -> list[Section]:
     """Every section of a report over ``models`` (in report order); the figures drawn as
     ``figure_format`` (PNG for a report; SVG or PDF for `analyze --figure-format`, whose
-    files then take that suffix)."""
+    files then take that suffix). ``study_ran`` (default: whether there are findings): the
+    seed study's own fields appear in the metrics table."""
+    from latent_atlas.dimsections import dimension_sections, notebook_section
+
+    study_ran = bool(findings) if study_ran is None else study_ran
     labels = [m.name for m in models]
     metrics = [m.metrics for m in models]
     sections: list[Section] = []
@@ -391,9 +398,13 @@ def build_sections(
         sections.append(
             Section("findings", study_title or "Findings", (Findings(tuple(findings)),))
         )
+    best = "The best model in each row is marked (★ in HTML, bold in Markdown)."
+    if len(models) == 1:  # one model alone is a report too
+        best = (f"One model: nothing to mark as best; add a second --model to compare "
+                f"{models[0].name} side by side.")  # fmt: skip
     sections.append(Section("key-metrics", "Key metrics", (
         Table(("metric", *labels), tuple(key_rows(metrics)), "key-metrics-table"),
-    ), "The best model in each row is marked (★ in HTML, bold in Markdown)."))  # fmt: skip
+    ), best))  # fmt: skip
     missing = list(notes or []) + [f"{m.name}: {what} — {why}" for m in models
                                    for what, why in m.metrics.not_available.items()]  # fmt: skip
     if missing:
@@ -408,6 +419,10 @@ def build_sections(
             + "."
         )
         sections.append(Section("embeddings", "Encoder embeddings", (emb,), intro))
+    notebook = notebook_section(models, out.image)
+    if notebook is not None:
+        sections.append(notebook)
+    sections += dimension_sections(models, class_names, test_labels, out.image)
     sections += _grid_sections(models, class_names, out)
     atlas = _atlas_section(models, class_names, ambiguity_threshold, out)
     if atlas is not None:
@@ -416,8 +431,12 @@ def build_sections(
     if geometry is not None:
         sections.append(geometry)
     sections.append(Section("all-metrics", "All metrics", (
-        Table(("metric", *labels), tuple(all_rows(metrics)), "metrics-table", code=True),
-    ), "Click a column header to sort."))  # fmt: skip
+        Table(("metric", *labels), tuple(all_rows(metrics, study_ran)), "metrics-table",
+              code=True),
+    ), "Click a column header to sort. Class centroids and vectors of more than two values "
+       "(per-dim means and spreads, plane origins) are in metrics.json only"
+       + ("." if study_ran else ", and so are the seed study's own fields (it did not run).")
+    ))  # fmt: skip
     prov = []
     for m in models:
         p = m.provenance

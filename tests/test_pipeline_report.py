@@ -189,7 +189,7 @@ def test_batch_file_errors(tmp_path):
     entry = '[[comparison]]\nname = "x"\nmodel_a = "a"\nmodel_b = "b"\n'
     check("colour = 1\n" + entry, r"unknown key\(s\) \['colour'\]")
     check('[[comparison]]\nname = "x"\nmodel_a = "a"\n', r"missing \['model_b'\]")
-    check('[[comparison]]\nname = "x"\nmodels = ["a"]\n', "1 model\\(s\\), expected two or more")
+    check('[[comparison]]\nname = "x"\nmodels = []\n', "no model; expected one or more")
     check('[[comparison]]\nname = "x"\nmodels = ["a", "b"]\nlabels = ["A"]\n', "1 labels for 2")
     check('[[comparison]]\nname = "x"\nmodels = ["a", "a"]\n', "is given twice")
     check('[[comparison]]\nname = "x"\nmodel_a = 5\nmodel_b = "b"\n', "5 \\(int\\), expected")

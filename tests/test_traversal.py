@@ -1,5 +1,5 @@
 """Latent traversals and interpolations (toolkit/traversal.py, analysis/traversals.py,
-latent_atlas/traverse.py, `latent-atlas traverse`): a dim the decoder ignores gives identical
+latent_atlas/traversals.py, `latent-atlas traverse`): a dim the decoder ignores gives identical
 images, an active one a monotone change in brightness, bad input one line and exit 2."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from toy_onnx import (
 )
 
 from latent_atlas.cli import main
-from latent_atlas.traverse import diagnose, interpolate, traverse
+from latent_atlas.traversals import diagnose, interpolate, traverse
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +232,16 @@ def test_decode_traversal_checks_embedding_width(lg):
     model, _, _ = lg
     with pytest.raises(AtlasError, match="embeddings: shape"):
         decode_traversal(model.decoder, np.zeros((5, 3)), [0], TraversalSpec(k=1))
+
+
+def test_public_api(lg):
+    import latent_atlas as la
+
+    model, data, _ = lg
+    assert {"traverse", "interpolate", "dimensions"} <= set(la.__all__)
+    diag = la.dimensions(model, data)
+    assert diag.latent_dim == 8 and diag.kl is None
+    result = la.traverse(model, data, classifier=None, k=2, steps=3)
+    assert result.traversal.images.shape == (2, 3, 1, 28, 28) and result.logits is None
+    line = la.interpolate(model, 0, 1, steps=3, data=data, classifier=None)
+    assert line.images.shape == (3, 1, 28, 28)

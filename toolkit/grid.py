@@ -231,6 +231,16 @@ class GridSpec:
             return base + f"_z{self.axes[0]}z{self.axes[1]}"
         return base
 
+    def describe_plane(self) -> str:
+        """The plane in words, "" for the default (the two most varied dims)."""
+        if self.plane == "pca":
+            return "principal plane (PCA)"
+        if self.plane == "images":
+            return "plane through test images " + ", ".join(map(str, self.images))
+        if not self.default_plane:
+            return f"plane of dims {self.axes[0]} and {self.axes[1]}"
+        return ""
+
     def describe(self) -> str:
         nx, ny = self.steps
         if self.mode == "icdf":

@@ -1,4 +1,4 @@
-"""`latent-atlas analyze`: metrics.json and figures for two or more models."""
+"""`latent-atlas analyze`: metrics.json and figures for one model or more."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze",
         help="measure latent spaces: metrics.json + figures",
-        description="Analyse two or more models (default: the shipped VAE and AE) with a "
+        description="Analyse one model or more (default: the shipped VAE and AE) with a "
         "classifier: brightness and its gradients, class maps, embeddings, smoothness, "
         "reconstruction and sample quality, on the seed's 21×21 grid over [-4,4]² and on an "
         "auto-range grid. Writes metrics.json and the figures to OUT.",

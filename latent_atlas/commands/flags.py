@@ -220,7 +220,8 @@ def add_models_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="PATH",
         help="a model: folder (decoder.onnx, optionally encoder.onnx) or decoder .onnx file; "
-        "repeat for two or more (default: the shipped Fashion-MNIST VAE and AE)",
+        "one alone gets its own report, repeat to compare (default: the shipped Fashion-MNIST "
+        "VAE and AE)",
     )
     p.add_argument(
         "--label",
@@ -261,9 +262,31 @@ def add_models_flags(p: argparse.ArgumentParser) -> None:
         help="|∇ brightness| per latent unit counted as a stark transition",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g = p.add_argument_group("models of more than two latent dims")
+    add_threshold_flag(g)
+    g.add_argument("--k", type=int, default=8, help="traversals of the k most active dims "
+                   "(default: 8)")  # fmt: skip
+    g.add_argument(
+        "--plane-images",
+        type=int,
+        nargs=3,
+        metavar=("A", "B", "C"),
+        help="the report's plane through three test images, by index (default: the first test "
+        "image of each of the first three classes); A and B also give the interpolation",
+    )
     add_data_flag(p)
     add_grid_flags(p)
     add_runtime_flags(p)
+
+
+def add_threshold_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.01,
+        help="a dim is active when the variance of its posterior means over the test set is "
+        "above this (default: 0.01, Burda et al. 2016)",
+    )
 
 
 def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
@@ -275,7 +298,8 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     grids = (spec,) if spec.mode == "auto" else (spec, replace(spec, mode="auto"))
     return AnalysisConfig(
         grids=grids, gradient_threshold=args.gradient_threshold, batch_size=args.batch_size,
-        provider=args.provider, threads=args.threads,
+        provider=args.provider, threads=args.threads, active_threshold=args.threshold,
+        traverse_k=args.k, plane_images=tuple(args.plane_images or ()),
     )  # fmt: skip
 
 

@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where the other dims sit: the mean test embedding, or the embedding of the test "
         "image of this index (default: mean)",
     )
-    add_threshold_flag(p)
+    flags.add_threshold_flag(p)
     p.add_argument(
         "--between",
         type=int,
@@ -74,16 +74,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     flags.add_data_flag(p)
     flags.add_runtime_flags(p)
     p.set_defaults(func=run)
-
-
-def add_threshold_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=0.01,
-        help="a dim is active when the variance of its posterior means over the test set is "
-        "above this (default: 0.01, Burda et al. 2016)",
-    )
 
 
 def base_value(text: str) -> str | int:
@@ -122,7 +112,7 @@ def run(args: argparse.Namespace) -> None:
     from latent_atlas.toolkit.data import load_dataset
     from latent_atlas.toolkit.runtime import load
     from latent_atlas.toolkit.traversal import TraversalSpec
-    from latent_atlas.traverse import (
+    from latent_atlas.traversals import (
         check_encoder,
         diagnose,
         interpolate,
