@@ -131,7 +131,7 @@ class ColourBar:
     label: str
 
 
-def _centre_ticks(centres_px: NDArray[np.float64], values: NDArray[np.float64]) -> tuple:
+def _centre_ticks(centres_px: NDArray[np.floating], values: NDArray[np.floating]) -> tuple:
     k = _tick_indices(len(values))
     return tuple((float(centres_px[i]), f"{values[i]:.2g}") for i in k)
 

@@ -17,7 +17,7 @@ import math
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -691,6 +691,10 @@ def in_parallel(
     with ThreadPoolExecutor(workers, thread_name_prefix="analysis") as pool:
         futures = [pool.submit(_ended, work, item, checked, stage) for item in items]
         try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # the first to fail, if any
+            for f in futures:
+                if f in done and f.exception() is not None:
+                    f.result()  # raises it (the except below stops the others)
             return [f.result() for f in futures]
         except BaseException:
             stop.set()
