@@ -106,6 +106,10 @@ def test_float64_graph_where_kernels_exist_float32_where_not(tmp_path):
     assert jm.differentiable(conv)[1] is np.float32  # no float64 ConvTranspose on the CPU
     with pytest.raises(AtlasError, match="no float64 kernel"):
         jm.differentiable(conv, "float64")
+    # the float64 copy is of the file the session runs, never of one changed since
+    affine_decoder(tmp_path / "a.onnx", np.full((784, 2), 0.02))
+    with pytest.raises(AtlasError, match="changed on disk since it was loaded"):
+        jm.differentiable(lin)
 
 
 @pytest.mark.parametrize(

@@ -37,13 +37,21 @@ exactly representable difference).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import onnx
 from latent_atlas.toolkit.errors import AtlasError
-from latent_atlas.toolkit.runtime import Model, OnnxModel, _session, from_layout, read_onnx
+from latent_atlas.toolkit.runtime import (
+    Model,
+    OnnxModel,
+    _parse,
+    _read_bytes,
+    _session,
+    from_layout,
+)
 from onnx import TensorProto, numpy_helper
 
 EPS32 = float(np.finfo(np.float32).eps)  # 2⁻²³ ≈ 1.19e-7
@@ -141,8 +149,14 @@ def widen_to_float64(model: onnx.ModelProto) -> onnx.ModelProto:
 def float64_decoder(model: OnnxModel) -> Callable[[np.ndarray], np.ndarray] | None:
     """``model``'s graph run in float64 (codes ``[N, D]`` → images ``[N, C, H, W]`` float64),
     or None where onnxruntime has no float64 kernel for one of its operators."""
+    raw = _read_bytes(model.path)
+    if model.sha256 and hashlib.sha256(raw).hexdigest() != model.sha256:
+        raise AtlasError(
+            f"model {model.path}: changed on disk since it was loaded; expected the file the "
+            "session runs (load it again)"
+        )
     try:
-        wide = widen_to_float64(read_onnx(model.path))
+        wide = widen_to_float64(_parse(raw, model.path))
         session, _ = _session(wide.SerializeToString(), model.path, model.provider, 0)
         probe = session.run(None, {model.input_name: np.zeros((2, model.latent_dim))})
     except Exception:  # NOT_IMPLEMENTED for a kernel, or anything else: float32 it is
