@@ -187,7 +187,9 @@ def analyze_groups(
     study needs (:func:`study_metrics`). A member the report already analysed (the same model
     file) is not measured twice."""
     done = {str(Path(m.provenance.source).resolve()): m.metrics for m in analysed}
-    member_cfg = replace(cfg, atlas_steps=0)  # the dense atlas is a figure, not a metric
+    # the dense atlas and the extras (traversals, t-SNE, sample grids) are figures, not
+    # metrics; the diagnostics and the extra planes' grids are metrics, measured for each
+    member_cfg = replace(cfg, atlas_steps=0, extras=False)
     out = []
     for g in groups:
         metrics = []
