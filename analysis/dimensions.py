@@ -147,29 +147,23 @@ class DimensionDiagnostics:
 
     latent_dim: int
     threshold: float
+    n_active: int  # len(active): a number groups of seeds give an interval for
     variance: list[float]
     order: list[int]
     active: list[int]
     kl: list[float] | None = None
+    kl_total: float | None = None  # sum of kl: the ELBO's KL term averaged over the test set
     kl_not_available: str = ""
-
-    @property
-    def n_active(self) -> int:
-        return len(self.active)
 
     @property
     def spectrum(self) -> list[float]:
         return [self.variance[i] for i in self.order]
 
-    @property
-    def kl_total(self) -> float | None:
-        return None if self.kl is None else float(sum(self.kl))
-
     def to_json(self) -> dict:
         from latent_atlas.analysis.results import rounded
 
         out = rounded(self)
-        out |= {"n_active": self.n_active, "kl_total": rounded(self.kl_total)}
+        assert isinstance(out, dict)
         return out
 
 
@@ -195,12 +189,15 @@ def dimension_diagnostics(
     order = spectrum_order(var)
     mask = active_mask(var, threshold)
     kl = None if logvar is None else kl_per_dimension(mu, logvar)
+    active = [int(i) for i in order if mask[i]]
     return DimensionDiagnostics(
         latent_dim=len(var),
         threshold=float(threshold),
+        n_active=len(active),
         variance=[float(v) for v in var],
         order=[int(i) for i in order],
-        active=[int(i) for i in order if mask[i]],
+        active=active,
         kl=None if kl is None else [float(v) for v in kl],
+        kl_total=None if kl is None else float(kl.sum()),
         kl_not_available="" if kl is not None else KL_NOT_AVAILABLE,
     )

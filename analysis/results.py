@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from latent_atlas.analysis.dimensions import DimensionDiagnostics
+
 # 12 significant digits: stable across reruns (the BLAS's last bits do not reach them), exact
 # enough for every figure the reports quote.
 DIGITS = 12
@@ -235,6 +237,16 @@ class ModelMetrics(JsonMixin):
     grids: dict[str, GridMetrics]
     not_available: dict[str, str] = field(default_factory=dict)
     geometry: GeometryMetrics | None = None
+    # per-dim diagnostics (analysis.dimensions) of a model of more than two dims with an
+    # encoder; absent from the JSON otherwise
+    dimensions: DimensionDiagnostics | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = rounded(self)
+        assert isinstance(out, dict)
+        if out["dimensions"] is None:
+            del out["dimensions"]
+        return out
 
 
 @dataclass

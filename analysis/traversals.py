@@ -228,3 +228,49 @@ def traversal_captions(metrics: TraversalMetrics) -> list[list[str]] | None:
         [f"{lab[:10]} {c:.2f}" for lab, c in zip(row_l, row_c, strict=True)]
         for row_l, row_c in zip(metrics.labels, metrics.confidence, strict=True)
     ]
+
+
+def interpolation_figure(
+    images: ArrayLike,
+    ends: ArrayLike,
+    t: ArrayLike,
+    labels: tuple[str, str],
+    logits: ArrayLike | None = None,
+    class_names: Sequence[str] = (),
+    title: str = "",
+) -> Figure:
+    """One row: the first test image, the images decoded along the line between the two
+    codes, the second test image; ``t`` above each decoded image, the classifier's label and
+    confidence under it when ``logits`` are given.
+
+    Parameters
+    ----------
+    images : array_like, shape [steps, C, H, W]
+        Decoded along the line, in [0, 1].
+    ends : array_like, shape [2, C, H, W]
+        The two test images themselves.
+    t : array_like, shape [steps]
+        Position on the line, 0 (first image's code) to 1 (second's).
+    labels : (str, str)
+        What the two ends are (e.g. "test image 3").
+    logits : array_like, shape [steps, K], optional
+    class_names : sequence of str, length K (with ``logits``)
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    imgs = check_array(images, "images", ndim=4)
+    end = check_array(ends, "ends", shape=(2, *imgs.shape[1:]))
+    steps = len(imgs)
+    tt = check_array(t, "t", shape=(steps,))
+    row = np.concatenate([end[:1], imgs, end[1:]])[None]
+    values = np.concatenate([[0.0], tt, [1.0]])[None]
+    captions = classes = None
+    if logits is not None:
+        lab, conf = class_readout(check_array(logits, "logits", shape=(steps, len(class_names))))
+        middle = [f"{class_names[c][:10]} {p:.2f}" for c, p in zip(lab, conf, strict=True)]
+        captions = [[labels[0], *middle, labels[1]]]
+        classes = np.concatenate([lab[:1], lab, lab[-1:]])[None]
+    return image_rows_figure(row, ["line"], values, captions, classes, title)

@@ -16,7 +16,12 @@ from matplotlib.figure import Figure
 from latent_atlas.analysis import dimplots, plots
 from latent_atlas.analysis.compare import Row
 from latent_atlas.analysis.render import Block, FigureImage, FigureRow, Notes, Section, Table
-from latent_atlas.analysis.traversals import class_readout, image_rows_figure, traversal_captions
+from latent_atlas.analysis.traversals import (
+    class_readout,
+    image_rows_figure,
+    interpolation_figure,
+    traversal_captions,
+)
 from latent_atlas.pipeline import ModelAnalysis
 from latent_atlas.toolkit.grid import dim_label
 
@@ -144,20 +149,15 @@ def dimension_sections(
         ))]  # fmt: skip
         line = ex.interpolation
         if line is not None:
-            cap, cls = _captions(None if line.logits is None else line.logits[None], names)
-            rows = np.concatenate([line.ends[:1], line.images, line.ends[1:]])[None]
-            vals = np.concatenate([[0.0], line.t, [1.0]])[None]
-            if cap is not None and cls is not None:
-                cap = [["test image"] + cap[0] + ["test image"]]
-                cls = np.concatenate([cls[:, :1], cls, cls[:, -1:]], axis=1)
             blocks.append(FigureRow((image(
                 f"m{i}_interpolation.png",
                 f"{m.name}: the straight line from test image {line.a} to test image {line.b}",
                 f"{m.name}: test image {line.a}, eleven images decoded along the straight line "
                 f"between its code and that of test image {line.b}, then test image {line.b}",
-                functools.partial(image_rows_figure, rows, [f"{line.a} → {line.b}"], vals, cap,
-                                  cls, f"{m.name}: between test images {line.a} and {line.b} "
-                                  "(ends: the test images; t from 0 to 1)"),
+                functools.partial(interpolation_figure, line.images, line.ends, line.t,
+                                  (f"test image {line.a}", f"test image {line.b}"), line.logits,
+                                  names, f"{m.name}: between test images {line.a} and {line.b} "
+                                  "(ends: the test images themselves; t from 0 to 1)"),
             ),)))  # fmt: skip
         out.append(Section(f"traversals-{i}", f"{m.name}: what each dim does", tuple(blocks),
                            "Latent traversals (Higgins et al. 2017): one dim moves, the others "

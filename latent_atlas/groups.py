@@ -201,8 +201,9 @@ def analyze_groups(
             if key not in done and key not in todo:
                 todo[key] = (g.label, member)
     workers = parallel_workers(len(todo))
-    # the dense atlas is a figure, not a metric
-    member_cfg = session_threads(replace(cfg, atlas_steps=0), workers)
+    # the dense atlas and the extras (traversals, t-SNE, sample grids) are figures, not
+    # metrics; the diagnostics and the extra planes' grids are metrics, measured for each
+    member_cfg = session_threads(replace(cfg, atlas_steps=0, extras=False), workers)
     if workers > 1 and classifier is not None:  # shared state built before the threads start
         clf = cache.classifier(classifier, data, member_cfg)
         if full:

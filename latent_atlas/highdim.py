@@ -85,6 +85,7 @@ def analyze_extras(
     tsne_points: int = 2000,
     seed: int = 0,
     batch_size: int = 4096,
+    dimensions: Dimensions | None = None,
 ) -> ModelExtras:
     """Decode and measure everything :class:`ModelExtras` holds for ``model``."""
     rng = np.random.default_rng(seed + 1)  # not the Fréchet samples' stream
@@ -99,7 +100,7 @@ def analyze_extras(
     extras.reconstructions = model.decode(embeddings[index], batch_size)
     if model.latent_dim <= 2:
         return extras
-    dims = diagnose(model, data, threshold, batch_size)
+    dims = dimensions or diagnose(model, data, threshold, batch_size)
     spec = TraversalSpec(k=min(k, model.latent_dim))
     extras.dimensions = dims
     extras.traversal = traverse(model, data, spec, classifier, threshold, batch_size, dims)

@@ -58,6 +58,7 @@ from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import DecodedGrid, GridSpec, decode_grid
 from latent_atlas.toolkit.runtime import Model, OnnxModel, load, load_classifier
+from latent_atlas.traversals import diagnose
 
 # The seed study's figure: 21 rows of 28 px; its "top rows (0–200 px)" are 200/28 ≈ 7 rows.
 SEED_FIGURE_ROW_PX, SEED_FIGURE_ROWS, SEED_TOP_PX = 28, 21, 200
@@ -103,6 +104,8 @@ class AnalysisConfig:
     # what a report adds per model (latent_atlas.highdim): reconstructions, prior samples and,
     # above 2 dims, diagnostics, traversals, interpolation, PCA and three-image planes, t-SNE
     extras: bool = True
+    # above 2 dims: the PCA plane and the plane through three test images as extra grids
+    dimension_planes: bool = True
     active_threshold: float = 0.01  # a dim is active above this posterior-mean variance
     traverse_k: int = 8  # traversals of this many most active dims
     plane_images: tuple[int, ...] = ()  # the images plane's test images (): the first of 3 classes
@@ -496,7 +499,7 @@ def analyze_model(
         missing["samples"] = "not available: no classifier (Fréchet distances need its features)"
 
     specs = list(cfg.grids)
-    if emb is not None and model.latent_dim > 2 and cfg.extras:
+    if emb is not None and model.latent_dim > 2 and cfg.dimension_planes:
         # a model of many dims: the PCA plane and the plane through three test images too
         keys = {s.key() for s in specs}
         extra = extra_grids(cfg.grids[0], data, cfg.plane_images)
@@ -528,20 +531,24 @@ def analyze_model(
         stage(f"{display}: geometry")
         geometry = analyze_geometry(model, grids[0].grid, emb, labels, names, cfg.geometry_graph)
 
+    dims = None
+    if emb is not None and model.latent_dim > 2:  # which dims the model uses
+        stage(f"{display}: dimensions")
+        dims = diagnose(model, data, cfg.active_threshold, cfg.batch_size)
+        if dims.logvar is None:
+            missing["dimensions.kl"] = dims.diagnostics.kl_not_available
     extras = None
     if cfg.extras:
-        stage(f"{display}: dimensions")
         extras = analyze_extras(
             model, data, clf, emb, threshold=cfg.active_threshold, k=cfg.traverse_k,
             images=cfg.plane_images, tsne_points=cfg.tsne_points, seed=cfg.seed,
-            batch_size=cfg.batch_size,
+            batch_size=cfg.batch_size, dimensions=dims,
         )  # fmt: skip
-        if extras.dimensions is not None and extras.dimensions.logvar is None:
-            missing["dimensions.kl"] = extras.dimensions.diagnostics.kl_not_available
     metrics = ModelMetrics(
         embedding=embedding, reconstruction=reconstruction, samples=samples,
         grids={g.key: g.metrics for g in grids}, not_available=missing,
         geometry=geometry_metrics(geometry, grids[0].key) if geometry else None,
+        dimensions=dims.diagnostics if dims is not None else None,
     )  # fmt: skip
     provenance = Provenance(
         source=str(model.source),

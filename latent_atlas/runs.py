@@ -336,16 +336,14 @@ def _without_seed_fields(tree: dict) -> dict:
 
 def _model_json(m: ModelAnalysis, study_ran: bool) -> dict:
     """One model in metrics.json: its metrics (the seed study's fields only where the study
-    ran), provenance, and — for a model of more than two dims — its per-dim diagnostics and
-    traversal readings."""
+    ran), provenance, and — for a model of more than two dims — its traversal readings (its
+    per-dim diagnostics are among its metrics)."""
     metrics = m.metrics.to_json()
     out: dict = {
         "metrics": metrics if study_ran else _without_seed_fields(metrics),
         "provenance": m.provenance.to_json(),
     }
     ex = m.extras
-    if ex is not None and ex.dimensions is not None:
-        out["dimensions"] = ex.dimensions.diagnostics.to_json()
     if ex is not None and ex.traversal is not None:
         out["traversal"] = ex.traversal.metrics.to_json()
     if ex is not None and ex.interpolation is not None:

@@ -93,8 +93,9 @@ def test_one_model_report_of_an_8d_model(toy8, tmp_path, capsys):
     out = tmp_path / "toy-lg8"
     doc = json.loads((out / "metrics.json").read_text())
     m = doc["models"]["lg8"]
-    assert sorted(m["dimensions"]["active"]) == [0, 1, 2]  # the known answer, end to end
-    assert m["dimensions"]["kl"] is not None and m["dimensions"]["n_active"] == 3
+    dims = m["metrics"]["dimensions"]
+    assert sorted(dims["active"]) == [0, 1, 2]  # the known answer, end to end
+    assert dims["kl"] is not None and dims["n_active"] == 3
     assert len(m["traversal"]["dims"]) == 8 and m["traversal"]["labels"] is not None
     text = json.dumps(m["metrics"])
     assert "as_written" not in text and "seed_top_rows" not in text  # no study ran
@@ -126,5 +127,5 @@ def test_mean_only_encoder_says_why_no_kl(toy8, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     doc = json.loads((tmp_path / "a" / "metrics.json").read_text())
     m = doc["models"]["mo8"]
-    assert m["dimensions"]["kl"] is None
+    assert m["metrics"]["dimensions"]["kl"] is None
     assert "logvar" in m["metrics"]["not_available"]["dimensions.kl"]

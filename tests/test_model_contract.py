@@ -260,7 +260,9 @@ def test_eight_dim_conv_vae_on_a_plane(tmp_path, toy, capsys, monkeypatch):
                                GridSpec(steps=(5, 5), axes=(2, 5))))  # fmt: skip
     a = analyze_model(folder, toy["root"] / "classifier.onnx", toy["data"], cfg, Cache())
     # dims numbered from 0 in keys and labels, as in the flags
-    assert set(a.metrics.grids) == {"linear_5x5_pca", "linear_5x5_z2z5"}
+    # (and a model of more than two dims gets the PCA plane and a plane through three test
+    # images as auto-range grids)
+    assert {"linear_5x5_pca", "linear_5x5_z2z5", "auto_5x5_pca"} <= set(a.metrics.grids)
     pca = a.metrics.grids["linear_5x5_pca"].plane
     assert pca["kind"] == "pca" and pca["labels"] == ["PC1", "PC2"] and len(pca["origin"]) == 8
     axes = a.metrics.grids["linear_5x5_z2z5"].plane

@@ -245,3 +245,20 @@ def test_public_api(lg):
     assert result.traversal.images.shape == (2, 3, 1, 28, 28) and result.logits is None
     line = la.interpolate(model, 0, 1, steps=3, data=data, classifier=None)
     assert line.images.shape == (3, 1, 28, 28)
+
+
+def test_interpolation_figure_shows_the_two_test_images_at_its_ends():
+    from latent_atlas.analysis.traversals import interpolation_figure
+
+    images = np.full((3, 1, 2, 2), 0.5)
+    ends = np.stack([np.zeros((1, 2, 2)), np.ones((1, 2, 2))])
+    logits = np.array([[2.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
+    fig = interpolation_figure(images, ends, [0, 0.5, 1], ("test image 3", "test image 9"),
+                               logits, ["a", "b"], "t")  # fmt: skip
+    assert len(fig.axes) == 5
+    assert fig.axes[0].get_xlabel() == "test image 3" and fig.axes[4].get_xlabel() == "test image 9"
+    assert fig.axes[1].get_xlabel().startswith("a 0.88")
+    assert (
+        fig.axes[0].images[0].get_array().max() == 0
+        and fig.axes[4].images[0].get_array().min() == 1
+    )

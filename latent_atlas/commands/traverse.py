@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> None:
     from latent_atlas.analysis.traversals import (
         class_readout,
         image_rows_figure,
+        interpolation_figure,
         traversal_captions,
     )
     from latent_atlas.pipeline import check_fits, check_runtime
@@ -181,17 +182,11 @@ def run(args: argparse.Namespace) -> None:
     if args.between is not None:
         a, b = args.between
         line = interpolate(model, data, a, b, args.steps, clf, args.batch_size)
-        captions = cls = None
-        if line.logits is not None:
-            lab, conf = class_readout(line.logits)
-            captions = [
-                [f"{data.class_names[c][:10]} {p:.2f}" for c, p in zip(lab, conf, strict=True)]
-            ]
-            cls = lab[None]
-        fig = image_rows_figure(
-            line.images[None], [f"{a} → {b}"], line.t[None], captions, cls,
-            f"{names.display_text(model.name)}: straight line from test image {a} to {b} "
-            "(values: t)",
+        fig = interpolation_figure(
+            line.images, line.ends, line.t, (f"test image {a}", f"test image {b}"),
+            line.logits, data.class_names,
+            f"{names.display_text(model.name)}: the straight line from test image {a} to {b} "
+            "(ends: the test images themselves; t from 0 to 1)",
         )  # fmt: skip
         written.append(write_bytes(out / files[3], figure_png_bytes(fig, dpi=110),
                                    args.overwrite, protect))  # fmt: skip
