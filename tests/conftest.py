@@ -166,6 +166,8 @@ def _is_slow(item: pytest.Item) -> bool:
     return item.get_closest_marker("slow") is not None
 
 
+# tryfirst: before xdist's own hook, which turns each xdist_group mark into its node id
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # opt-in: the exhaustive tests run only when the -m expression names them
     if "exhaustive" not in (config.option.markexpr or ""):
