@@ -34,7 +34,10 @@ def _log10(values: np.ndarray) -> np.ndarray:
 
 
 def _extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
-    return float(x[0]), float(x[-1]), float(y[0]), float(y[-1])
+    """The outer edges of the cells centred on ``x``, ``y`` (half a step beyond the ends)."""
+    hx = (x[1] - x[0]) / 2 if len(x) > 1 else 0.5
+    hy = (y[1] - y[0]) / 2 if len(y) > 1 else 0.5
+    return float(x[0] - hx), float(x[-1] + hx), float(y[0] - hy), float(y[-1] + hy)
 
 
 def geometry_maps_figure(
