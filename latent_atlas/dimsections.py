@@ -86,7 +86,10 @@ def _diagnostics_table(m: ModelAnalysis, i: int) -> Table:
         ))  # fmt: skip
     header = ("dim", "rank by variance", "variance of posterior means", "active",
               "mean KL to N(0,1), nats")  # fmt: skip
-    return Table(header, tuple(rows), f"dims-table-{i}", sortable=True, code=False)
+    # a long table (a 32-D model) is one click away, under a one-line summary
+    folded = f"All {d.latent_dim} dims, by variance" if d.latent_dim > 16 else ""
+    return Table(header, tuple(rows), f"dims-table-{i}", sortable=True, code=False,
+                 collapsed=folded)  # fmt: skip
 
 
 def dimension_sections(
