@@ -196,7 +196,7 @@ def analyze_groups(
         for member in g.members:
             key = str(member.resolve())
             if key not in done:
-                stage(f"group {g.label}: {member.name}")
+                stage(f"Metrics across seeds: {g.label} {member.name}")
                 if full:
                     done[key] = analyze_model(member, classifier, data, member_cfg, cache,
                                               member.name).metrics  # fmt: skip

@@ -36,7 +36,14 @@ from latent_atlas.analysis.render import (
 )
 from latent_atlas.analysis.studies import Finding
 from latent_atlas.engine import die_with_parent, usable_cores
-from latent_atlas.pipeline import GridAnalysis, ModelAnalysis
+from latent_atlas.pipeline import (
+    ATLAS_TITLE,
+    EMBEDDINGS_TITLE,
+    METRICS_TITLE,
+    GridAnalysis,
+    ModelAnalysis,
+    grid_title,
+)
 
 DPI = 100
 
@@ -261,7 +268,7 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
             + (f" ({g.grid.plane.describe()})" if g.grid.plane.describe() else "")
             for _, m, g in present
         )
-        sections.append(Section(f"grid-{key}", f"Grid: {spec.describe()}", tuple(blocks), ranges))
+        sections.append(Section(f"grid-{key}", grid_title(spec), tuple(blocks), ranges))
     return sections
 
 
@@ -299,7 +306,7 @@ def _atlas_section(models: list[ModelAnalysis], names: tuple[str, ...],
         "is the explorer's background."
         + (f" ({first.atlas.atlas.note})" if first.atlas and first.atlas.atlas.note else "")
     )
-    return Section("atlas", "Dense atlas", tuple(FigureRow((f,)) for f in figs), intro)
+    return Section("atlas", ATLAS_TITLE, tuple(FigureRow((f,)) for f in figs), intro)
 
 
 def build_sections(
@@ -338,12 +345,12 @@ def build_sections(
             + ", ".join(f"{m.name} {m.provenance.latent_dim}-D" for m in models)
             + "."
         )
-        sections.append(Section("embeddings", "Encoder embeddings", (emb,), intro))
+        sections.append(Section("embeddings", EMBEDDINGS_TITLE, (emb,), intro))
     sections += _grid_sections(models, class_names, out)
     atlas = _atlas_section(models, class_names, ambiguity_threshold, out)
     if atlas is not None:
         sections.append(atlas)
-    sections.append(Section("all-metrics", "All metrics", (
+    sections.append(Section("all-metrics", METRICS_TITLE, (
         Table(("metric", *labels), tuple(all_rows(metrics)), "metrics-table", code=True),
     ), "Click a column header to sort."))  # fmt: skip
     prov = []
