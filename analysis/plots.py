@@ -164,10 +164,15 @@ def title_text(text: str, width: int = TITLE_CHARS) -> str:
     return "\n".join(textwrap.wrap(str(text), width, break_on_hyphens=False)) or str(text)
 
 
-def _mosaic_figsize(cells: NDArray[np.float64], width: float = 6.0) -> tuple[float, float]:
+def _mosaic_figsize(
+    cells: NDArray[np.float64], width: float = 6.0, beside: float = 0.0
+) -> tuple[float, float]:
+    """Figure size (inches) for a mosaic ``width`` wide, ``beside`` of it taken by a legend at
+    the side: the height follows the mosaic's own width, not the figure's (a square class map
+    with its legend was drawn 7.5 × 8.1 in, tall and mostly empty above and below)."""
     ny, nx, h, w = cells.shape[:4]
     ratio = (ny * h) / (nx * w)
-    return (width, float(np.clip(width * ratio, 2.5, 12.0)) + 0.6)
+    return (width, float(np.clip((width - beside) * ratio, 2.5, 12.0)) + 0.6)
 
 
 # --------------------------------------------------------------------------- mosaics
@@ -375,7 +380,8 @@ def class_map_figure(
     n_classes = len(class_names)
     lab = _check_labels(labels, (ny, nx), n_classes)
 
-    fig = Figure(figsize=_mosaic_figsize(arr, width=7.5), layout="constrained")
+    # the legend (class names) takes about 1.9 in at the right
+    fig = Figure(figsize=_mosaic_figsize(arr, width=7.5, beside=1.9), layout="constrained")
     ax = fig.subplots()
     _draw_mosaic(ax, arr, xs, ys, labels_xy)
 

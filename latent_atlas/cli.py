@@ -135,6 +135,41 @@ def _interrupted(command: str, code: int) -> int:
     return code
 
 
+_last_command = "?"  # the command the late handler names (see ``console``)
+
+
+def _late(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM after the command's work ended: its output is complete; say so (one
+    line, as for any other end) and exit with the signal's code."""
+    name = signal.Signals(signum).name
+    with contextlib.suppress(OSError):
+        os.write(2, f"latent-atlas {_last_command}: interrupted ({name}) after its output was "
+                    "complete; nothing lost\n".encode())  # fmt: skip
+    os._exit(128 + signum)
+
+
+def console() -> NoReturn:
+    """The ``latent-atlas`` script: :func:`main`, then out without the interpreter's teardown.
+
+    Freeing what the process is about to lose anyway (sessions, arrays, modules) takes about
+    two seconds after a report; a SIGTERM then met the default action and ended a finished,
+    successful run with 143 and no line. Here a late signal is reported by :func:`_late`
+    (installed before ``main``, which restores it when it ends, so no moment is uncovered),
+    the exit handlers that must run (Ray, multiprocessing, temporary files) run, and the
+    process ends with ``os._exit`` once its streams are flushed."""
+    import atexit
+
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, _late)
+    code = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from latent_atlas.toolkit import signals
 
@@ -166,6 +201,8 @@ def _run(argv: Sequence[str] | None) -> int:
         except SystemExit as exc:  # --help, or a usage error already printed
             return int(exc.code or 0)
         command = args.command
+        global _last_command
+        _last_command = command
         _quiet_libraries()
         # no tqdm monitor thread: a report draws its figures on forked workers only while this
         # process has no other Python thread (see sections._workers)
@@ -194,4 +231,4 @@ def _run(argv: Sequence[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -211,7 +211,7 @@ def analyze_groups(
 
     def measure(job: tuple[str, Path], stage: Callable[[str], None]) -> ModelMetrics:
         label, member = job
-        stage(f"group {label}: {member.name}")
+        stage(f"Metrics across seeds: {label} {member.name}")
         if full:
             return analyze_model(member, classifier, data, member_cfg, cache, member.name).metrics
         return study_metrics(member, classifier, data, member_cfg, cache)

@@ -261,6 +261,18 @@ def seed_top_rows(ny: int) -> int:
     return max(1, round(ny * SEED_TOP_PX / (SEED_FIGURE_ROWS * SEED_FIGURE_ROW_PX)))
 
 
+# The report's section titles, shared with latent_atlas.sections: a stage of timings.json is
+# named for the section its work feeds ("VAE: Encoder embeddings", "VAE: Grid: 21×21 over …").
+EMBEDDINGS_TITLE = "Encoder embeddings"
+ATLAS_TITLE = "Dense atlas"
+METRICS_TITLE = "All metrics"
+
+
+def grid_title(spec: GridSpec) -> str:
+    where = f", {spec.describe_plane()}" if spec.describe_plane() else ""
+    return f"Grid: {spec.describe()}{where}"
+
+
 def analyze_grid(
     grid: DecodedGrid,
     classifier: OnnxModel | None,
@@ -447,7 +459,7 @@ def analyze_model(
     reconstruction = None
     rec_feats = None
     if model.encoder is not None:
-        stage(f"{display}: embed")
+        stage(f"{display}: {EMBEDDINGS_TITLE}")
         emb_key = f"{model.encoder.sha256}:{data.sha256}"
         if emb_key not in cache.embeddings:
             cache.embeddings[emb_key] = model.encode(x_test, cfg.batch_size)
@@ -459,7 +471,7 @@ def analyze_model(
                 "collapsed units); see the per-dim diagnostics"
             )
 
-        stage(f"{display}: reconstruct")
+        stage(f"{display}: {METRICS_TITLE} (reconstruction)")
         with _ONE_AT_A_TIME:  # the reconstructions and a float64 copy of their errors: 94 MB
             x_hat = model.decode(emb, cfg.batch_size)
             rec = sa.reconstruction_errors(x_test, x_hat)
@@ -475,7 +487,7 @@ def analyze_model(
 
     samples = None
     if clf is not None and real_feats is not None and real_logits is not None:
-        stage(f"{display}: samples")
+        stage(f"{display}: {METRICS_TITLE} (samples)")
         d = model.latent_dim
         sources = {"standard_normal": rng.standard_normal((cfg.n_samples, d))}
         if mean is not None and cov is not None:
@@ -509,7 +521,7 @@ def analyze_model(
         if emb is None and (spec.mode == "auto" or spec.plane in ("pca", "images")):
             missing[f"grids.{spec.key()}"] = "not available: no encoder (the grid needs embeddings)"
             continue
-        stage(f"{display}: grid {spec.key()}")
+        stage(f"{display}: {grid_title(spec)}")
         # full-resolution cells: the classifier needs them (decode_grid refuses grids too big)
         try:
             grid = decode_grid(model.decoder, spec, emb, cfg.batch_size,
@@ -523,12 +535,12 @@ def analyze_model(
 
     atlas = None
     if clf is not None and grids and cfg.atlas_steps:
-        stage(f"{display}: atlas")
+        stage(f"{display}: {ATLAS_TITLE}")
         atlas = analyze_atlas(model, clf, grids[0].grid, emb, cfg.atlas_steps)
 
     geometry = None
     if grids and cfg.geometry_graph:
-        stage(f"{display}: geometry")
+        stage(f"{display}: Decoder geometry")
         geometry = analyze_geometry(model, grids[0].grid, emb, labels, names, cfg.geometry_graph)
 
     dims = None

@@ -36,7 +36,12 @@ from latent_atlas.analysis.render import (
 )
 from latent_atlas.analysis.studies import Finding
 from latent_atlas.engine import die_with_parent, usable_cores
-from latent_atlas.pipeline import GridAnalysis, ModelAnalysis
+from latent_atlas.pipeline import (
+    ATLAS_TITLE,
+    GridAnalysis,
+    ModelAnalysis,
+    grid_title,
+)
 
 DPI = 100
 
@@ -276,9 +281,7 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
                     if (w := g.grid.plane.warning(m.embeddings))]  # fmt: skip
         if warnings:
             ranges += ". Warning — " + "; ".join(warnings)
-        where = f", {spec.describe_plane()}" if spec.describe_plane() else ""
-        sections.append(Section(f"grid-{key}", f"Grid: {spec.describe()}{where}", tuple(blocks),
-                                ranges))  # fmt: skip
+        sections.append(Section(f"grid-{key}", grid_title(spec), tuple(blocks), ranges))
     return sections
 
 
@@ -316,7 +319,7 @@ def _atlas_section(models: list[ModelAnalysis], names: tuple[str, ...],
         "is the explorer's background."
         + (f" ({first.atlas.atlas.note})" if first.atlas and first.atlas.atlas.note else "")
     )
-    return Section("atlas", "Dense atlas", tuple(FigureRow((f,)) for f in figs), intro)
+    return Section("atlas", ATLAS_TITLE, tuple(FigureRow((f,)) for f in figs), intro)
 
 
 def _geometry_section(models: list[ModelAnalysis], out: _Figures) -> Section | None:

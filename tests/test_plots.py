@@ -228,3 +228,21 @@ def test_long_titles_wrap_inside_the_figure():
     canvas.draw()
     box = fig.axes[0].title.get_window_extent(canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width  # the whole title is on the figure
+
+
+def test_a_square_class_map_is_not_taller_than_its_mosaic():
+    """The legend sits beside the mosaic: the figure's height follows the mosaic's width, so a
+    square grid fills the height (it was 7.5 × 8.1 in, mostly empty above and below)."""
+    from latent_atlas.analysis.plots import class_map_figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rng = np.random.default_rng(0)
+    x = np.linspace(-4, 4, 21)
+    fig = class_map_figure(rng.random((21, 21, 1, 8, 8)), rng.integers(0, 10, (21, 21)), x, x,
+                           [f"c{k}" for k in range(10)], "classes")  # fmt: skip
+    FigureCanvasAgg(fig).draw()
+    width, height = fig.get_size_inches()
+    box = fig.axes[0].get_window_extent()
+    assert height < 0.9 * width
+    assert box.height / (height * fig.dpi) > 0.8  # the mosaic, not white space, fills it
+    assert abs(box.width - box.height) < 0.02 * box.width  # still square cells
