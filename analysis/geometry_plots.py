@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from latent_atlas.analysis.plots import mosaic_image, title_text
+from latent_atlas.analysis.plots import mosaic_image, plain_text, title_text
 from latent_atlas.analysis.validation import check_coords
 from latent_atlas.toolkit.errors import AtlasError
 from matplotlib.figure import Figure
@@ -96,7 +96,7 @@ def geometry_maps_figure(
         ax.annotate(str(k + 1), p[len(p) // 2], color="cyan", fontsize=9)
     if title:
         fig.suptitle(title_text(title), fontsize=11)
-    fig.tight_layout()
+    plain_text(fig).tight_layout()  # before measuring: user text is never mathtext
     return fig
 
 
@@ -130,5 +130,5 @@ def geodesic_strips_figure(
             ax.set_title(f"{k + 1}. {name}: {what}, length {length:.3g}", fontsize=9, loc="left")
     if title:
         fig.suptitle(title_text(title), fontsize=11)
-    fig.tight_layout()
+    plain_text(fig).tight_layout()  # before measuring: user text is never mathtext
     return fig

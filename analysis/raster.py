@@ -279,26 +279,6 @@ def _draw_marks(
     return np.asarray(img)
 
 
-def png_as(png: bytes, fmt: str) -> bytes:
-    """A picture drawn here (PNG bytes) as a file of ``fmt``: the PNG itself, a one-page PDF
-    (Pillow), or an SVG that holds the PNG as its image (a raster picture stays raster)."""
-    if fmt == "png":
-        return png
-    if fmt == "pdf":
-        buf = io.BytesIO()
-        Image.open(io.BytesIO(png)).convert("RGB").save(buf, format="PDF", resolution=100.0)
-        return buf.getvalue()
-    if fmt == "svg":
-        import base64
-
-        w, h = Image.open(io.BytesIO(png)).size
-        data = base64.b64encode(png).decode("ascii")
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-                f'viewBox="0 0 {w} {h}"><image width="{w}" height="{h}" '
-                f'href="data:image/png;base64,{data}"/></svg>\n').encode()  # fmt: skip
-    raise AtlasError(f"figure format {fmt!r}: expected png, svg or pdf")
-
-
 # ---------------------------------------------------------------------------- pictures
 def _to_rgb8(values: NDArray[np.floating]) -> NDArray[np.uint8]:
     """Values in [0, 1] (``[..., C]`` with C in (1, 3)) as 8-bit RGB."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import io
 import multiprocessing
 import os
 import signal
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from latent_atlas.analysis import plots, raster
 from latent_atlas.analysis.compare import Row, all_rows, key_rows
@@ -42,6 +44,7 @@ from latent_atlas.pipeline import (
     ModelAnalysis,
     grid_title,
 )
+from latent_atlas.toolkit.errors import AtlasError
 
 DPI = 100
 
@@ -125,10 +128,30 @@ _PENDING: list[Draw] = []  # what the forked workers draw, by index
 _FORMAT = "png"  # and in which file format (plots.FIGURE_FORMATS)
 
 
+def png_as(png: bytes, fmt: str) -> bytes:
+    """A picture drawn here (PNG bytes) as a file of ``fmt``: the PNG itself, a one-page PDF
+    (Pillow), or an SVG that holds the PNG as its image (a raster picture stays raster)."""
+    if fmt == "png":
+        return png
+    if fmt == "pdf":
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(png)).convert("RGB").save(buf, format="PDF", resolution=100.0)
+        return buf.getvalue()
+    if fmt == "svg":
+        import base64
+
+        w, h = Image.open(io.BytesIO(png)).size
+        data = base64.b64encode(png).decode("ascii")
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+                f'viewBox="0 0 {w} {h}"><image width="{w}" height="{h}" '
+                f'href="data:image/png;base64,{data}"/></svg>\n').encode()  # fmt: skip
+    raise AtlasError(f"figure format {fmt!r}: expected png, svg or pdf")
+
+
 def _encode(picture: Picture, fmt: str) -> bytes:
     """A figure's file in ``fmt``: a matplotlib figure rendered, a raster picture converted."""
     if isinstance(picture, bytes):
-        return raster.png_as(picture, fmt)
+        return png_as(picture, fmt)
     return plots.figure_bytes(picture, fmt, dpi=DPI)
 
 

@@ -29,8 +29,9 @@ def test_analyze_writes_metrics_and_figures(real_data, tmp_path, capsys):
         == json.loads((SHIPPED / "manifest.json").read_text())["files"]["vae/decoder.onnx"]
     )
     figures = sorted(p.name for p in (tmp_path / "a" / "figures").iterdir())
-    # + one dense atlas, reconstructions and prior samples per model
-    assert len(figures) == 2 + 2 * (2 * 5 + 1) + 2 + 2 * 2
+    # + one dense atlas, reconstructions and prior samples, and the decoder geometry's maps and
+    # geodesic strips per model
+    assert len(figures) == 2 + 2 * (2 * 5 + 1) + 2 + 2 * 2 + 2 * 2
     assert all((tmp_path / "a" / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
     out = capsys.readouterr().out
     assert "figures written to" in out and out.count("The ") >= 3  # the three claims, judged
