@@ -193,6 +193,22 @@ class Engine:
         raise NotImplementedError
 
 
+@contextlib.contextmanager
+def keeping_signal_handlers() -> Iterator[None]:
+    """Put SIGINT's and SIGTERM's handlers back as they were after the block. ``ray.init``
+    replaces SIGTERM's with one that calls ``sys.exit`` and never restores it, so without this
+    a process that once used Ray met SIGTERM with ``SystemExit`` instead of :class:`Terminated`
+    (and the engine, seeing a handler already set, would not install its own)."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(f"signal {signal.Signals(signum).name}")
 
@@ -380,10 +396,11 @@ class RayEngine(Engine):
             return  # the caller's connection: used, and left open
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
         try:
-            if self.address:
-                ray.init(address=self.address, **quiet)  # type: ignore[arg-type]
-            else:  # a local instance sized for this run, shut down at the end
-                ray.init(num_cpus=self.jobs, include_dashboard=False, **quiet)  # type: ignore[arg-type]
+            with keeping_signal_handlers():  # ray.init installs a SIGTERM -> sys.exit handler
+                if self.address:
+                    ray.init(address=self.address, **quiet)  # type: ignore[arg-type]
+                else:  # a local instance sized for this run, shut down at the end
+                    ray.init(num_cpus=self.jobs, include_dashboard=False, **quiet)  # type: ignore[arg-type]
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise AtlasError(
@@ -427,7 +444,8 @@ class RayEngine(Engine):
                     ray.cancel(ref, force=True)
             if self._owns_connection:
                 self._owns_connection = False
-                ray.shutdown()  # a local instance we started stops with its processes
+                with keeping_signal_handlers():
+                    ray.shutdown()  # a local instance we started stops with its processes
 
 
 def make_engine(cfg: EngineConfig) -> Engine:

@@ -126,10 +126,14 @@ def ray_local():
     connection it did not open running)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=200 * 2**20)  # fmt: skip
+    from latent_atlas.engine import keeping_signal_handlers
+
+    with keeping_signal_handlers():  # other tests in this worker expect SIGTERM's default
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=200 * 2**20)  # fmt: skip
     yield ray
-    ray.shutdown()
+    with keeping_signal_handlers():
+        ray.shutdown()
 
 
 # -------------------------------------------------------------------------- xdist and speed

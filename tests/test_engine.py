@@ -272,6 +272,25 @@ def test_ray_engine_outcomes_match_the_local_engine(ray_local):
     np.testing.assert_array_equal(ray["array"].value, np.arange(4))
     dies = _run([Task("dies", os._exit, (3,))], kind="ray")["dies"]
     assert dies.error.startswith("Ray: WorkerCrashedError")
+    # Ray in this process left SIGTERM alone: still an interrupt, not Ray's sys.exit (CI once
+    # failed when xdist ran the SIGTERM test after a Ray test in the same worker)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with make_engine(EngineConfig()), pytest.raises(Terminated):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+
+def test_keeping_signal_handlers_puts_back_what_a_library_replaced():
+    from latent_atlas.engine import keeping_signal_handlers
+
+    def library_handler(signum, frame):
+        raise SystemExit(signum)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with keeping_signal_handlers():
+        signal.signal(signal.SIGTERM, library_handler)
+        assert signal.getsignal(signal.SIGTERM) is library_handler
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.real_data
