@@ -36,6 +36,7 @@ __all__ = [
     "atlas_png",
     "class_map_png",
     "heatmap_png",
+    "image_rows_png",
     "mosaic_png",
 ]
 
@@ -527,17 +528,67 @@ def heatmap_png(
     bytes
         PNG.
     """
+    return png_bytes(heatmap_panel(values, x, y, title, colorbar_label, cmap, vmin, vmax, labels,
+                                   marks))  # fmt: skip
+
+
+Line = tuple[NDArray[np.floating], tuple[int, int, int], int]  # ([T, 2] plane points, RGB, width)
+
+
+def heatmap_panel(
+    values: ArrayLike,
+    x: ArrayLike,
+    y: ArrayLike,
+    title: str = "",
+    colorbar_label: str = "",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    labels: tuple[str, str] = ("z\u2081", "z\u2082"),
+    marks: Sequence[Mark] = (),
+    lines: Sequence[Line] = (),
+    size: int = MAP_PX,
+) -> Image.Image:
+    """:func:`heatmap_png`'s picture before it is encoded, ``lines`` (polylines in plane
+    coordinates, a colour and a width each) drawn over the map; ``size`` px on its wider side."""
     vals = check_array(values, "values", ndim=2, finite=False)
     xs = check_coords(x, "x", vals.shape[1])
     ys = check_coords(y, "y", vals.shape[0])
     lo, hi = _limits(vals, vmin, vmax)
-    image, xa, ya = map_image(_coloured(vals, cmap, lo, hi), xs, ys, labels)
+    image, xa, ya = map_image(_coloured(vals, cmap, lo, hi), xs, ys, labels, size)
     h, w = image.shape[:2]
     ex, ey = _edges(xs), _edges(ys)  # map_image spreads the cell edges over the pixels
+    if lines:
+        img = Image.fromarray(np.ascontiguousarray(image))
+        draw = ImageDraw.Draw(img)
+        for points, rgb, width in lines:
+            pts = np.asarray(points, np.float64).reshape(-1, 2)
+            px = (pts[:, 0] - ex[0]) / (ex[-1] - ex[0]) * w
+            py = h - (pts[:, 1] - ey[0]) / (ey[-1] - ey[0]) * h
+            draw.line(list(zip(px.tolist(), py.tolist(), strict=True)), fill=rgb, width=width)
+        image = np.asarray(img)
     image = _draw_marks(image, marks, (ex - ex[0]) / (ex[-1] - ex[0]) * w,
                         (ey - ey[0]) / (ey[-1] - ey[0]) * h, ex, ey)  # fmt: skip
     bar = ColourBar(_lut(cmap), lo, hi, colorbar_label)
-    return png_bytes(panel(image, xa, ya, title, colour_bar=bar))
+    return panel(image, xa, ya, title, colour_bar=bar)
+
+
+def panels_png(rows: Sequence[Sequence[Image.Image]], title: str = "") -> bytes:
+    """Rows of panels (each row side by side, tops aligned) stacked under one title."""
+    strips = [_side_by_side(row) for row in rows]
+    lines = _wrap(title, 3 * TITLE_CHARS)
+    _, th = _text_size("Ag")
+    top = PAD + len(lines) * th + PAD if lines else 0
+    width = max(s.width for s in strips)
+    out = Image.new("RGB", (width, top + sum(s.height for s in strips)), WHITE)
+    draw = ImageDraw.Draw(out)
+    for r, line in enumerate(lines):
+        draw.text(((width - _text_size(line)[0]) / 2, PAD + r * th), line, fill=INK, font=_font())
+    y = top
+    for strip in strips:
+        out.paste(strip, (0, y))
+        y += strip.height
+    return png_bytes(out)
 
 
 def atlas_png(
@@ -581,3 +632,96 @@ def atlas_png(
         image, xa, ya = map_image(_coloured(vals, cmap, lo, hi), xs, ys, labels_xy, size)
         panels.append(panel(image, xa, ya, name, colour_bar=ColourBar(_lut(cmap), lo, hi, bar)))
     return png_bytes(_side_by_side(panels, title))
+
+
+# ---------------------------------------------------------------------------- rows of images
+ROW_CELL_PX = 56  # an image of a row figure is enlarged by a whole factor to about this side
+SMALL_FONT_PX = 10  # the value above and the caption under each image
+
+
+def image_rows_png(
+    images: ArrayLike,
+    row_labels: Sequence[str],
+    values: ArrayLike | None = None,
+    captions: Sequence[Sequence[str]] | None = None,
+    caption_classes: ArrayLike | None = None,
+    title: str = "",
+) -> bytes:
+    """Rows of images with a label left of each row, an optional value above and caption
+    under each image: a traversal (a row per dim), an interpolation (one row), a
+    reconstruction grid or prior samples.
+
+    Parameters
+    ----------
+    images : array_like, shape [k, steps, C, H, W], C in (1, 3)
+        Images in [0, 1].
+    row_labels : sequence of str, length k
+        Shown left of each row (e.g. "z₃ (var 1.2)"); empty strings take no room.
+    values : array_like, shape [k, steps], optional
+        The latent value of each image, shown above it (``"%.2g"``).
+    captions : sequence of sequences of str, shape [k][steps], optional
+        Text under each image (e.g. the classifier's label and confidence).
+    caption_classes : array_like of int, shape [k, steps], optional
+        Class index of each caption: drawn in that class's colour (tab10, as every
+        class-coloured figure).
+    title : str, optional
+        Figure title (plain text), wrapped.
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
+    arr = check_cells(images)
+    k, steps, _, h, w = arr.shape
+    if len(row_labels) != k:
+        raise AtlasError(f"row_labels: {len(row_labels)} given, expected {k} (one per row)")
+    vals = None if values is None else check_array(values, "values", shape=(k, steps))
+    if captions is not None and (len(captions) != k or any(len(r) != steps for r in captions)):
+        raise AtlasError(f"captions: expected {k} rows of {steps} strings")
+    classes = (
+        None if caption_classes is None
+        else check_array(caption_classes, "caption_classes", shape=(k, steps), dtype_kind="i")
+    )  # fmt: skip
+    scale = max(1, round(ROW_CELL_PX / max(h, w)))
+    cw, ch = w * scale, h * scale
+    small = SMALL_FONT_PX
+    _, sh = _text_size("Ag", small)
+    cap_texts = ([[" ".join(str(c).split())[:14] for c in row] for row in captions]
+                 if captions else None)  # fmt: skip
+    col_w = max([cw, *(_text_size(c, small)[0] for r in cap_texts or [] for c in r)]) + PAD
+    label_lines = [str(s).split("\n") for s in row_labels]  # e.g. "z₂\nvar 0.01"
+    label_w = max((_text_size(t)[0] for lines in label_lines for t in lines), default=0)
+    left = PAD + (label_w + PAD if label_w else 0)
+    row_h = (sh if vals is not None else 0) + ch + (sh if cap_texts else 0) + PAD
+    lines = _wrap(title, max(TITLE_CHARS, (left + steps * col_w) // 8))
+    _, th = _text_size("Ag")
+    top = PAD + len(lines) * th + (PAD if lines else 0)
+    width = max(
+        left + steps * col_w + PAD, max((_text_size(s)[0] for s in lines), default=0) + 2 * PAD
+    )
+    out = Image.new("RGB", (width, top + k * row_h + PAD), WHITE)
+    draw = ImageDraw.Draw(out)
+    for r, line in enumerate(lines):
+        draw.text(((width - _text_size(line)[0]) / 2, PAD + r * th), line, fill=INK, font=_font())
+    pixels = _to_rgb8(arr.transpose(0, 1, 3, 4, 2))  # [k, steps, H, W, 3]
+    for r in range(k):
+        y0 = top + r * row_h
+        iy = y0 + (sh if vals is not None else 0)
+        ly = iy + (ch - th * len(label_lines[r])) / 2
+        for n, text in enumerate(label_lines[r]):
+            draw.text((PAD, ly + n * th), text, fill=INK, font=_font())
+        for s in range(steps):
+            x0 = left + s * col_w
+            ix = x0 + (col_w - PAD - cw) // 2
+            out.paste(Image.fromarray(_scaled(pixels[r, s], float(scale))), (ix, iy))
+            if vals is not None:
+                text = f"{vals[r, s]:.2g}"
+                draw.text((x0 + (col_w - PAD - _text_size(text, small)[0]) / 2, y0), text,
+                          fill=INK, font=_font(small))  # fmt: skip
+            if cap_texts is not None:
+                text = cap_texts[r][s]
+                ink = INK if classes is None else tuple(int(c) for c in TAB10[classes[r, s] % 10])
+                draw.text((x0 + (col_w - PAD - _text_size(text, small)[0]) / 2, iy + ch), text,
+                          fill=ink, font=_font(small))  # fmt: skip
+    return png_bytes(out)

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from latent_atlas.analysis.classes import softmax
-from latent_atlas.analysis.plots import class_color, plain, title_text
+from latent_atlas.analysis.raster import image_rows_png
 from latent_atlas.analysis.validation import check_array, check_cells
 from latent_atlas.toolkit.errors import AtlasError
-from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
 
@@ -146,80 +145,6 @@ def traversal_metrics(
     )  # fmt: skip
 
 
-def image_rows_figure(
-    images: ArrayLike,
-    row_labels: Sequence[str],
-    values: ArrayLike | None = None,
-    captions: Sequence[Sequence[str]] | None = None,
-    caption_classes: ArrayLike | None = None,
-    title: str = "",
-    value_label: str = "value",
-) -> Figure:
-    """Rows of images with a label per row and a caption under each image: the figure of a
-    traversal (a row per dim), an interpolation (one row) or a reconstruction grid.
-
-    Parameters
-    ----------
-    images : array_like, shape [k, steps, C, H, W], C in (1, 3)
-        Images in [0, 1].
-    row_labels : sequence of str, length k
-        Shown left of each row (e.g. "z₃ (var 1.2)").
-    values : array_like, shape [k, steps], optional
-        The latent value of each image, shown above it (``"%.2g"``).
-    captions : sequence of sequences of str, shape [k][steps], optional
-        Text under each image (e.g. the classifier's label and confidence).
-    caption_classes : array_like of int, shape [k, steps], optional
-        Class index of each caption, to colour it as in every class-coloured figure.
-    title : str, optional
-        Figure title (plain text).
-    value_label : str
-        What ``values`` are, for the figure's note.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One axes per image, no ticks.
-    """
-    arr = check_cells(images)
-    k, steps = arr.shape[:2]
-    if len(row_labels) != k:
-        raise AtlasError(f"row_labels: {len(row_labels)} given, expected {k} (one per row)")
-    vals = None if values is None else check_array(values, "values", shape=(k, steps))
-    if captions is not None and (len(captions) != k or any(len(r) != steps for r in captions)):
-        raise AtlasError(f"captions: expected {k} rows of {steps} strings")
-    classes = (
-        None if caption_classes is None
-        else check_array(caption_classes, "caption_classes", shape=(k, steps), dtype_kind="i")
-    )  # fmt: skip
-    cell = 0.85
-    extra = 0.25 * (vals is not None) + 0.3 * (captions is not None)
-    fig = Figure(
-        figsize=(1.3 + cell * steps, 0.6 * bool(title) + (cell + extra) * k + 0.2),
-        layout="constrained",
-    )
-    axes = fig.subplots(k, steps, squeeze=False)
-    for r in range(k):
-        for s in range(steps):
-            ax = axes[r, s]
-            img = arr[r, s]
-            if img.shape[0] == 1:
-                ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(img.transpose(1, 2, 0), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if vals is not None:
-                ax.set_title(f"{vals[r, s]:.2g}", fontsize=7, pad=2)
-            if captions is not None:
-                color = "black" if classes is None else class_color(int(classes[r, s]))
-                ax.set_xlabel(plain(captions[r][s]), fontsize=6, color=color, labelpad=2)
-        axes[r, 0].set_ylabel(plain(row_labels[r]), fontsize=8, rotation=0, ha="right",
-                              va="center")  # fmt: skip
-    if title:
-        fig.suptitle(title_text(title, 20 + 12 * steps), fontsize=10)
-    return fig
-
-
 def traversal_captions(metrics: TraversalMetrics) -> list[list[str]] | None:
     """``"Bag 0.93"`` under each image: the classifier's label and confidence."""
     if metrics.labels is None or metrics.confidence is None:
@@ -230,7 +155,7 @@ def traversal_captions(metrics: TraversalMetrics) -> list[list[str]] | None:
     ]
 
 
-def interpolation_figure(
+def interpolation_png(
     images: ArrayLike,
     ends: ArrayLike,
     t: ArrayLike,
@@ -238,7 +163,7 @@ def interpolation_figure(
     logits: ArrayLike | None = None,
     class_names: Sequence[str] = (),
     title: str = "",
-) -> Figure:
+) -> bytes:
     """One row: the first test image, the images decoded along the line between the two
     codes, the second test image; ``t`` above each decoded image, the classifier's label and
     confidence under it when ``logits`` are given.
@@ -259,7 +184,8 @@ def interpolation_figure(
 
     Returns
     -------
-    matplotlib.figure.Figure
+    bytes
+        The PNG file (:func:`~latent_atlas.analysis.raster.image_rows_png`).
     """
     imgs = check_array(images, "images", ndim=4)
     end = check_array(ends, "ends", shape=(2, *imgs.shape[1:]))
@@ -273,4 +199,4 @@ def interpolation_figure(
         middle = [f"{class_names[c][:10]} {p:.2f}" for c, p in zip(lab, conf, strict=True)]
         captions = [[labels[0], *middle, labels[1]]]
         classes = np.concatenate([lab[:1], lab, lab[-1:]])[None]
-    return image_rows_figure(row, ["line"], values, captions, classes, title)
+    return image_rows_png(row, ["line"], values, captions, classes, title)

@@ -15,17 +15,17 @@ from matplotlib.figure import Figure
 
 from latent_atlas.analysis import dimplots, plots
 from latent_atlas.analysis.compare import Row
+from latent_atlas.analysis.raster import image_rows_png
 from latent_atlas.analysis.render import Block, FigureImage, FigureRow, Notes, Section, Table
 from latent_atlas.analysis.traversals import (
     class_readout,
-    image_rows_figure,
-    interpolation_figure,
+    interpolation_png,
     traversal_captions,
 )
 from latent_atlas.pipeline import ModelAnalysis
 from latent_atlas.toolkit.grid import dim_label
 
-Image = Callable[[str, str, str, Callable[[], Figure]], FigureImage]
+Image = Callable[[str, str, str, Callable[[], Figure | bytes]], FigureImage]
 PAIR_DIMS = 5  # the pair grid's dims: the most active, at most this many
 
 
@@ -54,14 +54,14 @@ def notebook_section(models: list[ModelAnalysis], image: Image) -> Section | Non
             figs.append(image(
                 f"m{i}_reconstructions.png", f"{m.name}: reconstructions",
                 f"{m.name}: one test image per class over its reconstruction",
-                functools.partial(image_rows_figure, rows, ["test", "decoded"], title=title),
+                functools.partial(image_rows_png, rows, ["test", "decoded"], title=title),
             ))  # fmt: skip
         n_rows = ex.samples.shape[0]
         figs.append(image(
             f"m{i}_prior_samples.png", f"{m.name}: samples from the prior N(0, I)",
             f"{m.name}: {ex.samples.shape[0] * ex.samples.shape[1]} images decoded from "
             "standard-normal codes",
-            functools.partial(image_rows_figure, ex.samples, [""] * n_rows,
+            functools.partial(image_rows_png, ex.samples, [""] * n_rows,
                               title=f"{m.name}: decoded from z ~ N(0, I) (seeded)"),
         ))  # fmt: skip
         blocks.append(FigureRow(tuple(figs)))
@@ -136,7 +136,7 @@ def dimension_sections(
             "active dims",
             f"{m.name}: a row of decoded images per dim, that dim moving over the test "
             "embeddings' 1st–99th percentile, the others at the mean embedding",
-            functools.partial(image_rows_figure, tr.traversal.images, tr.row_labels(),
+            functools.partial(image_rows_png, tr.traversal.images, tr.row_labels(),
                               tr.traversal.values, captions, classes,
                               f"{m.name}: each row moves one dim (value above each image); the "
                               "others stay at the mean test embedding"),
@@ -157,7 +157,7 @@ def dimension_sections(
                 f"{m.name}: the straight line from test image {line.a} to test image {line.b}",
                 f"{m.name}: test image {line.a}, eleven images decoded along the straight line "
                 f"between its code and that of test image {line.b}, then test image {line.b}",
-                functools.partial(interpolation_figure, line.images, line.ends, line.t,
+                functools.partial(interpolation_png, line.images, line.ends, line.t,
                                   (f"test image {line.a}", f"test image {line.b}"), line.logits,
                                   names, f"{m.name}: between test images {line.a} and {line.b} "
                                   "(ends: the test images themselves; t from 0 to 1)"),

@@ -353,8 +353,7 @@ def _class_index(name: str, class_names: Sequence[str]) -> int:
 
 def run_geometry(cfg: GeometryRunConfig, out: Path) -> list[Path]:
     """Maps (``.npz``, ``.png``, ``.json``) and geodesics for each model; returns the files."""
-    from latent_atlas.analysis.geometry_plots import geodesic_strips_figure, geometry_maps_figure
-    from latent_atlas.analysis.plots import figure_png_bytes
+    from latent_atlas.analysis.geometry_plots import geodesic_strips_png, geometry_maps_png
     from latent_atlas.pipeline import check_fits, check_runtime
     from latent_atlas.shipped import input_paths
     from latent_atlas.toolkit import names
@@ -420,12 +419,11 @@ def run_geometry(cfg: GeometryRunConfig, out: Path) -> list[Path]:
             results.append((name, g, straight_t, plane.project(g.points)))
         desc = plane.describe()
         title = f"{label}: decoder geometry, {cfg.spec.describe()}" + (f", {desc}" if desc else "")
-        fig = geometry_maps_figure(
+        png = geometry_maps_png(
             maps.x, maps.y, maps.magnification, maps.condition, maps.step_x, maps.step_y,
             plane.labels, title, [(s, p) for _, _, s, p in results],
         )  # fmt: skip
-        written.append(write_bytes(out / f"{stem}.png", figure_png_bytes(fig), cfg.overwrite,
-                                   protect))  # fmt: skip
+        written.append(write_bytes(out / f"{stem}.png", png, cfg.overwrite, protect))
         arrays: dict[str, Any] = {
             "x": maps.x, "y": maps.y, "magnification": maps.magnification,
             "condition": maps.condition, "step_x": maps.step_x, "step_y": maps.step_y,
@@ -459,7 +457,6 @@ def run_geometry(cfg: GeometryRunConfig, out: Path) -> list[Path]:
                     (plane.origin + straight_t @ plane.basis).astype(np.float32)
                 )
                 strips.append((name, straight, g.images, g.straight_length, g.length))
-            fig = geodesic_strips_figure(strips, f"{label}: straight line vs geodesic")
-            written.append(write_bytes(out / f"{stem}_paths.png", figure_png_bytes(fig),
-                                       cfg.overwrite, protect))  # fmt: skip
+            png = geodesic_strips_png(strips, f"{label}: straight line vs geodesic")
+            written.append(write_bytes(out / f"{stem}_paths.png", png, cfg.overwrite, protect))
     return written

@@ -358,8 +358,8 @@ def _geometry_section(models: list[ModelAnalysis], out: _Figures) -> Section | N
         planar = [(s, maps.plane.project(g.points)) for _, s, g in paths]
         title = f"{m.name}: decoder geometry ({maps.precision} finite differences)"
 
-        def draw(mp=maps, pl=planar, t=title) -> Figure:
-            return gp.geometry_maps_figure(
+        def draw(mp=maps, pl=planar, t=title) -> Picture:
+            return gp.geometry_maps_png(
                 mp.x, mp.y, mp.magnification, mp.condition, mp.step_x, mp.step_y,
                 mp.plane.labels, t, pl,
             )  # fmt: skip
@@ -376,8 +376,8 @@ def _geometry_section(models: list[ModelAnalysis], out: _Figures) -> Section | N
             rows = [(label, g.straight_images, g.images, g.straight_length, g.length)
                     for label, _, g in paths]  # fmt: skip
 
-            def strips(r=rows, name=m.name) -> Figure:
-                return gp.geodesic_strips_figure(r, f"{name}: straight line vs geodesic")
+            def strips(r=rows, name=m.name) -> Picture:
+                return gp.geodesic_strips_png(r, f"{name}: straight line vs geodesic")
 
             figs.append(out.image(
                 f"m{i}_geodesics.png", f"{m.name}: straight line vs geodesic between class "

@@ -89,17 +89,24 @@ def test_help_explains_each_measure(capsys):
 
 
 def test_geometry_figures_take_arrays_and_refuse_wrong_shapes():
-    from latent_atlas.analysis.geometry_plots import geodesic_strips_figure, geometry_maps_figure
+    import io
+
+    from latent_atlas.analysis.geometry_plots import geodesic_strips_png, geometry_maps_png
+    from PIL import Image
 
     x, y = np.linspace(-1, 1, 4), np.linspace(0, 2, 3)
     mag, cond = np.full((3, 4), 2.0), np.array([[1.0, np.inf, 3.0, 4.0]] * 3)
-    fig = geometry_maps_figure(x, y, mag, cond, np.ones((3, 3)), np.ones((2, 4)),
-                               paths=[(np.zeros((5, 2)), np.ones((5, 2)))])  # fmt: skip
-    assert len(fig.axes) == 8  # four maps, four colour bars
-    assert fig.axes[0].images[0].get_extent() == [-4 / 3, 4 / 3, -0.5, 2.5]  # cell edges
+    path = np.linspace([-1, 0], [1, 2], 5)
+    png = geometry_maps_png(x, y, mag, cond, np.ones((3, 3)), np.ones((2, 4)),
+                            paths=[(np.zeros((5, 2)), path)])  # fmt: skip
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert np.all(pixels == (0, 255, 255), axis=2).any()  # the geodesic drawn in cyan
     with pytest.raises(la.AtlasError, match="step_y: shape \\(3, 4\\), expected \\[2, 4\\]"):
-        geometry_maps_figure(x, y, mag, cond, np.ones((3, 3)), np.ones((3, 4)))
-    strips = [("a to b", np.zeros((6, 1, 8, 8)), np.ones((6, 1, 8, 8)), 2.0, 1.5)]
-    assert len(geodesic_strips_figure(strips).axes) == 2
+        geometry_maps_png(x, y, mag, cond, np.ones((3, 3)), np.ones((3, 4)))
+    strips = [("a to b", np.zeros((6, 1, 8, 8)), np.full((6, 1, 8, 8), 0.5), 2.0, 1.5)]
+    pixels = np.asarray(Image.open(io.BytesIO(geodesic_strips_png(strips))).convert("L"))
+    dark = np.flatnonzero((pixels == 0).sum(axis=1) >= 6 * 56)  # straight: six black images
+    grey = np.flatnonzero((pixels == 128).sum(axis=1) >= 6 * 56)  # geodesic: six grey ones
+    assert len(dark) == len(grey) == 56 and dark.max() < grey.min()  # straight row on top
     with pytest.raises(la.AtlasError, match="strips: none given"):
-        geodesic_strips_figure([])
+        geodesic_strips_png([])

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from latent_atlas.analysis.raster import image_rows_png
 from latent_atlas.analysis.traversals import (
     class_readout,
-    image_rows_figure,
     row_brightness,
     row_change,
     traversal_metrics,
@@ -151,8 +151,8 @@ def test_row_measures_known_answers():
     m = traversal_metrics(rows, np.zeros((2, 3)), [4, 1], "mean", logits, ["a", "b"])
     assert m.classes_crossed == [2, 1] and m.labels[0] == ["a", "a", "b"]
     json.dumps(m.to_json())
-    fig = image_rows_figure(rows, ["z₄", "z₁"], np.zeros((2, 3)), [["a"] * 3] * 2, title="t")
-    assert len(fig.axes) == 6
+    png = image_rows_png(rows, ["z₄", "z₁"], np.zeros((2, 3)), [["a"] * 3] * 2, title="t")
+    assert png.startswith(b"\x89PNG")
 
 
 def _cli(args, capsys):
@@ -247,18 +247,44 @@ def test_public_api(lg):
     assert line.images.shape == (3, 1, 28, 28)
 
 
-def test_interpolation_figure_shows_the_two_test_images_at_its_ends():
-    from latent_atlas.analysis.traversals import interpolation_figure
+def _png(data):
+    import io
 
-    images = np.full((3, 1, 2, 2), 0.5)
-    ends = np.stack([np.zeros((1, 2, 2)), np.ones((1, 2, 2))])
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_interpolation_png_shows_the_two_test_images_at_its_ends():
+    from latent_atlas.analysis.raster import TAB10
+    from latent_atlas.analysis.traversals import interpolation_png
+
+    images = np.full((3, 1, 8, 8), 0.5)
+    ends = np.stack([np.zeros((1, 8, 8)), np.ones((1, 8, 8))])
     logits = np.array([[2.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
-    fig = interpolation_figure(images, ends, [0, 0.5, 1], ("test image 3", "test image 9"),
-                               logits, ["a", "b"], "t")  # fmt: skip
-    assert len(fig.axes) == 5
-    assert fig.axes[0].get_xlabel() == "test image 3" and fig.axes[4].get_xlabel() == "test image 9"
-    assert fig.axes[1].get_xlabel().startswith("a 0.88")
-    assert (
-        fig.axes[0].images[0].get_array().max() == 0
-        and fig.axes[4].images[0].get_array().min() == 1
-    )
+    pixels = _png(interpolation_png(images, ends, [0, 0.5, 1], ("test image 3", "test image 9"),
+                                    logits, ["a", "b"], "t"))  # fmt: skip
+    grey = np.all(pixels == 128, axis=2)  # the three decoded images, 0.5 -> 128
+    black = np.all(pixels == 0, axis=2)
+    cols_grey = np.flatnonzero(grey.sum(axis=0) >= 40)  # an 8-px image enlarged to 56 px
+    cols_black = np.flatnonzero(black.sum(axis=0) >= 40)
+    assert len(cols_grey) == 3 * 56 and len(cols_black) == 56
+    assert cols_black.max() < cols_grey.min()  # the first test image on the left
+    # captions in the class colours: class 0 (first end and first image), class 1 (last)
+    for k in (0, 1):
+        assert np.all(pixels == TAB10[k], axis=2).any()
+
+
+def test_image_rows_png_lays_out_rows_and_refuses_mismatches():
+    from latent_atlas.analysis.raster import image_rows_png
+
+    rows = np.zeros((2, 3, 1, 4, 4))
+    rows[1] = 1.0  # the second row white
+    pixels = _png(image_rows_png(rows, ["first", "second"]))
+    black = np.all(pixels == 0, axis=2)
+    ys = np.flatnonzero(black.sum(axis=1) >= 3 * 56)  # rows where three black images lie
+    assert len(ys) == 56  # 4-px images enlarged 14x to 56 px, one row of them
+    with pytest.raises(AtlasError, match="row_labels: 1 given, expected 2"):
+        image_rows_png(rows, ["one"])
+    with pytest.raises(AtlasError, match="captions: expected 2 rows of 3 strings"):
+        image_rows_png(rows, ["a", "b"], captions=[["x"] * 3])

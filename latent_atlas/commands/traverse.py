@@ -94,11 +94,10 @@ def npz_bytes(arrays: dict) -> bytes:
 
 
 def run(args: argparse.Namespace) -> None:
-    from latent_atlas.analysis.plots import figure_png_bytes
+    from latent_atlas.analysis.raster import image_rows_png
     from latent_atlas.analysis.traversals import (
         class_readout,
-        image_rows_figure,
-        interpolation_figure,
+        interpolation_png,
         traversal_captions,
     )
     from latent_atlas.pipeline import check_fits, check_runtime
@@ -170,10 +169,10 @@ def run(args: argparse.Namespace) -> None:
     classes = None
     if result.logits is not None:
         classes = class_readout(result.logits)[0]
-    fig = image_rows_figure(result.traversal.images, result.row_labels(), result.traversal.values,
-                            traversal_captions(result.metrics), classes, title)  # fmt: skip
+    png = image_rows_png(result.traversal.images, result.row_labels(), result.traversal.values,
+                         traversal_captions(result.metrics), classes, title)  # fmt: skip
     written = [
-        write_bytes(out / files[0], figure_png_bytes(fig, dpi=110), args.overwrite, protect),
+        write_bytes(out / files[0], png, args.overwrite, protect),
         write_bytes(out / files[1], npz_bytes(result.arrays()), args.overwrite, protect),
     ]
     doc = {"model": str(model.source), "dimensions": diag.to_json(),
@@ -182,14 +181,13 @@ def run(args: argparse.Namespace) -> None:
     if args.between is not None:
         a, b = args.between
         line = interpolate(model, data, a, b, args.steps, clf, args.batch_size)
-        fig = interpolation_figure(
+        png = interpolation_png(
             line.images, line.ends, line.t, (f"test image {a}", f"test image {b}"),
             line.logits, data.class_names,
             f"{names.display_text(model.name)}: the straight line from test image {a} to {b} "
             "(ends: the test images themselves; t from 0 to 1)",
         )  # fmt: skip
-        written.append(write_bytes(out / files[3], figure_png_bytes(fig, dpi=110),
-                                   args.overwrite, protect))  # fmt: skip
+        written.append(write_bytes(out / files[3], png, args.overwrite, protect))
         written.append(write_bytes(out / files[4], npz_bytes(line.arrays()), args.overwrite,
                                    protect))  # fmt: skip
     written.append(write_json(out / files[2], doc, args.overwrite, protect))
