@@ -12,10 +12,10 @@ nothing in ``.venv`` changes, and it takes seconds. A later call with the same r
 Then each command runs ``--runs`` times per side, in pairs whose order alternates (ref first,
 then tree first, ...), after ``--warmup`` untimed runs per side (cold file caches, .pyc files).
 Each run is measured from its own ``wait4``: wall seconds, CPU seconds (user + system of the
-command and every process it waited for: the drawing workers) and peak RSS (the largest
-resident set of any one of those processes; forked workers share most of their pages, so
-they are not summed). The table gives the medians and their ratios, tree/ref: below 1 is the
-tree being faster or smaller. Ratios measured in one run travel between machines; absolute
+command and every process it waited for: older refs drew figures on forked workers) and
+peak RSS (the largest resident set of any one of those processes; forked workers share most of
+their pages, so they are not summed). The table gives the medians and their ratios, tree/ref:
+below 1 is the tree being faster or smaller. Ratios measured in one run travel between machines; absolute
 seconds do not.
 
 The commands (in each side's own folder, the report folders in a temporary directory):

@@ -476,11 +476,10 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_kib": _vmhwm
 REPORT_PROBE = (
     VMHWM
     + """
-import resource, sys
+import sys
 from latent_atlas.cli import main
 code = main(sys.argv[1:])
 print("VmHWM_KiB", _vmhwm_kib())
-print("ChildrenMaxRSS_KiB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 sys.exit(code)
 """
 )
@@ -526,9 +525,8 @@ REPORTS = {  # name: (what it is, its --model flags)
 def report_child(cfg: BenchConfig, which: str = "two-model") -> dict:
     """``latent-atlas report`` (``which``: see ``REPORTS``) in a child process, into a
     temporary folder: wall seconds (interpreter start included), CPU seconds (user + system,
-    its figure-drawing workers included) and what they allow on this process's cores (no
-    schedule of the same work can end sooner than CPU seconds / cores), the peak RSS of the
-    report's process and the largest of its figure-drawing workers'."""
+    any process it starts included) and what they allow on this process's cores (no schedule
+    of the same work can end sooner than CPU seconds / cores), and its peak RSS."""
     from latent_atlas.shipped import shipped
 
     art = str(shipped())
@@ -540,7 +538,7 @@ def report_child(cfg: BenchConfig, which: str = "two-model") -> dict:
         start = time.perf_counter()
         out = _child(REPORT_PROBE, *args)
         seconds = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child's own and its workers'
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child's, and its children's
     kib = {w[0]: int(w[1]) for w in map(str.split, out.splitlines())
            if len(w) == 2 and w[0].endswith("_KiB")}  # fmt: skip
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -551,7 +549,6 @@ def report_child(cfg: BenchConfig, which: str = "two-model") -> dict:
         "cores": cores,
         "cpu_bound_seconds": cpu / cores,
         "peak_rss_mib": kib["VmHWM_KiB"] / 1024,
-        "workers_peak_rss_mib": kib.get("ChildrenMaxRSS_KiB", 0) / 1024,
     }
 
 
@@ -560,9 +557,7 @@ def report_line(which: str, rep: dict) -> str:
     return (
         f"latent-atlas report ({REPORTS[which][0]}; child process): {rep['seconds']:.2f} s wall, "
         f"{rep['cpu_seconds']:.1f} CPU s (so no run on {rep['cores']} cores can take less than "
-        f"{rep['cpu_bound_seconds']:.2f} s wall), peak RSS {rep['peak_rss_mib']:.0f} MiB (each "
-        f"figure-drawing worker at most {rep['workers_peak_rss_mib']:.0f} MiB, most of it "
-        "shared with the report's process)"
+        f"{rep['cpu_bound_seconds']:.2f} s wall), peak RSS {rep['peak_rss_mib']:.0f} MiB"
     )
 
 

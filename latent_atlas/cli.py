@@ -204,8 +204,7 @@ def _run(argv: Sequence[str] | None) -> int:
         global _last_command
         _last_command = command
         _quiet_libraries()
-        # no tqdm monitor thread: a report draws its figures on forked workers only while this
-        # process has no other Python thread (see sections._workers)
+        # no tqdm monitor thread: a thread that wakes every 10 s to check on progress bars
         from tqdm import tqdm as _tqdm
 
         _tqdm.monitor_interval = 0

@@ -10,15 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 import io
-import multiprocessing
-import os
-import signal
-import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +30,6 @@ from latent_atlas.analysis.render import (
     Table,
 )
 from latent_atlas.analysis.studies import Finding
-from latent_atlas.engine import die_with_parent, usable_cores
 from latent_atlas.pipeline import (
     ATLAS_TITLE,
     GridAnalysis,
@@ -120,12 +112,9 @@ GRID_FIGURES = (
 
 # ---------------------------------------------------------------------------- drawing
 # The sections are built first with empty PNGs and a list of what to draw; ``_draw_all`` then
-# draws them, on forked worker processes where the machine has more than one core (each worker
-# inherits the analysis arrays; only PNG bytes come back). A draw gives a matplotlib figure
-# (encoded here) or PNG bytes drawn already (analysis.raster).
+# draws them. A draw gives a matplotlib figure (encoded here) or PNG bytes drawn already
+# (analysis.raster).
 Draw = Callable[[], Picture]
-_PENDING: list[Draw] = []  # what the forked workers draw, by index
-_FORMAT = "png"  # and in which file format (plots.FIGURE_FORMATS)
 
 
 def png_as(png: bytes, fmt: str) -> bytes:
@@ -155,58 +144,11 @@ def _encode(picture: Picture, fmt: str) -> bytes:
     return plots.figure_bytes(picture, fmt, dpi=DPI)
 
 
-def _draw(i: int) -> bytes:
-    return _encode(_PENDING[i](), _FORMAT)
-
-
-def _workers(n: int) -> int:
-    """How many processes draw ``n`` figures: one (here) unless forking is safe and useful:
-    more than one core, a few figures, and not already a worker (a batch's --jobs, Ray)."""
-    cores = usable_cores()
-    if cores < 2 or n < 4 or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    if multiprocessing.parent_process() is not None or "ray" in sys.modules:
-        return 1
-    # fork copies only this thread: a lock another Python thread holds at that moment stays
-    # held in the child for ever (seen in the test suite: drawing workers hung in a futex wait)
-    if threading.active_count() > 1:
-        return 1
-    return min(cores, 4)
-
-
-def _drawing_worker(parent_pid: int) -> None:
-    """A drawing worker leaves signals to its parent (which stops the pool) and dies with it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by fork
-    die_with_parent(parent_pid)
-
-
 def _draw_all(draws: list[Draw], fmt: str = "png") -> list[bytes]:
-    """The bytes of every figure (PNG, or ``fmt``), in order."""
-    global _PENDING, _FORMAT
-    workers = _workers(len(draws))
-    if workers == 1:
-        return [_encode(d(), fmt) for d in draws]
-    _PENDING, _FORMAT = draws, fmt
-    # A worker's garbage collector must never free what it inherits: an onnxruntime session
-    # left in a reference cycle, torn down in a child, waits for ever in pthread_cond_destroy
-    # on its thread pool's waiters, threads fork did not copy (a report run in-process after
-    # other tests hung so). Collect here, where those threads exist, and freeze the rest.
-    gc.collect()
-    gc.freeze()
-    ctx = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_drawing_worker,
-                               initargs=(os.getpid(),))  # fmt: skip
-    try:
-        pngs = list(pool.map(_draw, range(len(draws))))
-    except BaseException:  # Ctrl-C, SIGTERM, a figure that failed: draw nothing more
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        gc.unfreeze()
-        _PENDING, _FORMAT = [], "png"
-    pool.shutdown()
-    return pngs
+    """The bytes of every figure (PNG, or ``fmt``), in order, drawn here. (They were drawn on
+    forked workers while most were matplotlib figures; as raster pictures a two-model report's
+    34 figures take ~1.5 CPU s, less than forking the workers cost.)"""
+    return [_encode(d(), fmt) for d in draws]
 
 
 class _Figures:

@@ -16,4 +16,3 @@ def test_xdist_groups_reach_the_scheduler(request):
     if not os.environ.get("PYTEST_XDIST_WORKER") or not request.config.getvalue("loadgroup"):
         pytest.skip("only meaningful under pytest-xdist --dist loadgroup")
     assert request.node.nodeid.endswith("@probe")
-
