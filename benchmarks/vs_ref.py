@@ -15,8 +15,8 @@ Each run is measured from its own ``wait4``: wall seconds, CPU seconds (user + s
 command and every process it waited for: older refs drew figures on forked workers) and
 peak RSS (the largest resident set of any one of those processes; forked workers share most of
 their pages, so they are not summed). The table gives the medians and their ratios, tree/ref:
-below 1 is the tree being faster or smaller. Ratios measured in one run travel between machines; absolute
-seconds do not.
+below 1 is the tree being faster or smaller. Ratios measured in one run travel between
+machines; absolute seconds do not.
 
 The commands (in each side's own folder, the report folders in a temporary directory):
 
