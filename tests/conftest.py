@@ -83,14 +83,14 @@ def real_data():
 
 @pytest.fixture(scope="session")
 def real_report(tmp_path_factory, real_data):
-    """The shipped VAE vs AE report (with the seed study), written once for every browser test."""
-    from latent_atlas.runs import ComparisonConfig, run_comparison
+    """`make report`'s report, written once per run through the CLI's defaults: the shipped
+    VAE vs AE with their shipped seeds as groups and the seed study (the browser tests, the
+    README's quoted figures and the explorer's shipped-model test all read it)."""
+    from latent_atlas.cli import main
 
-    out = tmp_path_factory.mktemp("report") / "vae-vs-ae"
-    cfg = ComparisonConfig("vae-vs-ae", (SHIPPED / "vae", SHIPPED / "ae"), ("VAE", "AE"),
-                           SHIPPED / "classifier" / "classifier.onnx", study="seed")  # fmt: skip
-    run_comparison(cfg, out, data=real_data)
-    return out
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", "--out", str(out), "--no-progress"]) == 0
+    return out / "vae-vs-ae"
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +140,7 @@ def ray_local():
 # fixture (by name, anywhere in a test's fixture closure) → xdist group: every test using it
 # runs in one process, which builds it once per run
 COSTLY_FIXTURES = {
-    "real_report": "real-report",  # the shipped pair's full report with the seed study
+    "real_report": "real-report",  # `make report`'s report: the pair, its seeds, the study
     "fashion_three_ways": "fashion-three-ways",  # 70 000 PNGs and an .npz (test_data.py)
     "wheel": "wheel",  # a built wheel (test_packaging.py)
     "report": "group-report",  # a report of 2 × 3 seeds (test_group_reports.py)

@@ -153,25 +153,9 @@ def test_digits_report_renders_in_chromium(digits_report):
     assert seen["explore_models"] == 2
 
 
-@pytest.fixture(scope="module")
-def seeds_report(tmp_path_factory, real_data):
-    """The default report (`latent-atlas report`): the shipped pair and the shipped seeds."""
-    from conftest import SHIPPED
-
-    from latent_atlas.groups import shipped_groups
-    from latent_atlas.runs import ComparisonConfig, run_comparison
-
-    out = tmp_path_factory.mktemp("seeds") / "vae-vs-ae"
-    cfg = ComparisonConfig("vae-vs-ae", (SHIPPED / "vae", SHIPPED / "ae"), ("VAE", "AE"),
-                           SHIPPED / "classifier" / "classifier.onnx", study="seed",
-                           groups=shipped_groups(SHIPPED / "seeds"), groups_full=False)  # fmt: skip
-    run_comparison(cfg, out, data=real_data)
-    return out
-
-
 @pytest.mark.browser
 @pytest.mark.real_data
-def test_forest_plot_and_one_line_verdicts_render_in_chromium(seeds_report):
+def test_forest_plot_and_one_line_verdicts_render_in_chromium(real_report):
     """The report opens with the forest plot of the claims (inline SVG, laid out at a readable
     size), then one sentence per verdict with the reasoning folded; figures/claims_forest.svg
     (report.md's copy) opens on its own."""
@@ -180,7 +164,7 @@ def test_forest_plot_and_one_line_verdicts_render_in_chromium(seeds_report):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto((seeds_report / "report.html").as_uri(), wait_until="load")
+        page.goto((real_report / "report.html").as_uri(), wait_until="load")
         first = page.evaluate("document.querySelector('section').id")
         box = page.locator("#verdicts svg").bounding_box()
         rows = page.evaluate("""() => [...document.querySelectorAll('#verdicts svg text')]
@@ -195,7 +179,7 @@ def test_forest_plot_and_one_line_verdicts_render_in_chromium(seeds_report):
         opened = why.evaluate("d => d.open") and why.locator("p").is_visible()
         page.screenshot(path=str(SCREENSHOT.with_name("report-verdicts.png")))
         alone = browser.new_page()
-        alone.goto((seeds_report / "figures" / "claims_forest.svg").as_uri(), wait_until="load")
+        alone.goto((real_report / "figures" / "claims_forest.svg").as_uri(), wait_until="load")
         tag = alone.evaluate("document.documentElement.tagName")
         alone_texts = alone.evaluate("document.querySelectorAll('text').length")
         browser.close()
