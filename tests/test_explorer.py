@@ -108,8 +108,9 @@ def test_explorer_model_subsamples_embeddings_reproducibly(regions):
     emb = rng.normal(size=(300, 2))
     labels = rng.integers(0, 10, 300)
     spec = GridSpec(x_range=(-3.0, 2.0))
-    a = explorer_model("A", decoder, classifier, spec, emb, labels, steps=(4, 4), max_points=100)
-    b = explorer_model("A", decoder, None, spec, emb, labels, steps=(4, 4), max_points=100)
+    kw = dict(steps=(4, 4), max_points=100, geometry_steps=0)  # geometry: tested below
+    a = explorer_model("A", decoder, classifier, spec, emb, labels, **kw)
+    b = explorer_model("A", decoder, None, spec, emb, labels, **kw)
     assert a.embeddings is not None and a.embedding_labels is not None
     assert a.embeddings.shape == (100, 2) and a.embeddings_total == 300
     np.testing.assert_array_equal(a.embeddings, b.embeddings)  # same seed, same points
@@ -128,7 +129,8 @@ def test_explorer_model_on_the_auto_range_and_a_pca_plane(regions):
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(500, 2)) * [3.0, 0.5] + [1.0, -2.0]
     spec = GridSpec(mode="auto", plane="pca")
-    m = explorer_model("A", decoder, None, spec, emb, np.zeros(500, np.int64), steps=(4, 4))
+    m = explorer_model("A", decoder, None, spec, emb, np.zeros(500, np.int64), steps=(4, 4),
+                       geometry_steps=0)  # fmt: skip
     plane = spec.resolve_plane(2, emb)
     x, y = spec.coordinates(emb, plane)
     np.testing.assert_array_equal(m.plane.basis, plane.basis)
