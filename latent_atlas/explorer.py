@@ -375,12 +375,13 @@ def explorer_model(
     seed: int = 0,
     knn_k: int = 5,
     atlas: Atlas | None = None,
-    geometry_steps: int = GEOMETRY_STEPS,
+    geometry_steps: int | None = None,
 ) -> ExplorerModel:
     """What the page shows of one model, on ``spec``'s plane and over its range (a report's
     first grid): the class map (:func:`class_map`), a seeded subsample of the test
     ``embeddings`` (codes ``[N, d]``, true classes ``labels``) in plane coordinates, the
-    decoder's geometry on a ``geometry_steps²`` grid (:func:`plane_geometry`; 0: none) and,
+    decoder's geometry on a ``geometry_steps²`` grid (:func:`plane_geometry`; 0: none; None:
+    ``GEOMETRY_STEPS``, read at call time so that a test session may lower it) and,
     for more than two latent dims, the other planes and the dims' ranges."""
     plane = spec.resolve_plane(decoder.latent_dim, embeddings)
     x, y = spec.coordinates(embeddings, plane)
@@ -397,8 +398,9 @@ def explorer_model(
         points = plane.project(np.asarray(embeddings)[keep])
         point_labels = np.asarray(labels)[keep]
     geometry = None
-    if geometry_steps:
-        geometry = plane_geometry(decoder, plane, x_range, y_range, geometry_steps)
+    steps_geo = GEOMETRY_STEPS if geometry_steps is None else geometry_steps
+    if steps_geo:
+        geometry = plane_geometry(decoder, plane, x_range, y_range, steps_geo)
     d = decoder.latent_dim
     return ExplorerModel(
         name, OnnxFile.of(decoder), d, plane, x_range, y_range,
