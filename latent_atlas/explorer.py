@@ -344,23 +344,48 @@ def latent_dims(latent_dim: int, embeddings: np.ndarray | None = None) -> Latent
                       f"{lo_p:g}st–{hi_p:g}th percentile of the test embeddings")  # fmt: skip
 
 
-def plane_options(plane: Plane, embeddings: np.ndarray | None) -> tuple[PlaneOption, ...]:
+# the kinds of the report's other grids offered as planes (two axes are the page's own lists)
+OFFERED_KINDS = ("pca", "images")
+
+
+def plane_options(
+    plane: Plane, embeddings: np.ndarray | None, others: Sequence[GridSpec] = ()
+) -> tuple[PlaneOption, ...]:
     """The planes offered besides the report's (two chosen axes are built in the page from
-    unit vectors): the principal plane of the test ``embeddings`` through their mean, with
-    orthonormal axes (``u, v`` in latent units, unlike the report's PCA plane, which counts
-    standard deviations), viewed over the ``DIM_PERCENTILES`` of the embeddings along it.
-    None where the report's plane is already that plane, or without embeddings."""
-    if embeddings is None or plane.kind == "pca" or plane.latent_dim <= 2:
+    unit vectors), for a latent space of more than two dims with test ``embeddings``:
+
+    - the planes of the report's ``others`` grids that are a PCA plane or a plane through
+      three test images (the images are its marks), each over its grid's range, so the page
+      shows the planes of the report's figures;
+    - without a PCA plane among them (nor as the report's own), the principal plane of the
+      embeddings through their mean with orthonormal axes (``u, v`` in latent units), viewed
+      over the ``DIM_PERCENTILES`` of the embeddings along it (widened by 5 %).
+    """
+    if embeddings is None or plane.latent_dim <= 2:
         return ()
+    options: list[PlaneOption] = []
+    for spec in others:
+        other = spec.resolve_plane(plane.latent_dim, embeddings)
+        same = [np.array_equal(other.basis, o.basis) and np.array_equal(other.origin, o.origin)
+                for o in (plane, *(opt.plane for opt in options))]  # fmt: skip
+        if other.kind not in OFFERED_KINDS or any(same):
+            continue
+        x, y = spec.coordinates(embeddings, other)
+        label = other.describe() + (f", {spec.describe()}" if spec.mode == "auto" else "")
+        options.append(PlaneOption(label, other, (float(x[0]), float(x[-1])),
+                                   (float(y[0]), float(y[-1]))))  # fmt: skip
+    if plane.kind == "pca" or any(o.plane.kind == "pca" for o in options):
+        return tuple(options)
     pca = GridSpec(plane="pca").resolve_plane(plane.latent_dim, embeddings)
     unit = pca.basis / np.linalg.norm(pca.basis, axis=1, keepdims=True)
     pca = replace(pca, basis=unit)
     coords = pca.project(embeddings)
     lo, hi = np.percentile(coords, DIM_PERCENTILES, axis=0)
     pad = 0.05 * (hi - lo)
-    return (PlaneOption("principal plane (PCA) through the embeddings' mean, latent units",
-                        pca, (float(lo[0] - pad[0]), float(hi[0] + pad[0])),
-                        (float(lo[1] - pad[1]), float(hi[1] + pad[1]))),)  # fmt: skip
+    return (*options, PlaneOption(
+        "principal plane (PCA) through the embeddings' mean, latent units", pca,
+        (float(lo[0] - pad[0]), float(hi[0] + pad[0])),
+        (float(lo[1] - pad[1]), float(hi[1] + pad[1]))))  # fmt: skip
 
 
 def explorer_model(
@@ -376,13 +401,15 @@ def explorer_model(
     knn_k: int = 5,
     atlas: Atlas | None = None,
     geometry_steps: int | None = None,
+    others: Sequence[GridSpec] = (),
 ) -> ExplorerModel:
     """What the page shows of one model, on ``spec``'s plane and over its range (a report's
     first grid): the class map (:func:`class_map`), a seeded subsample of the test
     ``embeddings`` (codes ``[N, d]``, true classes ``labels``) in plane coordinates, the
     decoder's geometry on a ``geometry_steps²`` grid (:func:`plane_geometry`; 0: none; None:
     ``GEOMETRY_STEPS``, read at call time so that a test session may lower it) and,
-    for more than two latent dims, the other planes and the dims' ranges."""
+    for more than two latent dims, the other planes (:func:`plane_options`, with the report's
+    ``others`` grids) and the dims' ranges."""
     plane = spec.resolve_plane(decoder.latent_dim, embeddings)
     x, y = spec.coordinates(embeddings, plane)
     x_range, y_range = (float(x[0]), float(x[-1])), (float(y[0]), float(y[-1]))
@@ -405,7 +432,7 @@ def explorer_model(
     return ExplorerModel(
         name, OnnxFile.of(decoder), d, plane, x_range, y_range,
         background, points, point_labels, total, geometry,
-        plane_options(plane, embeddings), latent_dims(d, embeddings) if d > 2 else None,
+        plane_options(plane, embeddings, others), latent_dims(d, embeddings) if d > 2 else None,
     )  # fmt: skip
 
 
@@ -438,7 +465,9 @@ def _check_labels(values: np.ndarray, n_classes: int, what: str) -> np.ndarray:
 def _plane_json(plane: Plane) -> dict:
     return {"origin": [float(v) for v in np.asarray(plane.origin)],
             "basis": [[float(v) for v in row] for row in np.asarray(plane.basis)],
-            "labels": list(plane.labels), "kind": plane.kind}  # fmt: skip
+            "labels": list(plane.labels), "kind": plane.kind,
+            "marks": [{"label": t, "u": float(u), "v": float(v)}
+                      for t, u, v in plane.marks]}  # fmt: skip
 
 
 def _geometry_json(g: PlaneGeometry) -> dict:

@@ -549,3 +549,31 @@ def test_bad_dims_are_refused(tmp_path):
     with pytest.raises(AtlasError, match="low < high"):
         ExplorerModel("A", dec, 3, plane, (-1.0, 1.0), (-1.0, 1.0),
                       dims=LatentDims(np.ones(3), np.ones(3), np.zeros(3), ""))  # fmt: skip
+
+
+def test_the_report_s_other_planes_are_offered_with_their_marks(tmp_path):
+    """The planes of the report's other grids: its PCA plane (standard deviations, as its
+    figure) replaces the page's own, the plane through three images comes with orthonormal
+    axes and the three images as marks; an axes grid (the page's lists do that) and a repeat
+    of the report's plane are not offered twice."""
+    from latent_atlas.explorer import plane_options
+
+    rng = np.random.default_rng(7)
+    emb = rng.normal(size=(200, 4)) * [2.0, 1.0, 0.5, 0.3]
+    plane = GridSpec().resolve_plane(4, emb)
+    others = [GridSpec(mode="auto", plane="pca"), GridSpec(mode="auto", plane="images",
+              images=(3, 10, 7)), GridSpec(axes=(2, 3)), GridSpec(mode="auto")]  # fmt: skip
+    pca, images = plane_options(plane, emb, others)
+    assert pca.plane.kind == "pca" and "principal plane" in pca.label
+    np.testing.assert_allclose(pca.plane.basis, others[0].resolve_plane(4, emb).basis)
+    x, y = others[1].coordinates(emb, images.plane)
+    assert (images.x_range, images.y_range) == ((x[0], x[-1]), (y[0], y[-1]))
+    np.testing.assert_allclose(images.plane.basis @ images.plane.basis.T, np.eye(2), atol=1e-12)
+    assert [t for t, _, _ in images.plane.marks] == ["#3", "#10", "#7"]
+    dec = _decoder_file(tmp_path / "d.onnx")
+    shutil.copy(linear_decoder(tmp_path / "l.onnx", np.zeros(4), 0.5, 4), dec.path)
+    m = ExplorerModel("A", dec, 4, plane, (-1.0, 1.0), (-1.0, 1.0), planes=(pca, images))
+    data, _ = page_data([m], None, NAMES)
+    shipped = data["models"][0]["planes"][1]["plane"]
+    assert [k["label"] for k in shipped["marks"]] == ["#3", "#10", "#7"]
+    assert shipped["marks"][1]["u"] == pytest.approx(images.plane.marks[1][1])
