@@ -461,9 +461,13 @@ def test_geometry_layer_geodesics_planes_and_sliders(browser, tmp_path):
     decoder = load_model(image_decoder(tmp_path / "d.onnx", 3, (1, 12, 12), "NCHW", 5), "decoder")
     rng = np.random.default_rng(8)
     emb = rng.normal(size=(300, 3)) * [1.5, 1.0, 0.5] + [0.2, -0.1, 0.3]
+    # the report's other grids: a plane through three test images (the page adds its PCA)
+    through = GridSpec(mode="auto", plane="images", images=(0, 1, 2))
     m = explorer_model("toy", decoder, None, GridSpec(steps=(5, 5)), emb,
-                       rng.integers(0, 4, 300), steps=(16, 16), geometry_steps=32)  # fmt: skip
+                       rng.integers(0, 4, 300), steps=(16, 16), geometry_steps=32,
+                       others=[through])  # fmt: skip
     assert m.geometry is not None and m.dims is not None
+    assert [o.plane.kind for o in m.planes] == ["images", "pca"]
     write_explorer(tmp_path / "page", [m], ("a", "b", "c", "d"), report=None)
     page = open_page(browser, tmp_path / "page" / "explore.html")
     ref = Reference(OnnxFile.of(decoder))
@@ -548,9 +552,16 @@ def test_geometry_layer_geodesics_planes_and_sliders(browser, tmp_path):
     back = _wait_update(page, lambda: page.click(".reset-offsets"))["panels"][0]
     assert back["z"] == start and not page.is_visible(".background-note")
 
-    # the principal plane: z follows its (orthonormal) basis, every dim gets a slider
-    pca = m.planes[0].plane
+    # the plane through three images: its marks drawn (a dark diamond at image #1)
+    images = m.planes[0]
     state = _wait_update(page, lambda: page.select_option(".plane-select", "option-0"))
+    (x0, x1), (y0, y1) = images.x_range, images.y_range
+    _, u1, v1 = images.plane.marks[1]
+    mark = in_canvas(page, ".overlay", PIXEL, (u1 - x0) / (x1 - x0), (y1 - v1) / (y1 - y0))
+    assert mark == [0x1B, 0x1B, 0x1F]  # --fg
+    # the principal plane: z follows its (orthonormal) basis, every dim gets a slider
+    pca = m.planes[1].plane
+    state = _wait_update(page, lambda: page.select_option(".plane-select", "option-1"))
     c = state["cursor"]
     assert state["panels"][0]["z"] == pca.points(np.array([c["u"]]), np.array([c["v"]]))[0].tolist()
     assert state["panels"][0]["sliders"] == [0, 1, 2]
