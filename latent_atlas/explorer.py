@@ -371,7 +371,7 @@ def plane_options(
         if other.kind not in OFFERED_KINDS or any(same):
             continue
         x, y = spec.coordinates(embeddings, other)
-        label = other.describe() + (f", {spec.describe()}" if spec.mode == "auto" else "")
+        label = other.describe()
         options.append(PlaneOption(label, other, (float(x[0]), float(x[-1])),
                                    (float(y[0]), float(y[-1]))))  # fmt: skip
     if plane.kind == "pca" or any(o.plane.kind == "pca" for o in options):

@@ -478,6 +478,7 @@ def test_geometry_layer_geodesics_planes_and_sliders(browser, tmp_path):
     # the magnification layer: the largest cell in viridis's last colour, the smallest in its
     # first; the legend shows; unchecked, the class map is back
     classes = in_canvas(page, ".background", CHECKSUM)
+    assert not page.is_visible("#magnification-legend")
     page.check("#show-magnification")
     assert page.is_visible("#magnification-legend")
     for pick, colour in ((np.argmax, (253, 231, 37)), (np.argmin, (68, 1, 84))):
@@ -485,6 +486,7 @@ def test_geometry_layer_geodesics_planes_and_sliders(browser, tmp_path):
         assert _pixel(page, shown, x[j], y[i]) == colour
     page.uncheck("#show-magnification")
     assert in_canvas(page, ".background", CHECKSUM) == classes
+    assert not page.is_visible("#magnification-legend")
 
     # geodesics for two pairs of points, against scipy on the shipped weights
     graph = m.geometry.graph()
