@@ -4,10 +4,14 @@ under the cursor, live, from the model's own ONNX files.
 
 What the page needs per model is gathered here as plain data (:class:`ExplorerModel`): the
 decoder file and how to call it, the plane (``z = origin + u·basis[0] + v·basis[1]``) and its
-range, the class map drawn as background (:func:`class_map`), and a subsample of the test
-embeddings in plane coordinates. :func:`write_explorer` writes the page, holding every model
-file once (base64, no ``fetch``: it opens from disk), and refers to a runtime folder written by
-:func:`latent_atlas.ortweb.write_runtime` (inside the report folder, or shared by a batch).
+range, the class map drawn as background (:func:`class_map`), a subsample of the test
+embeddings in plane coordinates, the decoder's geometry on the plane (:func:`plane_geometry`:
+the magnification layer and the graph the page's geodesics run on) and, for a latent space of
+more than two dims, the other planes the reader may choose and the range of every dim
+(:func:`latent_dims`, :func:`plane_options`). :func:`write_explorer` writes the page, holding
+every model file once (base64, no ``fetch``: it opens from disk), and refers to a runtime
+folder written by :func:`latent_atlas.ortweb.write_runtime` (inside the report folder, or
+shared by a batch).
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from urllib.parse import quote
 import numpy as np
 
 from latent_atlas import ortweb
+from latent_atlas.analysis import geometry as geo
 from latent_atlas.analysis.classes import nearest_embedding_classes
 from latent_atlas.analysis.plots import class_color
 from latent_atlas.analysis.render import render
 from latent_atlas.toolkit.atlas import Atlas, compute_atlas
 from latent_atlas.toolkit.atomic import write_text
 from latent_atlas.toolkit.errors import AtlasError
-from latent_atlas.toolkit.grid import GridSpec, Plane
+from latent_atlas.toolkit.grid import GridSpec, Plane, dim_label
+from latent_atlas.toolkit.jacobian import differentiable, iter_jacobians
 from latent_atlas.toolkit.runtime import OnnxModel
 
 PAGE = "explore.html"
@@ -40,6 +46,17 @@ CHANNELS = (1, 3)
 DEFAULT_STEPS = (128, 128)
 MAX_POINTS = 5000  # test embeddings drawn as a layer, at most
 MAX_CLASSES = 65_536  # class indices travel as uint8 or uint16
+# The geometry grid's points per axis: 64² nodes cost 5 decodes each (the Jacobian's stencil)
+# and ship 4 edge weights and a magnification each as float32: 80 KiB (109 KB of base64)
+# per model.
+GEOMETRY_STEPS = 64
+# The 8-neighbour graph's edges, each stored once at its lower node: (drow, dcol) as
+# analysis.geometry's grid_edges walks them; the page's Dijkstra uses the same order.
+EDGE_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
+# What a dim's slider spans: the test embeddings' 1st..99th percentile, or without
+# embeddings the prior N(0, 1)'s ±3.
+DIM_PERCENTILES = (1.0, 99.0)
+PRIOR_RANGE = 3.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,72 @@ class ClassMap:
 
 
 @dataclass(frozen=True)
+class PlaneGeometry:
+    """The decoder's geometry over an even ``n × n`` grid of a plane's range.
+
+    ``magnification[i, j]`` is ``√det(JᵀJ)`` (image units² per plane unit²; ``J`` the
+    decoder's Jacobian along the plane's basis) at ``u = x[j], v = y[i]`` with
+    ``x = linspace(*x_range, n)``, ``y = linspace(*y_range, n)`` (row 0 the lowest ``v``).
+    ``weights[k, i, j]`` is the length of the graph edge from node ``(i, j)`` to its
+    neighbour at ``EDGE_OFFSETS[k]``: the Euclidean distance between the two decoded images
+    (:func:`analysis.geometry.grid_graph`, 8 neighbours), float32; 0 where that neighbour lies
+    outside the grid.
+    """
+
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    magnification: np.ndarray
+    weights: np.ndarray
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        n = self.magnification.shape
+        if len(n) != 2 or min(n) < 3 or self.weights.shape != (len(EDGE_OFFSETS), *n):
+            raise AtlasError(
+                f"plane geometry: magnification {self.magnification.shape}, weights "
+                f"{self.weights.shape}; expected [ny, nx] (>= 3 each) and [4, ny, nx]"
+            )
+        if not (np.isfinite(self.magnification).all() and np.isfinite(self.weights).all()):
+            raise AtlasError("plane geometry: holds NaN or inf")
+
+    def graph(self) -> object:
+        """The shipped weights as a symmetric ``scipy.sparse.csr_matrix`` (what the page's
+        Dijkstra searches), for a reference shortest path with ``scipy.sparse.csgraph``."""
+        from scipy.sparse import csr_matrix
+
+        ny, nx = self.magnification.shape
+        a, b = geo.grid_edges((ny, nx), 8)
+        w = self.weights.reshape(len(EDGE_OFFSETS), -1)[_edge_direction(a, b, nx), a]
+        w = np.maximum(w.astype(np.float64), np.finfo(np.float64).tiny)  # 0 is still an edge
+        n = nx * ny
+        return csr_matrix(
+            (np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n)
+        )
+
+
+@dataclass(frozen=True)
+class PlaneOption:
+    """A plane the reader may switch to (a latent space of more than two dims): ``label``
+    names it in the page's menu; ``x_range``, ``y_range`` the view it opens on."""
+
+    label: str
+    plane: Plane
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class LatentDims:
+    """Each latent dim's slider: from ``low[k]`` to ``high[k]``, ``centre[k]`` the embeddings'
+    mean (or 0); ``source`` says where the range comes from."""
+
+    low: np.ndarray
+    high: np.ndarray
+    centre: np.ndarray
+    source: str
+
+
+@dataclass(frozen=True)
 class ExplorerModel:
     """Everything the page shows of one model."""
 
@@ -127,6 +210,9 @@ class ExplorerModel:
     embeddings: np.ndarray | None = None  # [n, 2] plane coordinates
     embedding_labels: np.ndarray | None = None  # [n] true class
     embeddings_total: int = 0  # how many the subsample was drawn from
+    geometry: PlaneGeometry | None = None  # on this plane and range
+    planes: tuple[PlaneOption, ...] = ()  # other planes offered (latent_dim > 2)
+    dims: LatentDims | None = None  # slider ranges (latent_dim > 2)
 
     def __post_init__(self) -> None:
         origin = np.asarray(self.plane.origin)
@@ -146,6 +232,16 @@ class ExplorerModel:
                 raise AtlasError(f"model {self.name}: embeddings must be [n, 2] plane points")
             if self.embedding_labels is None or len(self.embedding_labels) != len(self.embeddings):
                 raise AtlasError(f"model {self.name}: one label per embedding expected")
+        if self.dims is not None:
+            d = self.latent_dim
+            for name in ("low", "high", "centre"):
+                if np.shape(getattr(self.dims, name)) != (d,):
+                    raise AtlasError(f"model {self.name}: dims.{name} must hold {d} values")
+            if not (np.asarray(self.dims.low) < np.asarray(self.dims.high)).all():
+                raise AtlasError(f"model {self.name}: dims: expected low < high for every dim")
+        for option in self.planes:
+            if option.plane.latent_dim != self.latent_dim:
+                raise AtlasError(f"model {self.name}: plane {option.label!r} of another dim")
 
 
 # ---------------------------------------------------------------------------- building
@@ -187,6 +283,111 @@ def class_map(
     return ClassMap(x_range, y_range, knn.reshape(ny, nx), None, source)
 
 
+def _edge_direction(a: np.ndarray, b: np.ndarray, nx: int) -> np.ndarray:
+    """Index into ``EDGE_OFFSETS`` of each edge ``a → b`` (flat nodes of an ``nx``-wide grid,
+    ``nx >= 3`` so that the four flat offsets differ)."""
+    flat = [dr * nx + dc for dr, dc in EDGE_OFFSETS]
+    direction = np.searchsorted(np.sort(flat), b - a)
+    return np.argsort(flat)[direction]
+
+
+def plane_geometry(
+    decoder: OnnxModel,
+    plane: Plane,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    steps: int = GEOMETRY_STEPS,
+    precision: str = "auto",
+) -> PlaneGeometry:
+    """The decoder's magnification and geodesic graph on ``plane`` over an even
+    ``steps × steps`` grid of ``x_range`` × ``y_range``.
+
+    One pass of finite-difference Jacobians (``toolkit.jacobian.iter_jacobians``, 5 decodes a
+    point, streamed) gives both: the magnification from each Jacobian
+    (``analysis.geometry.magnification``) and the graph's edges from the images at the
+    points themselves (``analysis.geometry.grid_graph``, 8 neighbours). ``precision`` as for
+    the report's maps (float64 where the ONNX graph allows).
+    """
+    if steps < 3:
+        raise AtlasError(f"geometry steps {steps}: expected >= 3 points per axis")
+    x, y = np.linspace(*x_range, steps), np.linspace(*y_range, steps)
+    u, v = np.meshgrid(x, y)  # row i: v = y[i], row-major as the page's nodes
+    points = plane.points(u.ravel(), v.ravel())
+    mag = np.empty(steps * steps)
+    images = np.empty((steps * steps, int(np.prod(decoder.image_shape))), np.float32)
+    run, dtype = differentiable(decoder, precision)
+    kind = "float64" if dtype is np.float64 else "float32"
+    for start, im, jac in iter_jacobians(run, points, plane.basis, precision=kind):
+        mag[start : start + len(im)] = geo.magnification(geo.pullback_metric(jac))
+        images[start : start + len(im)] = im.reshape(len(im), -1)
+    graph = geo.grid_graph(images, (steps, steps), 8)
+    a, b = geo.grid_edges((steps, steps), 8)
+    weights = np.zeros((len(EDGE_OFFSETS), steps * steps), np.float32)
+    weights[_edge_direction(a, b, steps), a] = np.asarray(graph[a, b]).ravel()
+    return PlaneGeometry(x_range, y_range, mag.reshape(steps, steps),
+                         weights.reshape(len(EDGE_OFFSETS), steps, steps), kind)  # fmt: skip
+
+
+def latent_dims(latent_dim: int, embeddings: np.ndarray | None = None) -> LatentDims:
+    """Each dim's slider range: the ``DIM_PERCENTILES`` of the test ``embeddings`` ``[N, d]``
+    along it (widened where the embeddings do not vary), or ±``PRIOR_RANGE`` without them."""
+    if embeddings is None:
+        zero = np.zeros(latent_dim)
+        return LatentDims(zero - PRIOR_RANGE, zero + PRIOR_RANGE, zero,
+                          f"±{PRIOR_RANGE:g} (the prior N(0, 1); no test embeddings)")  # fmt: skip
+    emb = np.asarray(embeddings, np.float64)
+    low, high = np.percentile(emb, DIM_PERCENTILES, axis=0)
+    flat = ~(high > low)  # a dim the encoder never moves: a slider of width 1 around it
+    low, high = np.where(flat, low - 0.5, low), np.where(flat, high + 0.5, high)
+    lo_p, hi_p = DIM_PERCENTILES
+    return LatentDims(low, high, emb.mean(axis=0),
+                      f"{lo_p:g}st–{hi_p:g}th percentile of the test embeddings")  # fmt: skip
+
+
+# the kinds of the report's other grids offered as planes (two axes are the page's own lists)
+OFFERED_KINDS = ("pca", "images")
+
+
+def plane_options(
+    plane: Plane, embeddings: np.ndarray | None, others: Sequence[GridSpec] = ()
+) -> tuple[PlaneOption, ...]:
+    """The planes offered besides the report's (two chosen axes are built in the page from
+    unit vectors), for a latent space of more than two dims with test ``embeddings``:
+
+    - the planes of the report's ``others`` grids that are a PCA plane or a plane through
+      three test images (the images are its marks), each over its grid's range, so the page
+      shows the planes of the report's figures;
+    - without a PCA plane among them (nor as the report's own), the principal plane of the
+      embeddings through their mean with orthonormal axes (``u, v`` in latent units), viewed
+      over the ``DIM_PERCENTILES`` of the embeddings along it (widened by 5 %).
+    """
+    if embeddings is None or plane.latent_dim <= 2:
+        return ()
+    options: list[PlaneOption] = []
+    for spec in others:
+        other = spec.resolve_plane(plane.latent_dim, embeddings)
+        same = [np.array_equal(other.basis, o.basis) and np.array_equal(other.origin, o.origin)
+                for o in (plane, *(opt.plane for opt in options))]  # fmt: skip
+        if other.kind not in OFFERED_KINDS or any(same):
+            continue
+        x, y = spec.coordinates(embeddings, other)
+        label = other.describe()
+        options.append(PlaneOption(label, other, (float(x[0]), float(x[-1])),
+                                   (float(y[0]), float(y[-1]))))  # fmt: skip
+    if plane.kind == "pca" or any(o.plane.kind == "pca" for o in options):
+        return tuple(options)
+    pca = GridSpec(plane="pca").resolve_plane(plane.latent_dim, embeddings)
+    unit = pca.basis / np.linalg.norm(pca.basis, axis=1, keepdims=True)
+    pca = replace(pca, basis=unit)
+    coords = pca.project(embeddings)
+    lo, hi = np.percentile(coords, DIM_PERCENTILES, axis=0)
+    pad = 0.05 * (hi - lo)
+    return (*options, PlaneOption(
+        "principal plane (PCA) through the embeddings' mean, latent units", pca,
+        (float(lo[0] - pad[0]), float(hi[0] + pad[0])),
+        (float(lo[1] - pad[1]), float(hi[1] + pad[1]))))  # fmt: skip
+
+
 def explorer_model(
     name: str,
     decoder: OnnxModel,
@@ -199,10 +400,16 @@ def explorer_model(
     seed: int = 0,
     knn_k: int = 5,
     atlas: Atlas | None = None,
+    geometry_steps: int | None = None,
+    others: Sequence[GridSpec] = (),
 ) -> ExplorerModel:
     """What the page shows of one model, on ``spec``'s plane and over its range (a report's
-    first grid): the class map (:func:`class_map`) and a seeded subsample of the test
-    ``embeddings`` (codes ``[N, d]``, true classes ``labels``) in plane coordinates."""
+    first grid): the class map (:func:`class_map`), a seeded subsample of the test
+    ``embeddings`` (codes ``[N, d]``, true classes ``labels``) in plane coordinates, the
+    decoder's geometry on a ``geometry_steps²`` grid (:func:`plane_geometry`; 0: none; None:
+    ``GEOMETRY_STEPS``, read at call time so that a test session may lower it) and,
+    for more than two latent dims, the other planes (:func:`plane_options`, with the report's
+    ``others`` grids) and the dims' ranges."""
     plane = spec.resolve_plane(decoder.latent_dim, embeddings)
     x, y = spec.coordinates(embeddings, plane)
     x_range, y_range = (float(x[0]), float(x[-1])), (float(y[0]), float(y[-1]))
@@ -217,9 +424,15 @@ def explorer_model(
             keep = np.sort(np.random.default_rng(seed).choice(total, max_points, replace=False))
         points = plane.project(np.asarray(embeddings)[keep])
         point_labels = np.asarray(labels)[keep]
+    geometry = None
+    steps_geo = GEOMETRY_STEPS if geometry_steps is None else geometry_steps
+    if steps_geo:
+        geometry = plane_geometry(decoder, plane, x_range, y_range, steps_geo)
+    d = decoder.latent_dim
     return ExplorerModel(
-        name, OnnxFile.of(decoder), decoder.latent_dim, plane, x_range, y_range,
-        background, points, point_labels, total,
+        name, OnnxFile.of(decoder), d, plane, x_range, y_range,
+        background, points, point_labels, total, geometry,
+        plane_options(plane, embeddings, others), latent_dims(d, embeddings) if d > 2 else None,
     )  # fmt: skip
 
 
@@ -247,6 +460,28 @@ def _check_labels(values: np.ndarray, n_classes: int, what: str) -> np.ndarray:
             f"{n_classes - 1} ({n_classes} class names)"
         )
     return values.astype(_index_dtype(n_classes))
+
+
+def _plane_json(plane: Plane) -> dict:
+    return {"origin": [float(v) for v in np.asarray(plane.origin)],
+            "basis": [[float(v) for v in row] for row in np.asarray(plane.basis)],
+            "labels": list(plane.labels), "kind": plane.kind,
+            "marks": [{"label": t, "u": float(u), "v": float(v)}
+                      for t, u, v in plane.marks]}  # fmt: skip
+
+
+def _geometry_json(g: PlaneGeometry) -> dict:
+    """log₁₀ of the magnification (NaN where it is 0: a rank-deficient Jacobian) and the edge
+    weights, both float32 little-endian; ``weights`` holds ``[4, ny, nx]`` in that order."""
+    ny, nx = g.magnification.shape
+    with np.errstate(divide="ignore"):
+        log_mag = np.where(g.magnification > 0, np.log10(g.magnification), np.nan)
+    return {
+        "nx": nx, "ny": ny, "xRange": list(g.x_range), "yRange": list(g.y_range),
+        "log10Magnification": _b64(log_mag.astype("<f4")),
+        "weights": _b64(g.weights.astype("<f4")), "offsets": [list(o) for o in EDGE_OFFSETS],
+        "precision": g.precision,
+    }  # fmt: skip
 
 
 def page_data(
@@ -296,11 +531,16 @@ def page_data(
         entries.append({
             "name": m.name, "latentDim": m.latent_dim, "imageShape": list(m.decoder.image_shape),
             "decoder": _file_json(m.decoder, blob(m.decoder)),
-            "plane": {"origin": [float(v) for v in np.asarray(m.plane.origin)],
-                      "basis": [[float(v) for v in row] for row in np.asarray(m.plane.basis)],
-                      "labels": list(m.plane.labels)},
+            "plane": _plane_json(m.plane),
             "xRange": list(m.x_range), "yRange": list(m.y_range),
             "atlas": atlas, "embeddings": emb,
+            "geometry": None if m.geometry is None else _geometry_json(m.geometry),
+            "planes": [{"label": o.label, "plane": _plane_json(o.plane),
+                        "xRange": list(o.x_range), "yRange": list(o.y_range)} for o in m.planes],
+            "dims": None if m.dims is None else {
+                "low": [float(v) for v in m.dims.low], "high": [float(v) for v in m.dims.high],
+                "centre": [float(v) for v in m.dims.centre], "source": m.dims.source,
+                "labels": [dim_label(k) for k in range(m.latent_dim)]},
         })  # fmt: skip
     data = {
         "classes": [

@@ -356,13 +356,14 @@ def explorer_models(
 ) -> tuple[list[ExplorerModel], OnnxFile | None]:
     """What the explorer page shows of each model (the plane and range of the report's first
     grid, the class map over it — the model's dense atlas when the analysis made one — the
-    test embeddings), and the classifier it runs."""
+    test embeddings, the planes of its other grids to switch to), and the classifier it runs."""
     path = cfg.classifier_for(comp.data)
     classifier = cache.classifier(path, comp.data, cfg.analysis) if path else None
     models = [
         explorer_model(m.name, m.model.decoder, classifier, m.grids[0].grid.spec, m.embeddings,
                        comp.data.test.labels, knn_k=cfg.analysis.knn_k, seed=cfg.analysis.seed,
-                       atlas=m.atlas.atlas if m.atlas else None)
+                       atlas=m.atlas.atlas if m.atlas else None,
+                       others=[g.grid.spec for g in m.grids[1:]])
         for m in comp.models
     ]  # fmt: skip
     return models, OnnxFile.of(classifier) if classifier else None

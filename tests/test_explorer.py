@@ -108,8 +108,9 @@ def test_explorer_model_subsamples_embeddings_reproducibly(regions):
     emb = rng.normal(size=(300, 2))
     labels = rng.integers(0, 10, 300)
     spec = GridSpec(x_range=(-3.0, 2.0))
-    a = explorer_model("A", decoder, classifier, spec, emb, labels, steps=(4, 4), max_points=100)
-    b = explorer_model("A", decoder, None, spec, emb, labels, steps=(4, 4), max_points=100)
+    kw = dict(steps=(4, 4), max_points=100, geometry_steps=0)  # geometry: tested below
+    a = explorer_model("A", decoder, classifier, spec, emb, labels, **kw)
+    b = explorer_model("A", decoder, None, spec, emb, labels, **kw)
     assert a.embeddings is not None and a.embedding_labels is not None
     assert a.embeddings.shape == (100, 2) and a.embeddings_total == 300
     np.testing.assert_array_equal(a.embeddings, b.embeddings)  # same seed, same points
@@ -128,7 +129,8 @@ def test_explorer_model_on_the_auto_range_and_a_pca_plane(regions):
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(500, 2)) * [3.0, 0.5] + [1.0, -2.0]
     spec = GridSpec(mode="auto", plane="pca")
-    m = explorer_model("A", decoder, None, spec, emb, np.zeros(500, np.int64), steps=(4, 4))
+    m = explorer_model("A", decoder, None, spec, emb, np.zeros(500, np.int64), steps=(4, 4),
+                       geometry_steps=0)  # fmt: skip
     plane = spec.resolve_plane(2, emb)
     x, y = spec.coordinates(emb, plane)
     np.testing.assert_array_equal(m.plane.basis, plane.basis)
@@ -391,3 +393,187 @@ def test_runtime_refused_as_a_whole_when_one_file_is_a_users(tmp_path):
         ortweb.write_runtime(folder)
     assert sorted(p.name for p in folder.iterdir()) == [names[-1]]
     assert (folder / names[-1]).read_text() == "mine"
+
+
+# ---------------------------------------------------------------------------- geometry layer
+def _affine(tmp_path: Path, d: int = 2, seed: int = 0):
+    from geometry_onnx import affine_decoder
+
+    a = np.random.default_rng(seed).normal(0, 0.01, (784, d))
+    return a, load_model(affine_decoder(tmp_path / f"affine{d}.onnx", a), "decoder")
+
+
+def test_plane_geometry_of_an_affine_decoder_known_answer(tmp_path):
+    """f(z) = A z + b: magnification √det(AᵀA) everywhere, and each shipped edge weight is
+    ‖A Δz‖ for that edge's step Δz; 0 exactly where the neighbour lies outside the grid."""
+    from latent_atlas.explorer import EDGE_OFFSETS, plane_geometry
+
+    a, decoder = _affine(tmp_path)
+    g = plane_geometry(decoder, axes_plane(), (-2.0, 3.0), (-1.0, 1.0), steps=5)
+    assert g.magnification.shape == (5, 5) and g.weights.shape == (4, 5, 5)
+    assert g.weights.dtype == np.float32
+    np.testing.assert_allclose(g.magnification, np.sqrt(np.linalg.det(a.T @ a)), rtol=1e-4)
+    dx, dy = 5 / 4, 2 / 4
+    for k, (dr, dc) in enumerate(EDGE_OFFSETS):
+        step = np.linalg.norm(a @ [dc * dx, dr * dy])
+        inside = np.zeros((5, 5), bool)
+        inside[: 5 - dr, max(0, -dc) : 5 - max(0, dc)] = True
+        # float32 images of values near 0.5: differences carry ~1e-7 absolute error each
+        np.testing.assert_allclose(g.weights[k][inside], step, rtol=1e-3)
+        assert (g.weights[k][~inside] == 0).all()
+
+
+def test_shipped_weights_rebuild_the_analysis_graph(tmp_path):
+    """The page's weights are analysis.geometry.grid_graph's edges (8 neighbours) on the
+    decoded grid, in float32: PlaneGeometry.graph() gives back the same sparse matrix."""
+    from latent_atlas.analysis.geometry import grid_graph
+
+    from latent_atlas.explorer import plane_geometry
+
+    rng = np.random.default_rng(2)
+    protos = rng.random((2, 28, 28)).astype(np.float32)
+    decoder = load_model(region_decoder(tmp_path / "dec.onnx", protos[0], protos[1]), "decoder")
+    plane = axes_plane()
+    g = plane_geometry(decoder, plane, (-1.0, 1.0), (-1.0, 1.0), steps=6, precision="float32")
+    x = np.linspace(-1, 1, 6)
+    u, v = np.meshgrid(x, x)
+    reference = grid_graph(decoder(plane.points(u.ravel(), v.ravel())), (6, 6), 8)
+    shipped = g.graph()
+    assert shipped.nnz == reference.nnz == 2 * (2 * 6 * 5 + 2 * 5 * 5)
+    np.testing.assert_array_equal(shipped.indices, reference.indices)
+    np.testing.assert_allclose(shipped.data, reference.data, rtol=1e-6, atol=1e-30)
+    # the region decoder jumps between its two prototypes across z₁ = 0 only
+    jump = np.linalg.norm(protos[0] - protos[1])
+    assert np.isclose(g.weights[0, :, 2], jump, rtol=1e-5).all()
+    assert (g.weights[0, :, :2] < 1e-6).all() and (g.weights[0, :, 3:5] < 1e-6).all()
+
+
+def test_page_ships_the_geometry_and_its_size(tmp_path):
+    """log₁₀ magnification [ny·nx] and weights [4·ny·nx] as float32 base64: 80 KiB of
+    numbers for a 64² grid (109 232 characters of base64) per model."""
+    from latent_atlas.explorer import EDGE_OFFSETS, PlaneGeometry
+
+    n = 64
+    rng = np.random.default_rng(4)
+    mag = rng.uniform(0.5, 20, (n, n))
+    mag[0, 0] = 0.0  # a rank-deficient Jacobian: NaN in the page (drawn grey)
+    geom = PlaneGeometry((-4.0, 4.0), (-2.0, 2.0), mag, rng.random((4, n, n)).astype(np.float32))
+    dec = linear_decoder(tmp_path / "dec.onnx", np.array([0.1, -0.1]), 0.5)
+    data, _ = page_data([_model("A", dec, geometry=geom)], None, NAMES)
+    g = data["models"][0]["geometry"]
+    assert (g["nx"], g["ny"], g["offsets"]) == (n, n, [list(o) for o in EDGE_OFFSETS])
+    log_mag = np.frombuffer(base64.b64decode(g["log10Magnification"]), "<f4").reshape(n, n)
+    assert np.isnan(log_mag[0, 0])
+    np.testing.assert_allclose(log_mag.ravel()[1:], np.log10(mag.ravel()[1:]), rtol=1e-6)
+    weights = np.frombuffer(base64.b64decode(g["weights"]), "<f4")
+    np.testing.assert_array_equal(weights, geom.weights.ravel())
+    base64_chars = [4 * -(-nbytes // 3) for nbytes in (4 * n * n * 4, n * n * 4)]
+    assert [len(g["weights"]), len(g["log10Magnification"])] == base64_chars  # 87 + 22 KB
+
+
+def test_plane_geometry_refuses_what_the_page_cannot_draw(tmp_path):
+    from latent_atlas.explorer import PlaneGeometry, plane_geometry
+
+    _, decoder = _affine(tmp_path)
+    with pytest.raises(AtlasError, match="geometry steps 2"):
+        plane_geometry(decoder, axes_plane(), (-1.0, 1.0), (-1.0, 1.0), steps=2)
+    with pytest.raises(AtlasError, match=r"expected \[ny, nx\]"):
+        PlaneGeometry((0, 1), (0, 1), np.ones((4, 4)), np.ones((4, 4, 5), np.float32))
+    with pytest.raises(AtlasError, match="NaN or inf"):
+        PlaneGeometry((0, 1), (0, 1), np.full((3, 3), np.inf), np.ones((4, 3, 3), np.float32))
+
+
+# ---------------------------------------------------------------------------- > 2 latent dims
+def test_latent_dims_are_the_embeddings_percentiles_or_the_prior():
+    from latent_atlas.explorer import latent_dims
+
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(1000, 4)) * [1.0, 3.0, 0.5, 0.0] + [0.0, 1.0, -2.0, 0.25]
+    dims = latent_dims(4, emb)
+    np.testing.assert_allclose(dims.low[:3], np.percentile(emb[:, :3], 1, axis=0))
+    np.testing.assert_allclose(dims.high[:3], np.percentile(emb[:, :3], 99, axis=0))
+    np.testing.assert_allclose(dims.centre, emb.mean(axis=0))
+    assert (dims.low[3], dims.high[3]) == (-0.25, 0.75)  # a dim never moved: width 1 around it
+    assert "percentile" in dims.source
+    prior = latent_dims(3)
+    assert (prior.low == -3).all() and (prior.high == 3).all() and (prior.centre == 0).all()
+    assert "prior" in prior.source
+
+
+def test_a_higher_dimensional_model_offers_planes_with_orthonormal_bases(tmp_path):
+    """A 5-D model: the report's plane (two most varied dims) plus the principal plane, whose
+    basis is orthonormal (latent units) and spans the embeddings' two leading directions; a
+    2-D model offers none; the page carries both and every dim's range."""
+    from latent_atlas.explorer import plane_options
+
+    a, decoder = _affine(tmp_path, d=5)
+    rng = np.random.default_rng(6)
+    mix = np.linalg.qr(rng.normal(size=(5, 5)))[0]
+    emb = (rng.normal(size=(400, 5)) * [3.0, 2.0, 0.3, 0.2, 0.1]) @ mix.T + 1.0
+    m = explorer_model("A", decoder, None, GridSpec(steps=(5, 5)), emb,
+                       rng.integers(0, 10, 400), steps=(4, 4), geometry_steps=8)  # fmt: skip
+    assert m.plane.kind == "active" and m.dims is not None and len(m.planes) == 1
+    pca = m.planes[0].plane
+    np.testing.assert_allclose(pca.basis @ pca.basis.T, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(np.abs(pca.basis @ mix[:, :2]), np.eye(2), atol=0.05)
+    np.testing.assert_allclose(pca.origin, emb.mean(axis=0))
+    coords = pca.project(emb)
+    (x0, x1), (y0, y1) = m.planes[0].x_range, m.planes[0].y_range
+    lo, hi = np.percentile(coords, [1, 99], axis=0)
+    assert x0 < lo[0] < hi[0] < x1 and y0 < lo[1] < hi[1] < y1
+    assert m.geometry is not None and m.geometry.magnification.shape == (8, 8)
+    # the report's plane is two axes: its magnification is that of A's two columns
+    i, j = np.flatnonzero(m.plane.basis.any(axis=0))
+    cols = a[:, [i, j]] if m.plane.basis[0, i] else a[:, [j, i]]
+    np.testing.assert_allclose(m.geometry.magnification, np.sqrt(np.linalg.det(cols.T @ cols)),
+                               rtol=1e-4)  # fmt: skip
+    data, _ = page_data([m], None, NAMES)
+    entry = data["models"][0]
+    assert entry["dims"]["labels"] == ["z₀", "z₁", "z₂", "z₃", "z₄"]
+    assert len(entry["dims"]["low"]) == 5 and entry["planes"][0]["plane"]["kind"] == "pca"
+    assert plane_options(axes_plane(), rng.normal(size=(50, 2))) == ()
+    assert plane_options(GridSpec(plane="pca").resolve_plane(5, emb), emb) == ()
+    two = explorer_model("B", _affine(tmp_path, 2, 1)[1], None, GridSpec(steps=(3, 3)),
+                         geometry_steps=0)  # fmt: skip
+    assert two.dims is None and two.planes == () and two.geometry is None
+
+
+def test_bad_dims_are_refused(tmp_path):
+    from latent_atlas.explorer import LatentDims
+
+    dec = _decoder_file(tmp_path / "d.onnx")
+    plane = axes_plane(3)
+    with pytest.raises(AtlasError, match="dims.low must hold 3"):
+        ExplorerModel("A", dec, 3, plane, (-1.0, 1.0), (-1.0, 1.0),
+                      dims=LatentDims(np.zeros(2), np.ones(3), np.zeros(3), ""))  # fmt: skip
+    with pytest.raises(AtlasError, match="low < high"):
+        ExplorerModel("A", dec, 3, plane, (-1.0, 1.0), (-1.0, 1.0),
+                      dims=LatentDims(np.ones(3), np.ones(3), np.zeros(3), ""))  # fmt: skip
+
+
+def test_the_report_s_other_planes_are_offered_with_their_marks(tmp_path):
+    """The planes of the report's other grids: its PCA plane (standard deviations, as its
+    figure) replaces the page's own, the plane through three images comes with orthonormal
+    axes and the three images as marks; an axes grid (the page's lists do that) and a repeat
+    of the report's plane are not offered twice."""
+    from latent_atlas.explorer import plane_options
+
+    rng = np.random.default_rng(7)
+    emb = rng.normal(size=(200, 4)) * [2.0, 1.0, 0.5, 0.3]
+    plane = GridSpec().resolve_plane(4, emb)
+    others = [GridSpec(mode="auto", plane="pca"), GridSpec(mode="auto", plane="images",
+              images=(3, 10, 7)), GridSpec(axes=(2, 3)), GridSpec(mode="auto")]  # fmt: skip
+    pca, images = plane_options(plane, emb, others)
+    assert pca.plane.kind == "pca" and "principal plane" in pca.label
+    np.testing.assert_allclose(pca.plane.basis, others[0].resolve_plane(4, emb).basis)
+    x, y = others[1].coordinates(emb, images.plane)
+    assert (images.x_range, images.y_range) == ((x[0], x[-1]), (y[0], y[-1]))
+    np.testing.assert_allclose(images.plane.basis @ images.plane.basis.T, np.eye(2), atol=1e-12)
+    assert [t for t, _, _ in images.plane.marks] == ["#3", "#10", "#7"]
+    dec = _decoder_file(tmp_path / "d.onnx")
+    shutil.copy(linear_decoder(tmp_path / "l.onnx", np.zeros(4), 0.5, 4), dec.path)
+    m = ExplorerModel("A", dec, 4, plane, (-1.0, 1.0), (-1.0, 1.0), planes=(pca, images))
+    data, _ = page_data([m], None, NAMES)
+    shipped = data["models"][0]["planes"][1]["plane"]
+    assert [k["label"] for k in shipped["marks"]] == ["#3", "#10", "#7"]
+    assert shipped["marks"][1]["u"] == pytest.approx(images.plane.marks[1][1])

@@ -9,6 +9,7 @@ models) also measures the decode + draw time per pointer move."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -398,3 +399,190 @@ def test_shipped_models_decode_live_like_python(browser, real_report, real_data)
                   - rgba_8bit(refs[1].image(z))[0]).max() <= 2  # fmt: skip
     dark.screenshot(path=str(OUT / "explore-dark.png"), full_page=True)
     assert dark.failed == [] and dark.errors == []
+
+
+# ---------------------------------------------------------------------------- geometry, planes
+def _wait_update(page, action) -> dict:
+    """Run ``action`` (a change that re-decodes) and wait for the page's next update."""
+    before = page.evaluate("latentExplorer.updates")
+    action()
+    page.wait_for_function(f"latentExplorer.updates > {before} && !latentExplorer.busy")
+    return page.evaluate("latentExplorer.state()")
+
+
+def in_canvas(page, selector: str, fn: str, *args):
+    """``fn(pixels, width, height, ...args)`` run in the page on a canvas's RGBA pixels: a
+    plane's canvas holds a million values, slow to bring over as JSON."""
+    return page.evaluate(
+        f"""([sel, args]) => {{ const c = document.querySelector(sel);
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            return ({fn})(d, c.width, c.height, ...args); }}""",
+        [selector, list(args)],
+    )
+
+
+PIXEL = """(d, w, h, fx, fy) => { const i = 4 * (Math.floor(fy * h) * w + Math.floor(fx * w));
+           return [d[i], d[i + 1], d[i + 2]]; }"""
+CHECKSUM = "(d) => d.reduce((s, x) => (s * 31 + x) % 1000000007, 0)"
+UNIFORM = "(d) => d.every((x, i) => x === d[i % 4])"
+ORANGE = """(d) => { let n = 0; for (let i = 0; i < d.length; i += 4)
+            n += Math.abs(d[i] - 232) + Math.abs(d[i + 1] - 89) + Math.abs(d[i + 2] - 12) < 30;
+            return n; }"""
+
+
+def _pixel(page, model: Shown, u: float, v: float) -> tuple[int, int, int]:
+    """The background canvas's pixel at plane point (u, v)."""
+    (x0, x1), (y0, y1) = model.x_range, model.y_range
+    fx, fy = (u - x0) / (x1 - x0), (y1 - v) / (y1 - y0)
+    return tuple(in_canvas(page, ".background", PIXEL, fx, fy))
+
+
+def _set_slider(page, value: float) -> None:
+    page.evaluate(
+        """v => { const s = document.querySelector('.sliders input');
+                     s.value = v; s.dispatchEvent(new Event('input')); }""",
+        value,
+    )
+
+
+@pytest.mark.slow
+def test_geometry_layer_geodesics_planes_and_sliders(browser, tmp_path):
+    """One page of a 3-D toy model, every new part checked on it: the magnification layer
+    (its extreme cells in the colour scale's end colours), geodesics (the page's Dijkstra finds
+    scipy.sparse.csgraph's shortest path length on the shipped weights, both strips decode as
+    Python does, their lengths are Python's), the page's Dijkstra on a 256² graph (timed,
+    printed), the plane menu (PCA, two chosen axes) and the off-plane slider."""
+    from latent_atlas.analysis.geometry import polyline_length
+    from latent_atlas.toolkit.runtime import load_model
+    from scipy.sparse.csgraph import dijkstra
+
+    from latent_atlas.explorer import PlaneGeometry, explorer_model
+
+    decoder = load_model(image_decoder(tmp_path / "d.onnx", 3, (1, 12, 12), "NCHW", 5), "decoder")
+    rng = np.random.default_rng(8)
+    emb = rng.normal(size=(300, 3)) * [1.5, 1.0, 0.5] + [0.2, -0.1, 0.3]
+    # the report's other grids: a plane through three test images (the page adds its PCA)
+    through = GridSpec(mode="auto", plane="images", images=(0, 1, 2))
+    m = explorer_model("toy", decoder, None, GridSpec(steps=(5, 5)), emb,
+                       rng.integers(0, 4, 300), steps=(16, 16), geometry_steps=32,
+                       others=[through])  # fmt: skip
+    assert m.geometry is not None and m.dims is not None
+    assert [o.plane.kind for o in m.planes] == ["images", "pca"]
+    write_explorer(tmp_path / "page", [m], ("a", "b", "c", "d"), report=None)
+    page = open_page(browser, tmp_path / "page" / "explore.html")
+    ref = Reference(OnnxFile.of(decoder))
+    shown = shown_models(page)[0]
+    x = np.linspace(*m.geometry.x_range, 32)
+    y = np.linspace(*m.geometry.y_range, 32)
+
+    # the magnification layer: the largest cell in viridis's last colour, the smallest in its
+    # first; the legend shows; unchecked, the class map is back
+    classes = in_canvas(page, ".background", CHECKSUM)
+    assert not page.is_visible("#magnification-legend")
+    page.check("#show-magnification")
+    assert page.is_visible("#magnification-legend")
+    for pick, colour in ((np.argmax, (253, 231, 37)), (np.argmin, (68, 1, 84))):
+        i, j = np.unravel_index(pick(m.geometry.magnification), (32, 32))
+        assert _pixel(page, shown, x[j], y[i]) == colour
+    page.uncheck("#show-magnification")
+    assert in_canvas(page, ".background", CHECKSUM) == classes
+    assert not page.is_visible("#magnification-legend")
+
+    # geodesics for two pairs of points, against scipy on the shipped weights
+    graph = m.geometry.graph()
+    for a, b in (((0.1, 0.15), (0.85, 0.9)), ((0.9, 0.2), (0.2, 0.7))):
+        n = page.evaluate("latentExplorer.geodesics")
+        for fx, fy in (a, b):
+            pt = page.evaluate("([u, v]) => latentExplorer.clientPoint(0, u, v)",
+                               list(spot(shown, fx, fy)))  # fmt: skip
+            page.mouse.click(pt["x"], pt["y"])
+        page.wait_for_function(f"latentExplorer.geodesics > {n}")
+        state = page.evaluate("latentExplorer.state()")
+        path, ends = state["panels"][0]["path"], state["ends"]
+        snap = [int(np.argmin(np.abs(y - e["v"]))) * 32 + int(np.argmin(np.abs(x - e["u"])))
+                for e in ends]  # fmt: skip
+        nodes = path["nodes"]
+        assert [nodes[0], nodes[-1]] == snap
+        assert path["length"] == pytest.approx(dijkstra(graph, indices=snap[0])[snap[1]], 1e-12)
+        edges = sum(graph[p, q] for p, q in zip(nodes, nodes[1:], strict=False))
+        assert path["length"] == pytest.approx(edges, rel=1e-12)  # a path of the graph's edges
+        print(f"\npage Dijkstra, 32² graph: {len(nodes)} nodes in {path['ms']:.1f} ms")
+        # both strips are Python's decodes at the page's points; lengths are Python's
+        t = np.linspace(0, 1, 10)[:, None]
+        straight = np.array([[ends[0]["u"], ends[0]["v"]]]) * (1 - t) + t * [
+            ends[1]["u"], ends[1]["v"]]  # fmt: skip
+        along = np.array([[p["u"], p["v"]] for p in path["points"]])
+        assert np.allclose(along[[0, -1]], straight[[0, -1]])
+        for sel, pts, key in ((".strip-images", straight, "straightLength"),
+                              (".geodesic-images", along, "geodesicLength")):  # fmt: skip
+            images = ref.image(shown.plane.points(pts[:, 0], pts[:, 1]))
+            strip = canvas_rgb(page, sel).reshape(12, 10, 12, 3).transpose(1, 0, 2, 3)
+            assert np.abs(strip.astype(int) - rgba_8bit(images)).max() <= 2
+            assert state["panels"][0][key] == pytest.approx(polyline_length(images), rel=1e-4)
+        assert "ratio" in page.inner_text(".path-lengths")
+        assert in_canvas(page, ".overlay", ORANGE) > 50  # the path is drawn
+
+    # the page's Dijkstra on a 256² graph (the size the issue times): scipy's length, and ms
+    big = 256
+    weights = rng.uniform(0.1, 1.0, (4, big, big)).astype(np.float32)
+    found = page.evaluate(
+        """([b64, n]) => { const bin = atob(b64), u8 = new Uint8Array(bin.length);
+           for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+           const w = new Float32Array(u8.buffer), runs = [];
+           const corner = n * n - 1;
+           for (let k = 0; k < 3; k++) runs.push(latentExplorer.shortestPath(w, n, n, 0, corner));
+           return { length: runs[0].length, ms: runs.map(r => r.ms) }; }""",
+        [base64.b64encode(weights.tobytes()).decode(), big],
+    )
+    reference = PlaneGeometry((0, 1), (0, 1), np.ones((big, big)), weights).graph()
+    assert found["length"] == pytest.approx(dijkstra(reference, indices=0)[-1], rel=1e-12)
+    print(
+        f"page Dijkstra, 256² graph, corner to corner: {found['ms']} ms (3 runs; load "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
+
+    # the slider off the report's plane (dims 0 and 1 vary most: dim 2 is the slider's)
+    assert state["panels"][0]["sliders"] == [2]
+    start = move_to(page, 0, *spot(shown, 0.3, 0.6))["panels"][0]["z"]
+    moved = _wait_update(page, lambda: _set_slider(page, 1.25))["panels"][0]
+    assert moved["z"][:2] == start[:2] and moved["z"][2] == np.float32(1.25)
+    got = canvas_rgb(page, ".decoded")
+    assert np.abs(got.astype(int) - rgba_8bit(ref.image(np.array([moved["z"]], np.float32)))[0]
+                  ).max() <= 2  # fmt: skip
+    assert not moved["plane"]["onReportPlane"] and page.is_visible(".background-note")
+    assert in_canvas(page, ".background", UNIFORM)  # greyed
+    back = _wait_update(page, lambda: page.click(".reset-offsets"))["panels"][0]
+    assert back["z"] == start and not page.is_visible(".background-note")
+
+    # the plane through three images: its marks drawn (a dark diamond at image #1)
+    images = m.planes[0]
+    state = _wait_update(page, lambda: page.select_option(".plane-select", "option-0"))
+    (x0, x1), (y0, y1) = images.x_range, images.y_range
+    _, u1, v1 = images.plane.marks[1]
+    mark = in_canvas(page, ".overlay", PIXEL, (u1 - x0) / (x1 - x0), (y1 - v1) / (y1 - y0))
+    assert mark == [0x1B, 0x1B, 0x1F]  # --fg
+    # the principal plane: z follows its (orthonormal) basis, every dim gets a slider
+    pca = m.planes[1].plane
+    state = _wait_update(page, lambda: page.select_option(".plane-select", "option-1"))
+    c = state["cursor"]
+    assert state["panels"][0]["z"] == pca.points(np.array([c["u"]]), np.array([c["v"]]))[0].tolist()
+    assert state["panels"][0]["sliders"] == [0, 1, 2]
+    assert "principal plane" in page.inner_text(".axes") and page.is_visible(".background-note")
+    # two points on another plane: the straight strip, no geodesic (the graph is the report's)
+    page.locator(".plane").scroll_into_view_if_needed()  # the clicks above scrolled the page
+    box = page.locator(".plane").bounding_box()
+    for fx, fy in ((0.2, 0.2), (0.7, 0.6)):  # fractions of the panel: this plane's own range
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    page.wait_for_function("latentExplorer.strips >= 3")
+    assert not page.is_visible(".geodesic") and "No geodesic" in page.inner_text(".path-lengths")
+
+    # two chosen axes: dims 2 (→) and 0 (↑), dim 1 at the embeddings' mean, its slider alone
+    page.select_option(".plane-select", "axes")
+    page.select_option(".axis-u", "2")
+    state = _wait_update(page, lambda: page.select_option(".axis-v", "0"))
+    c, z = state["cursor"], state["panels"][0]["z"]
+    assert z == np.float32([c["v"], emb[:, 1].mean(), c["u"]]).tolist()
+    assert state["panels"][0]["sliders"] == [1]
+    state = _wait_update(page, lambda: page.select_option(".plane-select", "report"))
+    assert state["panels"][0]["plane"]["onReportPlane"] and not page.is_visible(".background-note")
+    assert page.errors == [] and page.failed == []
