@@ -46,10 +46,11 @@ CHANNELS = (1, 3)
 DEFAULT_STEPS = (128, 128)
 MAX_POINTS = 5000  # test embeddings drawn as a layer, at most
 MAX_CLASSES = 65_536  # class indices travel as uint8 or uint16
-# The geometry grid's points per axis: 64² nodes cost 5 decodes each (the Jacobian's stencil)
-# and ship 4 edge weights and a magnification each as float32: 80 KiB (109 KB of base64)
-# per model.
-GEOMETRY_STEPS = 64
+# The geometry grid's points per axis, as the report's geodesic graph (AnalysisConfig's
+# geometry_graph): 48² nodes cost 5 decodes each (the Jacobian's stencil, ~0.6 CPU s for a
+# shipped model) and ship 4 edge weights and a magnification each as float32: 45 KiB (61 KB
+# of base64) per model.
+GEOMETRY_STEPS = 48
 # The 8-neighbour graph's edges, each stored once at its lower node: (drow, dcol) as
 # analysis.geometry's grid_edges walks them; the page's Dijkstra uses the same order.
 EDGE_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
