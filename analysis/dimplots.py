@@ -157,6 +157,48 @@ def pair_grid_figure(
     return fig
 
 
+def _subset(codes: ArrayLike, max_points: int, seed: int, what: str) -> tuple[NDArray, NDArray]:
+    """The checked codes ``[N, d]`` and a seeded random subset of at most ``max_points`` rows
+    of them (increasing row numbers)."""
+    z = check_array(codes, "codes", shape=("N", "d"))
+    check_int(max_points, "max_points", lo=5)
+    if len(z) < 5:
+        raise AtlasError(f"codes: {len(z)} rows, expected at least 5 for a{what} map")
+    rng = np.random.default_rng(seed)
+    return z, np.sort(rng.permutation(len(z))[:max_points]).astype(np.int64)
+
+
+def umap_installed() -> bool:
+    """Whether ``umap-learn`` can be imported (``pip install 'latent-atlas[umap]'``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None
+
+
+def umap_map(codes: ArrayLike, max_points: int = 2000, seed: int = 0) -> tuple[NDArray, NDArray]:
+    """A 2-D UMAP map of the full codes (McInnes, Healy & Melville 2018; ``umap-learn``'s
+    ``UMAP``, 15 neighbours, min_dist 0.1, seeded), where ``umap-learn`` is installed.
+
+    Parameters and returns as :func:`tsne_map`.
+
+    Raises
+    ------
+    AtlasError
+        ``umap-learn`` is not installed (see :func:`umap_installed`).
+    """
+    if not umap_installed():
+        raise AtlasError("UMAP map: umap-learn is not installed; install it with "
+                         "`pip install 'latent-atlas[umap]'`")  # fmt: skip
+    import umap
+
+    z, index = _subset(codes, max_points, seed, " UMAP")
+    n_neighbors = int(min(15, len(index) - 1))
+    # n_jobs=1: a seeded UMAP runs on one thread anyway (and warns when asked for more)
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=0.1,
+                        random_state=seed, n_jobs=1)  # fmt: skip
+    return np.asarray(reducer.fit_transform(z[index]), np.float64), index
+
+
 def tsne_map(codes: ArrayLike, max_points: int = 2000, seed: int = 0) -> tuple[NDArray, NDArray]:
     """A 2-D t-SNE map of the full codes (van der Maaten & Hinton 2008; scikit-learn's
     ``TSNE``, perplexity 30, PCA initialisation).
@@ -179,12 +221,7 @@ def tsne_map(codes: ArrayLike, max_points: int = 2000, seed: int = 0) -> tuple[N
     """
     from sklearn.manifold import TSNE
 
-    z = check_array(codes, "codes", shape=("N", "d"))
-    check_int(max_points, "max_points", lo=5)
-    if len(z) < 5:
-        raise AtlasError(f"codes: {len(z)} rows, expected at least 5 for a t-SNE map")
-    rng = np.random.default_rng(seed)
-    index = np.sort(rng.permutation(len(z))[:max_points]).astype(np.int64)
+    z, index = _subset(codes, max_points, seed, " t-SNE")
     perplexity = min(30.0, (len(index) - 1) / 3)
     tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed)
     return tsne.fit_transform(z[index]), index

@@ -177,19 +177,24 @@ def dimension_sections(
                 functools.partial(dimplots.pair_grid_figure, m.embeddings, labels, names, top,
                                   f"{m.name}: the most active dims, pairwise"),
             ))  # fmt: skip
-        if ex.tsne is not None and ex.tsne_index is not None:
-            coords, sub = ex.tsne, labels[ex.tsne_index]
+        for kind, coords, index in (("t-SNE", ex.tsne, ex.tsne_index),
+                                    ("UMAP", ex.umap, ex.umap_index)):  # fmt: skip
+            if coords is None or index is None:
+                continue
             figs.append(image(
-                f"m{i}_tsne.png", f"{m.name}: t-SNE map of the full {d.latent_dim}-D codes",
-                f"{m.name}: t-SNE of {len(coords)} test codes, coloured by class",
-                functools.partial(plots.embedding_scatter, coords, sub, names, None,
-                                  f"{m.name}: t-SNE of {len(coords)} test codes "
-                                  f"({d.latent_dim}-D)", ("t-SNE 1", "t-SNE 2")),
+                f"m{i}_{kind.lower().replace('-', '')}.png",
+                f"{m.name}: {kind} map of the full {d.latent_dim}-D codes",
+                f"{m.name}: {kind} of {len(coords)} test codes, coloured by class",
+                functools.partial(plots.embedding_scatter, coords, labels[index], names, None,
+                                  f"{m.name}: {kind} of {len(coords)} test codes "
+                                  f"({d.latent_dim}-D)", (f"{kind} 1", f"{kind} 2")),
             ))  # fmt: skip
         if figs:
             out.append(Section(f"codes-{i}", f"{m.name}: the codes, pairwise and mapped",
                                tuple(FigureRow((f,)) for f in figs),
                                "Only neighbourhoods mean something in a t-SNE map (scikit-learn, "
-                               "perplexity 30, seeded); the PCA plane and the plane through three "
+                               "perplexity 30, seeded) or a UMAP map (umap-learn, 15 neighbours, "
+                               "seeded; drawn where umap-learn is installed: `pip install "
+                               "'latent-atlas[umap]'`); the PCA plane and the plane through three "
                                "test images are the grids above."))  # fmt: skip
     return out

@@ -2,7 +2,7 @@
 images over their reconstructions, samples from the prior) and, for a latent space of more
 than two dims, which dims it uses (diagnostics), what each does (traversals), what lies between
 two test images (interpolation), the PCA plane and the plane through three test images (extra
-grids), and a 2-D map of the full codes (t-SNE)."""
+grids), and 2-D maps of the full codes (t-SNE; UMAP where umap-learn is installed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latent_atlas.analysis.dimplots import tsne_map
+from latent_atlas.analysis.dimplots import tsne_map, umap_installed, umap_map
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.grid import GridSpec
 from latent_atlas.toolkit.runtime import Model, OnnxModel
@@ -42,6 +42,8 @@ class ModelExtras:
     interpolation: Interpolation | None = None
     tsne: np.ndarray | None = None  # [n, 2]
     tsne_index: np.ndarray | None = None  # [n] rows of the test set
+    umap: np.ndarray | None = None  # [n, 2], where umap-learn is installed
+    umap_index: np.ndarray | None = None
 
 
 def first_of_each_class(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -108,4 +110,6 @@ def analyze_extras(
     extras.interpolation = interpolate(model, data, a, b, 11, classifier, batch_size)
     if tsne_points:
         extras.tsne, extras.tsne_index = tsne_map(embeddings, tsne_points, seed)
+        if umap_installed():  # optional: `pip install 'latent-atlas[umap]'`
+            extras.umap, extras.umap_index = umap_map(embeddings, tsne_points, seed)
     return extras

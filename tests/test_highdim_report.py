@@ -84,9 +84,52 @@ def toy8(tmp_path_factory):
     return root, folder, clf
 
 
+def _stand_in_umap(monkeypatch, calls):
+    """A module named ``umap`` with umap-learn's ``UMAP(...).fit_transform`` interface (it
+    projects on the first two principal axes and records its arguments): the report's wiring
+    of an optional dependency this suite does not install (umap-learn pulls in numba)."""
+    import importlib.machinery
+    import sys
+    import types
+
+    class UMAP:
+        def __init__(self, **kwargs):
+            calls.append(kwargs)
+
+        def fit_transform(self, x):
+            x = np.asarray(x) - np.mean(x, axis=0)
+            return x @ np.linalg.svd(x, full_matrices=False)[2][:2].T
+
+    module = types.ModuleType("umap")
+    module.__spec__ = importlib.machinery.ModuleSpec("umap", None)
+    module.UMAP = UMAP
+    monkeypatch.setitem(sys.modules, "umap", module)
+
+
+def test_umap_map_where_installed_and_one_line_where_not(monkeypatch):
+    from latent_atlas.analysis import dimplots
+
+    codes = np.random.default_rng(0).normal(size=(30, 4)) * [5.0, 1.0, 0.1, 0.1]
+    monkeypatch.setattr(dimplots, "umap_installed", lambda: False)
+    with pytest.raises(AtlasError, match=r"umap-learn is not installed; install it with `pip "
+                                         r"install 'latent-atlas\[umap\]'`"):  # fmt: skip
+        dimplots.umap_map(codes)
+    monkeypatch.undo()
+    calls: list = []
+    _stand_in_umap(monkeypatch, calls)
+    assert dimplots.umap_installed()
+    coords, index = dimplots.umap_map(codes, max_points=20, seed=3)
+    assert coords.shape == (20, 2) and (np.diff(index) > 0).all()
+    assert calls == [{"n_components": 2, "n_neighbors": 15, "min_dist": 0.1, "random_state": 3,
+                      "n_jobs": 1}]  # fmt: skip
+    coords, index = dimplots.umap_map(codes[:6], seed=0)  # fewer codes than neighbours
+    assert calls[-1]["n_neighbors"] == 5 and len(index) == 6
+
+
 @pytest.mark.slow
-def test_one_model_report_of_an_8d_model(toy8, tmp_path, capsys):
+def test_one_model_report_of_an_8d_model(toy8, tmp_path, capsys, monkeypatch):
     root, folder, clf = toy8
+    _stand_in_umap(monkeypatch, [])  # the report draws a UMAP map where umap-learn is there
     rc = main(["report", "--model", str(folder), "--data", str(root / "toy.npz"), "--steps", "5",
                "--classifier", str(clf), "--out", str(tmp_path), "--no-progress"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
@@ -112,7 +155,8 @@ def test_one_model_report_of_an_8d_model(toy8, tmp_path, capsys):
     assert "centroids" not in table
     figures = {p.name for p in (out / "figures").iterdir()}
     for name in ("m0_spectrum.png", "m0_traversals.png", "m0_interpolation.png", "m0_pairs.png",
-                 "m0_tsne.png", "m0_reconstructions.png", "m0_prior_samples.png"):  # fmt: skip
+                 "m0_tsne.png", "m0_umap.png", "m0_reconstructions.png",
+                 "m0_prior_samples.png"):  # fmt: skip
         assert name in figures, name
 
 
