@@ -23,6 +23,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from latent_atlas.analysis.raster import cell_edges
 from latent_atlas.analysis.validation import check_array, check_cells, check_coords, check_labels
 from latent_atlas.toolkit.errors import AtlasError
 from matplotlib.axes import Axes
@@ -103,16 +104,6 @@ def _tick_indices(n: int, max_ticks: int = MAX_TICKS) -> NDArray[np.int_]:
     if n <= max_ticks:
         return np.arange(n)
     return np.unique(np.round(np.linspace(0, n - 1, max_ticks)).astype(int))
-
-
-def _cell_edges(centres: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Cell boundaries ``[n + 1]`` around increasing centres ``[n]`` (midpoints, mirrored ends)."""
-    if centres.shape[0] == 1:
-        return np.array([centres[0] - 0.5, centres[0] + 0.5])
-    mids = (centres[1:] + centres[:-1]) / 2.0
-    first = centres[0] - (mids[0] - centres[0])
-    last = centres[-1] + (centres[-1] - mids[-1])
-    return np.concatenate([[first], mids, [last]])
 
 
 def _draw_mosaic(
@@ -454,8 +445,8 @@ def heatmap_figure(
     fig = Figure(figsize=(6.4, 5.0), layout="constrained")
     ax = fig.subplots()
     mesh = ax.pcolormesh(
-        _cell_edges(xs),
-        _cell_edges(ys),
+        cell_edges(xs),
+        cell_edges(ys),
         np.ma.masked_invalid(vals),
         cmap=cmap,
         vmin=vmin,
@@ -589,7 +580,7 @@ def atlas_figure(
     ys = _check_coords(y, ny, "y")
     bright = check_array(brightness, "brightness", shape=(ny, nx), bounds=(0.0, 1.0))
     grad = check_array(gradient, "gradient", shape=(ny, nx), bounds=(0.0, np.inf))
-    ex, ey = _cell_edges(xs), _cell_edges(ys)
+    ex, ey = cell_edges(xs), cell_edges(ys)
     fig = Figure(figsize=(16.0, 5.0), layout="constrained")
     axes = fig.subplots(1, 3)
     axes[0].pcolormesh(ex, ey, rgba, shading="flat")

@@ -437,8 +437,9 @@ def _lut(cmap: str) -> NDArray[np.uint8]:
     return _to_rgb8(matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3])
 
 
-def _edges(centres: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Cell boundaries halfway between centres, mirrored at the ends (as plots' maps)."""
+def cell_edges(centres: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Cell boundaries ``[n + 1]`` halfway between increasing centres ``[n]``, mirrored at the
+    ends (one centre: a cell of width 1); the raster maps and plots' maps share them."""
     if len(centres) == 1:
         return np.array([centres[0] - 0.5, centres[0] + 0.5])
     mids = (centres[1:] + centres[:-1]) / 2.0
@@ -459,7 +460,7 @@ def map_image(
     """A ``[ny, nx, 3]`` colour map drawn on cell boundaries halfway between centres, in
     equal latent units on both axes (the wider side ``size`` px), with its axes (round
     values, as matplotlib would tick them)."""
-    ex, ey = _edges(xs), _edges(ys)
+    ex, ey = cell_edges(xs), cell_edges(ys)
     wx, wy = ex[-1] - ex[0], ey[-1] - ey[0]
     ratio = float(np.clip(wy / wx, 0.25, 4.0))
     px, py = (size, max(1, round(size * ratio))) if ratio <= 1 else (round(size / ratio), size)
@@ -557,7 +558,7 @@ def heatmap_panel(
     lo, hi = _limits(vals, vmin, vmax)
     image, xa, ya = map_image(_coloured(vals, cmap, lo, hi), xs, ys, labels, size)
     h, w = image.shape[:2]
-    ex, ey = _edges(xs), _edges(ys)  # map_image spreads the cell edges over the pixels
+    ex, ey = cell_edges(xs), cell_edges(ys)  # map_image spreads the cell edges over the pixels
     if lines:
         img = Image.fromarray(np.ascontiguousarray(image))
         draw = ImageDraw.Draw(img)
