@@ -210,11 +210,27 @@ class GeodesicMetrics(JsonMixin):
 
 
 @dataclass
+class SeparationMetrics(JsonMixin):
+    """Geodesic separation of groups of classes (``analysis.geometry.geodesic_separation``):
+    mean geodesic distance between their test-set centroids (``between``, image units) over
+    the mean geodesic distance of their test codes from their centroid (``within``);
+    ``ratio`` is dimensionless; ``points_used`` the share of codes inside the graph's range."""
+
+    between: float
+    within: float
+    ratio: float
+    points_used: float
+
+
+@dataclass
 class GeometryMetrics(JsonMixin):
     """The decoder's pullback metric G = JᵀJ over the first grid (``latent_atlas.geometry``):
     magnification √det G (image units² per plane unit², median and 95th percentile), the
     median condition number of G, and the share of the grid's total image-space length
-    in the seed's top ``top_rows`` rows (even stretching: top_rows / ny)."""
+    in the seed's top ``top_rows`` rows (even stretching: top_rows / ny). ``separation``:
+    the geodesic separation of the class groups the seed study names (``named``: Shirt, Coat
+    and Ankle boot, each its own group; ``footwear``: Sandal, Sneaker and Ankle boot against
+    the rest), on a graph over where the test codes lie."""
 
     grid: str
     precision: str
@@ -224,6 +240,8 @@ class GeometryMetrics(JsonMixin):
     top_rows: int
     top_rows_length_share: float
     geodesics: dict[str, GeodesicMetrics] = field(default_factory=dict)
+    separation: dict[str, SeparationMetrics] = field(default_factory=dict)
+    grid_rows: int = 0  # the grid's ny (0: not recorded)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from latent_atlas.analysis.forest import forest_svg
 from latent_atlas.analysis.groups import (
     GroupSummary,
     interval_rows,
+    interval_text,
     key_interval_rows,
     per_seed_rows,
     summarise,
@@ -39,9 +40,11 @@ from latent_atlas.pipeline import (
     AnalysisConfig,
     Cache,
     ModelAnalysis,
+    analyze_geometry,
     analyze_grid,
     analyze_model,
     embedding_metrics,
+    geometry_metrics,
     in_parallel,
     parallel_workers,
     real_features,
@@ -141,7 +144,8 @@ def study_metrics(
     cache: Cache,
 ) -> ModelMetrics:
     """What a study of the seed's grid needs of one group member, and no more: the embedding
-    measures and the seed's 21×21 grid, computed by the same functions (and seeds) as the full
+    measures, the seed's 21×21 grid and the decoder geometry on the first grid (the study's
+    supplementary geometry readings), computed by the same functions (and seeds) as the full
     analysis, so the numbers are the ones :func:`analyze_model` would give."""
     model = cache.model(source, cfg, data.image_shape)
     if model.encoder is None:
@@ -155,8 +159,15 @@ def study_metrics(
     grid = decode_grid(model.decoder, spec, emb, cfg.batch_size, cell_px=model.image_shape[2])
     g = analyze_grid(grid, clf, emb, labels, data.class_names, cfg)
     why = "not measured for a group member of this report (only what the study needs)"
+    geometry = None
+    if cfg.geometry_graph:  # on the first grid, as the full analysis measures it
+        first = cfg.grids[0]
+        geometry = geometry_metrics(
+            analyze_geometry(model, first, emb, labels, data.class_names, cfg.geometry_graph),
+            first.key(),
+        )
     return ModelMetrics(embedding, None, None, {g.key: g.metrics},
-                        {"reconstruction": why, "samples": why})  # fmt: skip
+                        {"reconstruction": why, "samples": why}, geometry)  # fmt: skip
 
 
 @dataclass
@@ -326,6 +337,30 @@ def method_section(findings: Sequence[Finding]) -> Section:
     ))  # fmt: skip
 
 
+# the decoder geometry across seeds (metrics.json keys, label, how to read it): the seed
+# study's geometry readings, shown beside its verdicts and as a table of their own
+GEOMETRY_ROWS = (
+    ("geometry.magnification_median", "magnification √det G, median over the grid",
+     "image units² per latent unit²"),
+    ("geometry.magnification_p95", "magnification √det G, 95th percentile", ""),
+    ("geometry.top_rows_length_share", "share of the grid's image-space length in the seed's "
+     "top rows", "claim 3"),
+    ("geometry.separation.named.ratio", "geodesic separation of Shirt, Coat, Ankle boot",
+     "claim 2; higher is more separated"),
+    ("geometry.separation.footwear.ratio", "geodesic separation of footwear from the rest",
+     "claim 1; higher is more separated"),
+)  # fmt: skip
+
+
+def geometry_interval_rows(summaries: Sequence[GroupSummary]) -> list[Row]:
+    """The decoder-geometry measures across seeds, ``mean [95 % t-interval]`` per group; none
+    when no group has them (geometry not measured)."""
+    if not any(key in s.intervals for s in summaries for key, _, _ in GEOMETRY_ROWS):
+        return []
+    return [Row(label, [interval_text(s.intervals.get(key)) for s in summaries], None, note)
+            for key, label, note in GEOMETRY_ROWS]  # fmt: skip
+
+
 def group_sections(
     groups: Sequence[GroupAnalysis],
     findings: Sequence[Finding],
@@ -395,7 +430,12 @@ def group_sections(
         varying = [k for k in keys if k not in constant]
         blocks.append(Table(("metric", *labels), tuple(interval_rows(summaries, varying)),
                             "group-metrics-table", code=True))  # fmt: skip
-    columns, rows = per_seed_rows(summaries, keys if full else [km.key for km in KEY_METRICS])
+    geometry = geometry_interval_rows(summaries)
+    if geometry:
+        blocks.append(Table(("decoder geometry (supplementary)", *labels), tuple(geometry),
+                            "group-geometry-table", sortable=False))  # fmt: skip
+    shown = [km.key for km in KEY_METRICS] + [key for key, _, _ in GEOMETRY_ROWS]
+    columns, rows = per_seed_rows(summaries, keys if full else [k for k in shown if k in keys])
     blocks.append(Table(columns, tuple(rows), "group-per-seed-table", code=True,
                         collapsed="Per-seed values of every metric"))  # fmt: skip
     intro = (
@@ -403,6 +443,13 @@ def group_sections(
         "values are in the folded table and in metrics.json (groups). With a few seeds a "
         "t-interval can run past a measure's natural bounds (a share below 0): read it as "
         "wide, not as a possible value."
+        + (
+            " The decoder geometry (supplementary: no verdict reads it) is measured on each "
+            "seed's first grid: magnification from finite-difference Jacobians, geodesic "
+            "separations on a graph of decoded images over where the test codes lie."
+            if geometry
+            else ""
+        )
         + (
             f" Not listed in the table of intervals: {len(constant)} measures equal on every "
             "seed of every group (such as a grid's cell count)."

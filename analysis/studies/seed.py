@@ -13,6 +13,7 @@ the one it used.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,8 +36,10 @@ from latent_atlas.analysis.uncertainty import (
     Judgement,
     Tally,
     Threshold,
+    difference_interval,
     judge_difference,
     judge_one,
+    mean_interval,
     pairing_values,
     tally,
 )
@@ -764,4 +767,106 @@ def judge_groups(
             # the seed judged claim 2 by looking at the grid: the named classes in its class map
             found.append(group_claim_separation(vae, ae, figure, named=MAP_SCOPE))
         found.append(group_claim_stark(vae, ae, gradient_threshold, figure))
-    return found
+    return with_geometry(found, geometry_readings(vae, ae))
+
+
+# ---------------------------------------------------------------------------- geometry readings
+# The decoder's geometry (latent_atlas.geometry: the pullback metric of each seed's decoder on
+# the first grid) read beside each claim. Supplementary: no verdict rule reads it, and the
+# readings are attached after the verdicts are reached (``with_geometry``).
+GEOMETRY_NOTE = "supplementary: the verdict rules above do not read it"
+_SEPARATION_WORDS = (
+    "geodesic separation (mean geodesic distance between the centroids of the test codes over "
+    "their mean geodesic distance from their own centroid, on a graph of decoded images)"
+)
+
+
+def _geometry_values(group: Group, get: object) -> list[float] | None:
+    """One value per seed of ``get(geometry)``, or None when a seed lacks it (not measured,
+    or another grid than the others)."""
+    geoms = [m.geometry for m in group.metrics]
+    if any(g is None for g in geoms) or len({g.grid for g in geoms if g is not None}) != 1:
+        return None
+    values = []
+    for g in geoms:
+        try:
+            v = get(g)  # type: ignore[operator]
+        except KeyError:
+            return None
+        if v is None or not math.isfinite(v):
+            return None
+        values.append(float(v))
+    return values
+
+
+def _iv(values: list[float]) -> str:
+    iv = mean_interval(values)
+    return f"{iv.mean:.3g} [{iv.low:.3g}, {iv.high:.3g}]"
+
+
+def _diff_iv(a: list[float], b: list[float]) -> str:
+    iv = difference_interval(a, b)
+    return f"{iv.mean:+.3g} [{iv.low:+.3g}, {iv.high:+.3g}]"
+
+
+def _separation_reading(vae: Group, ae: Group, key: str, what: str, higher: str) -> str:
+    va = _geometry_values(vae, lambda g: g.separation[key].ratio)
+    vb = _geometry_values(ae, lambda g: g.separation[key].ratio)
+    if va is None or vb is None:
+        return ""
+    return (
+        f"Geometry reading ({GEOMETRY_NOTE}): the {_SEPARATION_WORDS} of {what} is "
+        f"{vae.label} {_iv(va)}, {ae.label} {_iv(vb)} (mean [95 % t-interval] over the seeds); "
+        f"{ae.label} − {vae.label} {_diff_iv(va, vb)} (Welch). {higher}"
+    )
+
+
+def geometry_readings(vae: Group, ae: Group) -> dict[str, str]:
+    """The decoder geometry's reading of each claim (keys ``"1"``, ``"2"``, ``"3"``), where
+    every seed of both groups has its geometry measured on the same grid; "" otherwise.
+
+    Claim 1: the geodesic separation of footwear from the rest; claim 2: that of the named
+    classes (Shirt, Coat, Ankle boot); claim 3: the share of the grid's image-space length in
+    the seed's top rows (even stretching: rows / ny) and the magnification's median and 95th
+    percentile. Each a mean with its 95 % t-interval across the seeds, as the metrics across
+    seeds are shown.
+    """
+    out = {
+        "1": _separation_reading(vae, ae, "footwear", "footwear (Sandal, Sneaker, Ankle boot) "
+                                 "against the other classes",
+                                 "Higher: footwear lies further from the rest than it spreads."),
+        "2": _separation_reading(vae, ae, "named", "the named classes (Shirt, Coat, Ankle "
+                                 "boot)", "Higher: the named classes lie further apart than "
+                                 "they spread, i.e. more clearly separated."),
+        "3": "",
+    }  # fmt: skip
+    share = _geometry_values(ae, lambda g: g.top_rows_length_share)
+    share_v = _geometry_values(vae, lambda g: g.top_rows_length_share)
+    med = _geometry_values(ae, lambda g: g.magnification_median)
+    p95 = _geometry_values(ae, lambda g: g.magnification_p95)
+    first = next((m.geometry for m in ae.metrics if m.geometry is not None), None)
+    if share is not None and share_v is not None and med is not None and p95 is not None:
+        assert first is not None
+        rows, ny = first.top_rows, first.grid_rows
+        even = f" (an even stretching puts {rows / ny:.3g} there)" if ny else ""
+        out["3"] = (
+            f"Geometry reading ({GEOMETRY_NOTE}): the share of the grid's total image-space "
+            f"length (every grid step along both axes) in the seed's {rows} top rows is "
+            f"{ae.label} {_iv(share)}, {vae.label} {_iv(share_v)}{even}; the {ae.label}'s "
+            f"magnification √det G (image units² per latent unit²) has median {_iv(med)} and "
+            f"95th percentile {_iv(p95)} over the grid (mean [95 % t-interval] over the seeds)."
+        )
+    return out
+
+
+def with_geometry(findings: list[Finding], readings: dict[str, str]) -> list[Finding]:
+    """``findings`` with each claim's geometry reading on its first finding (the grid the seed
+    meant); verdicts, evidence and measures unchanged."""
+    out, seen = [], set()
+    for f in findings:
+        number = f.label.split(" ", 1)[0]
+        if number in readings and readings[number] and number not in seen:
+            seen.add(number)
+            f = replace(f, geometry=readings[number])
+        out.append(f)
+    return out
