@@ -41,6 +41,7 @@ _OFFSETS = {
 }
 # rows of images whose edges are measured at once: bounds the temporary [rows, P] differences
 _EDGE_CHUNK = 16_384
+_ZERO_PATH = 1e-300  # below: a path made of zero-length edges only (see grid_graph)
 
 
 def _jac(jacobian: np.ndarray, name: str = "jacobian") -> np.ndarray:
@@ -465,7 +466,8 @@ def geodesic_separation(
     Returns
     -------
     GeodesicSeparation
-        ``ratio`` in [0, ∞): above 1 the groups lie further apart than they spread. For a
+        ``ratio`` in [0, ∞]: above 1 the groups lie further apart than they spread; ∞ when
+        every group decodes to one image (no spread), NaN when all groups do alike. For a
         linear decoder ``f(t) = A t`` and points along the grid's axes, distances are
         ``‖A Δt‖₂``.
     """
@@ -496,6 +498,9 @@ def geodesic_separation(
         raise AtlasError(f"groups {groups}: a group has no point; expected points of each")
     centres = node(np.stack([p[m].mean(axis=0) for m in members]))
     dist = dijkstra(graph, directed=True, indices=centres)  # [groups, nodes]
+    # grid_graph stores a zero-length edge as the smallest float: a path of such edges is 0
+    # (a real edge, a norm of float32 differences, is never below ~1e-45)
+    dist[dist < _ZERO_PATH] = 0.0
     pairs = [(a, b) for a in range(len(sets)) for b in range(a + 1, len(sets))]
     between = float(np.mean([dist[a, centres[b]] for a, b in pairs]))
     spreads = []
@@ -511,5 +516,6 @@ def geodesic_separation(
     if not (np.isfinite(between) and np.isfinite(within)):
         raise AtlasError("graph: not connected; expected a connected graph")
     used = float(inside[np.logical_or.reduce(members)].mean())
-    ratio = between / within if within > 0 else math.inf
+    # two groups that decode alike everywhere (0 / 0) have no ratio; a spread of 0 an infinite one
+    ratio = between / within if within > 0 else (math.inf if between > 0 else math.nan)
     return GeodesicSeparation(between, within, ratio, used)

@@ -291,6 +291,14 @@ def test_geodesic_separation_does_not_change_with_the_latent_scale():
     assert b.between == pytest.approx(a.between)
 
 
+def test_geodesic_separation_of_a_constant_decoder_has_no_ratio():
+    """Every edge of length 0 (stored as the smallest float): no spread, no distance."""
+    axis = np.arange(-5.0, 6.0)
+    graph = geo.grid_graph(np.zeros((121, 3)), (11, 11))
+    flat = geo.geodesic_separation(graph, axis, axis, _POINTS, _LABELS, [[0], [1]])
+    assert flat.between == 0.0 and flat.within == 0.0 and math.isnan(flat.ratio)
+
+
 def test_geodesic_separation_bad_inputs_are_one_message():
     graph, axis = _linear_graph()
     for groups, match in (([[0]], "two or more"), ([[0], [0, 1]], "disjoint"),
