@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,7 +314,7 @@ def class_separations(
     plane: Plane,
     coords: np.ndarray,
     labels: np.ndarray,
-    groups: dict[str, Sequence[Sequence[int]]],
+    groups: Mapping[str, Sequence[Sequence[int]]],
     steps: int,
     value_range: tuple[float, float] = (-4.0, 4.0),
     neighbours: int = 16,
