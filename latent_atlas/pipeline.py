@@ -559,7 +559,7 @@ def analyze_model(
         extras = analyze_extras(
             model, data, clf, emb, threshold=cfg.active_threshold, k=cfg.traverse_k,
             images=cfg.plane_images, tsne_points=cfg.tsne_points, seed=cfg.seed,
-            batch_size=cfg.batch_size, dimensions=dims,
+            batch_size=cfg.batch_size, dimensions=dims, geodesic_steps=cfg.geometry_graph,
         )  # fmt: skip
     metrics = ModelMetrics(
         embedding=embedding, reconstruction=reconstruction, samples=samples,

@@ -351,6 +351,10 @@ def _model_json(m: ModelAnalysis, study_ran: bool) -> dict:
         out["traversal"] = ex.traversal.metrics.to_json()
     if ex is not None and ex.interpolation is not None:
         out["interpolation"] = {"images": [ex.interpolation.a, ex.interpolation.b]}
+        g = ex.interpolation.geodesic
+        if g is not None:  # image-space lengths of the straight line and of the geodesic
+            out["interpolation"] |= {"straight_length": g.straight_length,
+                                     "geodesic_length": g.length}  # fmt: skip
     return out
 
 
