@@ -59,8 +59,9 @@ def test_a_bent_decoders_geodesic_is_shorter_and_drawn_under_the_line(tmp_path, 
     line = interpolate(load(folder), toy["data"], 0, 199, steps=9, geodesic=True, graph_steps=24)
     g = line.geodesic
     assert g is not None and g.length < g.straight_length
-    fig = interpolation_figure(line.images, line.ends, line.t, ("a", "b"),
-                               geodesic=g.images, lengths=(g.straight_length, g.length))  # fmt: skip
+    lengths = (g.straight_length, g.length)
+    fig = interpolation_figure(line.images, line.ends, line.t, ("a", "b"), geodesic=g.images,
+                               lengths=lengths)  # fmt: skip
     assert len(fig.axes) >= 2 * (9 + 2)  # two rows of the ends and the nine images
     texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts + [ax.yaxis.label])
     assert f"geodesic, length {g.length:.3g}" in texts and "straight, length" in texts
