@@ -168,7 +168,7 @@ def grid_step_lengths(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def top_rows_length_share(step_x: np.ndarray, step_y: np.ndarray, rows: int) -> float:
     """The share of a grid's total image-space length (every step along both axes) that lies
-    within its first ``rows`` rows (the lowest y: the seed study drew z₂ = −4 at the top, so
+    within its first ``rows`` rows (the lowest y: the seed study drew z₁ = −4 at the top, so
     its "top rows" are these).
 
     Parameters

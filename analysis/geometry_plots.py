@@ -47,7 +47,7 @@ def geometry_maps_figure(
     condition: np.ndarray,
     step_x: np.ndarray,
     step_y: np.ndarray,
-    labels: tuple[str, str] = ("z₁", "z₂"),
+    labels: tuple[str, str] = ("z₀", "z₁"),
     title: str = "",
     paths: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> Figure:

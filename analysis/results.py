@@ -123,13 +123,13 @@ class GradientSummary(JsonMixin):
 
 @dataclass
 class SeedTopRows(JsonMixin):
-    """The seed study drew z₂ = −4 at the top: its "top rows (0–200 px)" are the lowest-y rows."""
+    """The seed study drew z₁ = −4 at the top: its "top rows (0–200 px)" are the lowest-y rows."""
 
     rows: int
     mean_abs_d_dz1: float
     stark_share_d_dz1: float
     max_row_brightness_range: float
-    max_abs_d_dz1: float | None = None  # the largest |∂b/∂z₁| in those rows
+    max_abs_d_dz1: float | None = None  # the largest |∂b/∂z₀| in those rows (key: its first name)
 
 
 @dataclass
@@ -169,9 +169,10 @@ class ClassMetrics(JsonMixin):
 @dataclass
 class AsWrittenMetrics(JsonMixin):
     """The grid as the seed study's loop drew it (``analysis.seed_figure``): one cell per row,
-    in column ``column`` (z₁ = ``z1``), z₂ growing downward, every other cell black. Classes
-    are those of the drawn cells; ``top_rows`` is measured on the drawn figure's brightness
-    (black cells 0.0), over the same latent rows as the grid's ``seed_top_rows``."""
+    in column ``column`` (at z₀ = ``z1``: the key keeps its first name), z₁ growing downward,
+    every other cell black. Classes are those of the drawn cells; ``top_rows`` is measured on
+    the drawn figure's brightness (black cells 0.0), over the same latent rows as the grid's
+    ``seed_top_rows``."""
 
     column: int
     z1: float

@@ -255,7 +255,7 @@ def geodesic(
     d = model.latent_dim
     a, b = _code(z0, d, "z0"), _code(z1, d, "z1")
     if plane is None and d == 2:
-        plane = Plane("axes", np.zeros(2), np.eye(2), ("z₁", "z₂"))
+        plane = Plane("axes", np.zeros(2), np.eye(2), ("z₀", "z₁"))
     if plane is not None:
         origin, basis = plane.origin.astype(np.float64), plane.basis.astype(np.float64)
         ta, tb = plane.project(a[None])[0], plane.project(b[None])[0]

@@ -401,8 +401,8 @@ def group_sections(
         i = labels.index(g.config.label)
         figs.append(FigureImage(
             f"g{i}_{SEED_GRID}_mosaic.png", f"{g.config.label} ({g.names[0]}): the grid the "
-            "seed meant, z₂ upward",
-            f"{g.config.label}: every cell of the seed's 21×21 grid decoded and drawn, z₂ "
+            "seed meant, z₁ upward",
+            f"{g.config.label}: every cell of the seed's 21×21 grid decoded and drawn, z₁ "
             "increasing upward", raster.mosaic_png(cells, x, y, f"{rep.name}: as meant"),
         ))  # fmt: skip
         if grid.metrics.as_written is not None:
@@ -410,15 +410,15 @@ def group_sections(
                 f"g{i}_{SEED_GRID}_as_written.png", f"{g.config.label} ({g.names[0]}): the "
                 "figure the seed's loop drew",
                 f"{g.config.label}: the seed's figure as its code draws it: only the last "
-                "column (z₁ = 4) of each row written, the rest black, z₂ = −4 at the top",
+                "column (z₀ = 4) of each row written, the rest black, z₁ = −4 at the top",
                 raster.as_written_png(cells, x, y, f"{rep.name}: as the loop drew it"),
             ))  # fmt: skip
     if figs:
         sections.append(Section("seed-figure", "The seed's figure: as meant and as drawn", (
             FigureRow(tuple(figs)),
         ), "The seed's loop assigns latent_image[...] = image after its inner loop, so each "
-           "row writes only the cell of the last column (z₁ = 4) and the rest stays black; "
-           "imshow then puts z₂ = −4 at the top. Left of each pair: the grid it meant; right: "
+           "row writes only the cell of the last column (z₀ = 4) and the rest stays black; "
+           "imshow then puts z₁ = −4 at the top. Left of each pair: the grid it meant; right: "
            "the figure it drew (from the same decoded cells)."))  # fmt: skip
     summaries = [g.summary for g in groups]
     keys = [k for k in summaries[0].per_seed if all(k in s.per_seed for s in summaries)]

@@ -5,6 +5,7 @@ the seed's figure as drawn; --group and [[comparison.group]] mistakes are one li
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -77,6 +78,19 @@ def test_metrics_json_holds_every_seed_and_its_interval(report):
     assert found[0]["measures"][0]["basis"] == "exact test (no spread)"
     assert found[0]["verdict"] == found[1]["verdict"] == "inconclusive"
     assert found[1]["measures"][0]["test"]["arrangements"] == 20
+
+
+def test_a_2d_report_numbers_its_dims_from_0_as_the_flags(report):
+    """One numbering: a 2-D model's dims are z₀ and z₁ in every sentence and label (the
+    seed study's prose included), never z₂; figure bytes inlined in the HTML are left out."""
+    html = (report / "report.html").read_text()
+    md = (report / "report.md").read_text()
+    for text in (html, md):
+        text = re.sub(r"data:[^\"')\s]*|<svg.*?</svg>", "", text, flags=re.S)
+        assert "z₂" not in text and re.search(r"\bz2\b", text) is None
+        assert "z₀" in text  # the study's prose: |∂b/∂z₀|, the z₀ = 4 column
+    found = json.loads((report / "metrics.json").read_text())["group_findings"]
+    assert all("z₂" not in json.dumps(f, ensure_ascii=False) for f in found)
 
 
 def test_both_report_files_show_intervals_and_fold_the_seeds(report):

@@ -64,7 +64,7 @@ MORE_FOOTWEAR_RULE = Threshold(0.0, ">")
 SEPARATION_CONFIRM_WINS = 3
 GLOBAL_MEASURES_NEEDED = SEPARATION_CONFIRM_WINS  # of 4
 NAMED_MEASURES_NEEDED = 4  # of 6
-# Claim 3: the AE's largest brightness change along z₁ in the seed's top rows, |∂b/∂z₁| in
+# Claim 3: the AE's largest brightness change along z₀ in the seed's top rows, |∂b/∂z₀| in
 # brightness per latent unit, faster than the report's gradient threshold (a stark
 # transition): confirmed above it, refuted at or below it; not available when not measured.
 
@@ -84,7 +84,7 @@ def rules_text(gradient_threshold: float) -> list[str]:
         f"{GLOBAL_MEASURES_NEEDED} of the 4 global measures (or {NAMED_MEASURES_NEEDED} of the 6 "
         f"named-class measures) are clearer, refuted when as many are less clear; a measure "
         "that cannot discriminate or is not available does not vote.",
-        f"Claim 3: the AE's largest |∂b/∂z₁| in the seed's top rows faster than "
+        f"Claim 3: the AE's largest |∂b/∂z₀| in the seed's top rows faster than "
         f"{gradient_threshold:g} per latent unit: confirmed above, refuted at or below; not "
         "available when it was not measured.",
     ]
@@ -213,22 +213,22 @@ def claim_stark(
     }
     claim = f"The {name_b}'s top rows jump from very dark to very bright."
     if tb.max_abs_d_dz1 is None:
-        why = f"{name_b}'s largest |∂b/∂z₁| in the top rows was not measured"
+        why = f"{name_b}'s largest |∂b/∂z₀| in the top rows was not measured"
         return Finding(claim, NOT_AVAILABLE, f"Not available: {why}.", figures,  # type: ignore[arg-type]
                        basis=BASIS_BRIGHTNESS, summary=f"Not available: {why}.")  # fmt: skip
     mb = tb.max_abs_d_dz1
     verdict = CONFIRMED if rule.holds(mb) else REFUTED
     va = "not measured" if ta.max_abs_d_dz1 is None else f"{ta.max_abs_d_dz1:.3g}"
     evidence = (
-        f"In the seed's top rows (the {tb.rows} lowest-z₂ rows, drawn at the top by the seed), "
-        f"{name_b}'s largest brightness change along z₁ is {mb:.3g} per latent unit ({name_a}: "
+        f"In the seed's top rows (the {tb.rows} lowest-z₁ rows, drawn at the top by the seed), "
+        f"{name_b}'s largest brightness change along z₀ is {mb:.3g} per latent unit ({name_a}: "
         f"{va}); {_f(tb.stark_share_d_dz1)} of its cells there change faster than "
-        f"{threshold:g} (mean |∂b/∂z₁| {tb.mean_abs_d_dz1:.3g}); the widest dark-to-bright "
+        f"{threshold:g} (mean |∂b/∂z₀| {tb.mean_abs_d_dz1:.3g}); the widest dark-to-bright "
         f"range within one of those rows is {tb.max_row_brightness_range:.3g}. Confirmed when "
         f"the largest change is faster than {threshold:g}, refuted at or below."
     )
     summary = (
-        f"{verdict.capitalize()}: the {name_b}'s largest brightness change along z₁ in the top "
+        f"{verdict.capitalize()}: the {name_b}'s largest brightness change along z₀ in the top "
         f"rows is {mb:.3g} per latent unit; a stark jump needs > {threshold:g}."
     )
     return Finding(claim, verdict, evidence, figures, basis=BASIS_BRIGHTNESS,  # type: ignore[arg-type]
@@ -305,7 +305,7 @@ class SeedStudy:
 MEANT, DRAWN = "meant", "drawn"
 FIGURE_WORDS = {
     MEANT: "the grid the seed meant (21×21 over [-4, 4]², every cell)",
-    DRAWN: "the figure the seed's loop drew (only the z₁ = 4 column, z₂ = −4 at the top)",
+    DRAWN: "the figure the seed's loop drew (only the z₀ = 4 column, z₁ = −4 at the top)",
 }
 RULE_KINDS = ("one group", "difference", "3 of 4", "4 of 6")  # see analysis.error_rates
 
@@ -666,12 +666,12 @@ def _measure_phrase(m: Measure) -> str:
 
 
 def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> Finding:
-    """Claim 3 across seeds (:func:`stark_rule`): the AE's largest |∂b/∂z₁| in the seed's top
+    """Claim 3 across seeds (:func:`stark_rule`): the AE's largest |∂b/∂z₀| in the seed's top
     rows, a non-negative measure (its interval on the log scale)."""
     tops_b = [_top_rows_of(m, figure) for m in ae.metrics]
     tops_a = [_top_rows_of(m, figure) for m in vae.metrics]
     rule = stark_rule(threshold)
-    label = f"{ae.label} largest |∂b/∂z₁| in the top rows"
+    label = f"{ae.label} largest |∂b/∂z₀| in the top rows"
     claim = (
         f"The {ae.label}'s top rows jump from very dark to very bright ({figure}: "
         f"{FIGURE_WORDS[figure]})."
@@ -680,7 +680,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
     if any(v is None for v in raw_b):
         missing = [n for n, v in zip(ae.members, raw_b, strict=True) if v is None]
         m = _missing(label, {ae.label: raw_b}, rule)
-        why = f"the largest |∂b/∂z₁| in the top rows was not measured for {', '.join(missing)}"
+        why = f"the largest |∂b/∂z₀| in the top rows was not measured for {', '.join(missing)}"
         return Finding(claim, NOT_AVAILABLE, f"Not available: {why}.", {"threshold": threshold},
                        _scoped((m,), figure), basis=BASIS_BRIGHTNESS,
                        summary=f"Not available: {why}.")  # fmt: skip
@@ -693,8 +693,8 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
     iv = m.interval
     assert iv is not None
     evidence = (
-        f"In the seed's top rows (the {rows} lowest-z₂ rows, drawn at the top by the seed) the "
-        f"{ae.label}'s largest brightness change along z₁ is {iv.mean:.3g} per latent unit on "
+        f"In the seed's top rows (the {rows} lowest-z₁ rows, drawn at the top by the seed) the "
+        f"{ae.label}'s largest brightness change along z₀ is {iv.mean:.3g} per latent unit on "
         f"average over {len(vb)} seeds; the typical seed {iv.centre:.3g} with the 95 % "
         f"t-interval on the log scale [{iv.low:.3g}, {iv.high:.3g}] ({ref}). A stark "
         f"transition is faster than {threshold:g} per latent unit: confirmed only if the "
@@ -704,7 +704,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
         + _tests_note([m])
     )
     summary = (
-        f"{m.verdict.capitalize()}: the {ae.label}'s largest brightness change along z₁ in the "
+        f"{m.verdict.capitalize()}: the {ae.label}'s largest brightness change along z₀ in the "
         f"top rows is {iv.centre:.3g} [{iv.low:.3g}, {iv.high:.3g}] per latent unit; a stark "
         f"jump needs > {threshold:g}."
     )
@@ -722,7 +722,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
         _scoped((m,), figure),
         basis=BASIS_BRIGHTNESS,
         summary=summary,
-        label=f"3 · {ae.label} largest |∂b/∂z₁|, top rows ({figure})",
+        label=f"3 · {ae.label} largest |∂b/∂z₀|, top rows ({figure})",
     )
 
 
