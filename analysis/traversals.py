@@ -288,9 +288,10 @@ def interpolation_figure(
     values = np.repeat(np.concatenate([[0.0], tt, [1.0]])[None], len(strips), axis=0)
     captions: list[list[str]] | None = None
     classes = None
-    if all(lg is not None for lg in all_logits):
+    known = [lg for lg in all_logits if lg is not None]
+    if len(known) == len(all_logits):
         captions, class_rows = [], []
-        for lg in all_logits:
+        for lg in known:
             lab, conf = class_readout(check_array(lg, "logits", shape=(steps, len(class_names))))
             middle = [f"{class_names[c][:10]} {p:.2f}" for c, p in zip(lab, conf, strict=True)]
             captions.append([labels[0], *middle, labels[1]])
