@@ -608,14 +608,16 @@ def analyze_geometry(
     labels: np.ndarray,
     names: tuple[str, ...] | list[str],
     graph_steps: int,
+    geodesics: bool = True,
 ) -> GeometryAnalysis:
     """Metric maps over ``spec``'s grid and plane, geodesics between the test-set centroids of
-    each pair of ``GEODESIC_CLASSES`` the data has, and the geodesic separation of the class
-    groups of :func:`separation_groups` (both with an encoder)."""
+    each pair of ``GEODESIC_CLASSES`` the data has (unless ``geodesics`` is False: they are
+    three quarters of the cost), and the geodesic separation of the class groups of
+    :func:`separation_groups` (both with an encoder)."""
     maps = geometry_maps(model, spec, embeddings)
     paths: list[tuple[str, np.ndarray, Geodesic]] = []
     separation: dict[str, geo.GeodesicSeparation] = {}
-    present = [c for c in GEODESIC_CLASSES if c in names]
+    present = [c for c in GEODESIC_CLASSES if c in names] if geodesics else []
     if embeddings is not None:
         plane = maps.plane
         coords = plane.project(embeddings)

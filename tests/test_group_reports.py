@@ -148,7 +148,8 @@ def test_lean_member_metrics_equal_the_full_analysis(toy, seeds):
     assert lean.embedding == full.embedding
     assert lean.grids == full.grids
     # the decoder geometry too (the study's supplementary readings need it for every seed)
-    assert lean.geometry is not None and lean.geometry == full.geometry
+    assert lean.geometry is not None and full.geometry is not None and full.geometry.geodesics
+    assert lean.geometry == replace(full.geometry, geodesics={})  # less the geodesics
     assert lean.reconstruction is None and "reconstruction" in lean.not_available
 
 
