@@ -128,7 +128,7 @@ def gradient_summary(magnitude: ArrayLike, threshold: float) -> dict[str, float]
 def top_rows_summary(
     bmap: ArrayLike, d_dz1: ArrayLike, rows: int, threshold: float
 ) -> dict[str, Any]:
-    """How the brightness changes along z₁ in a grid's first ``rows`` rows (the lowest z₂: the
+    """How the brightness changes along z₀ in a grid's first ``rows`` rows (the lowest z₁: the
     rows the seed study drew at the top of its figure, "the top rows (0–200)").
 
     Parameters
@@ -136,11 +136,11 @@ def top_rows_summary(
     bmap : array_like, shape [ny, nx]
         Brightness map (values in [0, 1]).
     d_dz1 : array_like, shape [ny, nx]
-        Its derivative along z₁ (:func:`brightness_gradient`), brightness per latent unit.
+        Its derivative along z₀ (:func:`brightness_gradient`), brightness per latent unit.
     rows : int
         How many of the first rows, ``1 <= rows <= ny``.
     threshold : float
-        |∂b/∂z₁| above this counts as a stark transition, brightness per latent unit.
+        |∂b/∂z₀| above this counts as a stark transition, brightness per latent unit.
 
     Returns
     -------

@@ -161,7 +161,7 @@ def nearest_embedding_classes(
     Parameters
     ----------
     points : array_like, shape [M, d]
-        Query points in latent space (e.g. the grid's (z1, z2) pairs).
+        Query points in latent space (e.g. the grid's (z0, z1) pairs).
     embeddings : array_like, shape [N, d]
         Encoded test images (latent means).
     labels : array_like of int, shape [N]

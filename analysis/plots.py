@@ -7,10 +7,10 @@ a model or a file, and none touches pyplot's global state (figures are built wit
 Grid convention
 ---------------
 A decoded grid is ``cells``, a float array ``[ny, nx, H, W]`` with values in [0, 1]. ``x`` holds
-the z1 coordinates (length ``nx``, strictly increasing, possibly non-uniform) and ``y`` the z2
+the z0 coordinates (length ``nx``, strictly increasing, possibly non-uniform) and ``y`` the z1
 coordinates (length ``ny``, strictly increasing); ``cells[i, j]`` is the image decoded at
-``(z1=x[j], z2=y[i])``. Per-cell maps are ``[ny, nx]`` with the same indexing. In every picture
-z2 increases upward: row ``i=0`` (the smallest z2) is drawn at the bottom.
+``(z0=x[j], z1=y[i])``. Per-cell maps are ``[ny, nx]`` with the same indexing. In every picture
+z1 increases upward: row ``i=0`` (the smallest z1) is drawn at the bottom.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def _draw_mosaic(
     """Draw the mosaic in pixel coordinates with latent-coordinate tick labels.
 
     The axes' data coordinates are pixels: ``[0, nx*W]`` across and ``[0, ny*H]`` upward, so
-    cell ``(i, j)`` occupies ``[j*W, (j+1)*W] x [i*H, (i+1)*H]`` and z2 increases upward.
+    cell ``(i, j)`` occupies ``[j*W, (j+1)*W] x [i*H, (i+1)*H]`` and z1 increases upward.
     """
     ny, nx, h, w = cells.shape[:4]
     ax.imshow(
@@ -171,12 +171,12 @@ def _mosaic_figsize(
 
 
 def mosaic_image(cells: ArrayLike) -> NDArray[np.float64]:
-    """Assemble a decoded grid into one image with the smallest z2 at the bottom.
+    """Assemble a decoded grid into one image with the smallest z1 at the bottom.
 
     Parameters
     ----------
     cells : array_like, shape (ny, nx, H, W) or (ny, nx, C, H, W), C in (1, 3)
-        ``cells[i, j]`` is the image decoded at ``(z1=x[j], z2=y[i])``.
+        ``cells[i, j]`` is the image decoded at ``(z0=x[j], z1=y[i])``.
 
     Returns
     -------
@@ -211,9 +211,9 @@ def mosaic_figure(
     cells : array_like, shape (ny, nx, H, W) or (ny, nx, C, H, W), C in (1, 3)
         Decoded images in [0, 1].
     x : array_like, shape (nx,)
-        Increasing z1 coordinates of the columns.
+        Increasing z0 coordinates of the columns.
     y : array_like, shape (ny,)
-        Increasing z2 coordinates of the rows; ``y[0]`` is drawn at the bottom.
+        Increasing z1 coordinates of the rows; ``y[0]`` is drawn at the bottom.
     title : str, optional
         Axes title (plain text).
     labels : (str, str), optional
@@ -300,7 +300,7 @@ def as_written_figure(
     cells : array_like, shape (ny, nx, H, W) or (ny, nx, C, H, W), C in (1, 3)
         The correctly decoded grid, values in [0, 1] (``cells[i, j]`` at ``(x[j], y[i])``).
     x, y : array_like, shapes (nx,) and (ny,)
-        Increasing z1 and z2 coordinates.
+        Increasing z0 and z1 coordinates.
     title : str, optional
         Axes title (plain text).
     labels : (str, str), optional
@@ -311,7 +311,7 @@ def as_written_figure(
     matplotlib.figure.Figure
         ``imshow`` of the seed's ``latent_image`` as the seed called it (array row 0 at the
         top): one drawn column, the rest black, ``y[0]`` at the top. Ticks are labelled with
-        the latent coordinates of the cells as drawn, so the reversed z2 axis is visible.
+        the latent coordinates of the cells as drawn, so the reversed z1 axis is visible.
     """
     from latent_atlas.analysis.seed_figure import as_written_mosaic
 
@@ -351,9 +351,9 @@ def class_map_figure(
     labels : array_like of int, shape (ny, nx)
         Class index of each cell, in ``[0, len(class_names))``.
     x : array_like, shape (nx,)
-        Increasing z1 coordinates.
+        Increasing z0 coordinates.
     y : array_like, shape (ny,)
-        Increasing z2 coordinates; ``y[0]`` is drawn at the bottom.
+        Increasing z1 coordinates; ``y[0]`` is drawn at the bottom.
     class_names : sequence of str, length K
         Name of each class index.
     title : str, optional
@@ -414,16 +414,16 @@ def heatmap_figure(
     """Heat map of a per-cell quantity over the latent grid, in latent coordinates.
 
     Drawn with ``pcolormesh`` on cell boundaries halfway between neighbouring centres, so a
-    non-uniform grid keeps its true geometry; row ``values[0]`` (``z2 = y[0]``) is at the bottom.
+    non-uniform grid keeps its true geometry; row ``values[0]`` (``z1 = y[0]``) is at the bottom.
 
     Parameters
     ----------
     values : array_like, shape (ny, nx)
-        ``values[i, j]`` belongs to ``(z1=x[j], z2=y[i])``; NaN cells are left blank.
+        ``values[i, j]`` belongs to ``(z0=x[j], z1=y[i])``; NaN cells are left blank.
     x : array_like, shape (nx,)
-        Increasing z1 coordinates.
+        Increasing z0 coordinates.
     y : array_like, shape (ny,)
-        Increasing z2 coordinates.
+        Increasing z1 coordinates.
     title : str, optional
         Axes title.
     colorbar_label : str, optional
@@ -473,11 +473,11 @@ def confidence_figure(
     Parameters
     ----------
     confidence : array_like, shape (ny, nx)
-        Confidence in [0, 1] of the cell at ``(z1=x[j], z2=y[i])``.
+        Confidence in [0, 1] of the cell at ``(z0=x[j], z1=y[i])``.
     x : array_like, shape (nx,)
-        Increasing z1 coordinates.
+        Increasing z0 coordinates.
     y : array_like, shape (ny,)
-        Increasing z2 coordinates.
+        Increasing z1 coordinates.
     title : str, optional
         Axes title.
 
@@ -620,7 +620,7 @@ def embedding_scatter(
     Parameters
     ----------
     embeddings : array_like, shape (N, 2)
-        Latent codes ``(z1, z2)``.
+        Latent codes ``(z0, z1)``.
     labels : array_like of int, shape (N,)
         Class index of each point, in ``[0, len(class_names))``.
     class_names : sequence of str, length K

@@ -123,13 +123,13 @@ class GradientSummary(JsonMixin):
 
 @dataclass
 class SeedTopRows(JsonMixin):
-    """The seed study drew z₂ = −4 at the top: its "top rows (0–200 px)" are the lowest-y rows."""
+    """The seed study drew z₁ = −4 at the top: its "top rows (0–200 px)" are the lowest-y rows."""
 
     rows: int
     mean_abs_d_dz1: float
     stark_share_d_dz1: float
     max_row_brightness_range: float
-    max_abs_d_dz1: float | None = None  # the largest |∂b/∂z₁| in those rows
+    max_abs_d_dz1: float | None = None  # the largest |∂b/∂z₀| in those rows (key: its first name)
 
 
 @dataclass
@@ -169,9 +169,10 @@ class ClassMetrics(JsonMixin):
 @dataclass
 class AsWrittenMetrics(JsonMixin):
     """The grid as the seed study's loop drew it (``analysis.seed_figure``): one cell per row,
-    in column ``column`` (z₁ = ``z1``), z₂ growing downward, every other cell black. Classes
-    are those of the drawn cells; ``top_rows`` is measured on the drawn figure's brightness
-    (black cells 0.0), over the same latent rows as the grid's ``seed_top_rows``."""
+    in column ``column`` (at z₀ = ``z1``: the key keeps its first name), z₁ growing downward,
+    every other cell black. Classes are those of the drawn cells; ``top_rows`` is measured on
+    the drawn figure's brightness (black cells 0.0), over the same latent rows as the grid's
+    ``seed_top_rows``."""
 
     column: int
     z1: float
@@ -210,11 +211,27 @@ class GeodesicMetrics(JsonMixin):
 
 
 @dataclass
+class SeparationMetrics(JsonMixin):
+    """Geodesic separation of groups of classes (``analysis.geometry.geodesic_separation``):
+    mean geodesic distance between their test-set centroids (``between``, image units) over
+    the mean geodesic distance of their test codes from their centroid (``within``);
+    ``ratio`` is dimensionless; ``points_used`` the share of codes inside the graph's range."""
+
+    between: float
+    within: float
+    ratio: float
+    points_used: float
+
+
+@dataclass
 class GeometryMetrics(JsonMixin):
     """The decoder's pullback metric G = JᵀJ over the first grid (``latent_atlas.geometry``):
     magnification √det G (image units² per plane unit², median and 95th percentile), the
     median condition number of G, and the share of the grid's total image-space length
-    in the seed's top ``top_rows`` rows (even stretching: top_rows / ny)."""
+    in the seed's top ``top_rows`` rows (even stretching: top_rows / ny). ``separation``:
+    the geodesic separation of the class groups the seed study names (``named``: Shirt, Coat
+    and Ankle boot, each its own group; ``footwear``: Sandal, Sneaker and Ankle boot against
+    the rest), on a graph over where the test codes lie."""
 
     grid: str
     precision: str
@@ -224,6 +241,8 @@ class GeometryMetrics(JsonMixin):
     top_rows: int
     top_rows_length_share: float
     geodesics: dict[str, GeodesicMetrics] = field(default_factory=dict)
+    separation: dict[str, SeparationMetrics] = field(default_factory=dict)
+    grid_rows: int = 0  # the grid's ny (0: not recorded)
 
 
 @dataclass

@@ -12,20 +12,20 @@ The seed (``shared/seeds/000_*.txt``) decodes a 21×21 grid over [-4, 4]² one c
     plt.imshow(latent_image, cmap='gray')
 
 The assignment sits after the inner loop, so each row ``j`` writes only the cell of the inner
-loop's last ``i`` — the last column, z₁ = x[-1] = 4 — and the other twenty columns stay 0.0
-(black). ``imshow`` draws array row 0 at the top, so the top block row is j = 0, z₂ = y[0] = −4:
-z₂ grows downward. Two more details of the code as written: ``len(xx)`` is the number of *rows*
+loop's last ``i`` — the last column, z₀ = x[-1] = 4 — and the other twenty columns stay 0.0
+(black). ``imshow`` draws array row 0 at the top, so the top block row is j = 0, z₁ = y[0] = −4:
+z₁ grows downward. Two more details of the code as written: ``len(xx)`` is the number of *rows*
 of the meshgrid, so on a grid that is not square the inner loop runs ``ny`` times (the written
 column is ``ny − 1``, and a grid with more rows than columns fails with an IndexError); and
 every one of the ``ny · nx`` cells is decoded although only ``ny`` of them are drawn.
 
 :func:`as_written_mosaic` builds that figure from correctly decoded cells; :func:`seed_loop`
 reproduces the loop itself through a decode callable (kept apart, so a test can show that both
-agree). The correct grid lives elsewhere (``plots.mosaic_image``: z₂ increasing upward, every
+agree). The correct grid lives elsewhere (``plots.mosaic_image``: z₁ increasing upward, every
 cell drawn).
 
 Arrays follow the grid convention: ``cells[i, j]`` is the image decoded at
-``(z₁ = x[j], z₂ = y[i])``, ``x`` and ``y`` increasing, images ``[C, H, W]`` in [0, 1].
+``(z₀ = x[j], z₁ = y[i])``, ``x`` and ``y`` increasing, images ``[C, H, W]`` in [0, 1].
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def drawn_cells(cells: ArrayLike) -> np.ndarray:
     -------
     numpy.ndarray, shape (ny, C, H, W)
         ``out[r]`` is the image in block row ``r`` counted from the top of the figure:
-        ``cells[r, written_column(ny, nx)]``, i.e. z₂ = y[r] (the lowest z₂ at the top).
+        ``cells[r, written_column(ny, nx)]``, i.e. z₁ = y[r] (the lowest z₁ at the top).
     """
     arr = _cells(cells)
     ny, nx = arr.shape[:2]
@@ -130,7 +130,7 @@ def seed_loop(
         ``decode(z)`` with ``z`` float32 ``[1, 2]`` returns the decoded image (anything that
         reshapes to ``image_shape``), like the seed's ``dec(z)``.
     x, y : array_like, shapes (nx,) and (ny,)
-        The z₁ and z₂ values (the seed: ``np.linspace(-4, 4, 21)`` each).
+        The z₀ and z₁ values (the seed: ``np.linspace(-4, 4, 21)`` each).
     image_shape : (C, H, W), default (1, 28, 28)
 
     Returns
@@ -161,7 +161,7 @@ def as_written_map(values: ArrayLike, fill: float = 0.0) -> np.ndarray:
     """A per-cell map ``[ny, nx]`` (brightness, class, confidence…) of the figure as drawn:
     the written column's values, ``fill`` everywhere else.
 
-    Row ``i`` is z₂ = y[i] in both the grid and the as-written figure (whose top row is
+    Row ``i`` is z₁ = y[i] in both the grid and the as-written figure (whose top row is
     y[0]), so the rows stay where they are; only the unwritten columns change.
     """
     arr = check_array(values, "values", shape=("ny", "nx"))
@@ -194,13 +194,13 @@ def as_written_metrics(
     confidence : array_like, shape [ny, nx], or None
         The classifier's max probability per cell (None: no classifier).
     x, y : array_like, shapes [nx] and [ny]
-        The z₁ and z₂ coordinates, increasing.
+        The z₀ and z₁ coordinates, increasing.
     class_names : sequence of str
         The K class names.
     top_rows : int
-        How many of the lowest-z₂ rows the seed's "top rows" cover.
+        How many of the lowest-z₁ rows the seed's "top rows" cover.
     gradient_threshold : float
-        |∂b/∂z₁| above this is a stark transition (brightness per latent unit).
+        |∂b/∂z₀| above this is a stark transition (brightness per latent unit).
     min_class_share, ambiguity_threshold : float
         As for the correct grid.
 
@@ -209,7 +209,7 @@ def as_written_metrics(
     AsWrittenMetrics
         Classes and brightness of the drawn cells only (the black cells show no garment), and
         the top rows measured on the drawn figure's brightness: drawn cell beside black cells,
-        so its largest |∂b/∂z₁| is the drawn cell's brightness over one cell spacing.
+        so its largest |∂b/∂z₀| is the drawn cell's brightness over one cell spacing.
     """
     b = check_array(bmap, "bmap", shape=("ny", "nx"))
     ny, nx = b.shape

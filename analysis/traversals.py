@@ -163,10 +163,14 @@ def interpolation_png(
     logits: ArrayLike | None = None,
     class_names: Sequence[str] = (),
     title: str = "",
+    geodesic: ArrayLike | None = None,
+    lengths: tuple[float, float] | None = None,
+    geodesic_logits: ArrayLike | None = None,
 ) -> bytes:
     """One row: the first test image, the images decoded along the line between the two
     codes, the second test image; ``t`` above each decoded image, the classifier's label and
-    confidence under it when ``logits`` are given.
+    confidence under it when ``logits`` are given. With ``geodesic``, a second row: the
+    images along the geodesic between the same codes, each row labelled with its length.
 
     Parameters
     ----------
@@ -181,6 +185,12 @@ def interpolation_png(
     logits : array_like, shape [steps, K], optional
     class_names : sequence of str, length K (with ``logits``)
     title : str, optional
+    geodesic : array_like, shape [steps, C, H, W], optional
+        Decoded along the geodesic between the same two codes (``t`` there: equal steps of
+        the polyline of least energy, i.e. about equal image-space length).
+    lengths : (float, float), optional
+        The straight line's and the geodesic's image-space lengths (with ``geodesic``).
+    geodesic_logits : array_like, shape [steps, K], optional
 
     Returns
     -------
@@ -191,12 +201,26 @@ def interpolation_png(
     end = check_array(ends, "ends", shape=(2, *imgs.shape[1:]))
     steps = len(imgs)
     tt = check_array(t, "t", shape=(steps,))
-    row = np.concatenate([end[:1], imgs, end[1:]])[None]
-    values = np.concatenate([[0.0], tt, [1.0]])[None]
-    captions = classes = None
-    if logits is not None:
-        lab, conf = class_readout(check_array(logits, "logits", shape=(steps, len(class_names))))
-        middle = [f"{class_names[c][:10]} {p:.2f}" for c, p in zip(lab, conf, strict=True)]
-        captions = [[labels[0], *middle, labels[1]]]
-        classes = np.concatenate([lab[:1], lab, lab[-1:]])[None]
-    return image_rows_png(row, ["line"], values, captions, classes, title)
+    strips = [imgs]
+    row_labels = ["line"]
+    all_logits = [logits]
+    if geodesic is not None:
+        strips.append(check_array(geodesic, "geodesic", shape=imgs.shape))
+        if lengths is None:
+            raise AtlasError("lengths: not given; expected the two lengths with a geodesic")
+        row_labels = [f"straight, length {lengths[0]:.3g}", f"geodesic, length {lengths[1]:.3g}"]
+        all_logits.append(geodesic_logits)
+    rows = np.stack([np.concatenate([end[:1], strip, end[1:]]) for strip in strips])
+    values = np.repeat(np.concatenate([[0.0], tt, [1.0]])[None], len(strips), axis=0)
+    captions: list[list[str]] | None = None
+    classes = None
+    known = [lg for lg in all_logits if lg is not None]
+    if len(known) == len(all_logits):
+        captions, class_rows = [], []
+        for lg in known:
+            lab, conf = class_readout(check_array(lg, "logits", shape=(steps, len(class_names))))
+            middle = [f"{class_names[c][:10]} {p:.2f}" for c, p in zip(lab, conf, strict=True)]
+            captions.append([labels[0], *middle, labels[1]])
+            class_rows.append(np.concatenate([lab[:1], lab, lab[-1:]]))
+        classes = np.stack(class_rows)
+    return image_rows_png(rows, row_labels, values, captions, classes, title)

@@ -250,11 +250,16 @@ def interpolate(
     steps: int = 11,
     data: ImageDataset | None = None,
     classifier: str | Path | None = "auto",
+    geodesic: bool = False,
 ) -> Interpolation:
     """The straight line between the codes of test images ``a`` and ``b``, decoded:
-    ``.images`` ``[steps, C, H, W]``, ``.t`` from 0 to 1, ``.logits`` with a classifier."""
+    ``.images`` ``[steps, C, H, W]``, ``.t`` from 0 to 1, ``.logits`` with a classifier.
+    With ``geodesic``, also ``.geodesic``: the geodesic between the two codes on the plane
+    through them and the test codes' mean (see :func:`geodesic`), at ``steps`` points, with
+    ``.length`` and ``.straight_length`` in image space."""
     from latent_atlas.traversals import interpolate as _interpolate
 
     m = _model(model)
     data = data or load_dataset(train=False)
-    return _interpolate(m, data, a, b, steps, _classifier(classifier, data, m))
+    return _interpolate(m, data, a, b, steps, _classifier(classifier, data, m),
+                        geodesic=geodesic)  # fmt: skip

@@ -152,15 +152,25 @@ def dimension_sections(
         ))]  # fmt: skip
         line = ex.interpolation
         if line is not None:
+            g = line.geodesic
+            also = "" if g is None else (
+                f"; below, the geodesic between the same codes on the plane through them and "
+                f"the test codes' mean (image-space length {g.length:.3g} against the straight "
+                f"line's {g.straight_length:.3g})")  # fmt: skip
             blocks.append(FigureRow((image(
                 f"m{i}_interpolation.png",
-                f"{m.name}: the straight line from test image {line.a} to test image {line.b}",
+                f"{m.name}: the straight line from test image {line.a} to test image {line.b}"
+                + ("" if g is None else ", and the geodesic"),
                 f"{m.name}: test image {line.a}, eleven images decoded along the straight line "
-                f"between its code and that of test image {line.b}, then test image {line.b}",
+                f"between its code and that of test image {line.b}, then test image {line.b}"
+                + also,
                 functools.partial(interpolation_png, line.images, line.ends, line.t,
                                   (f"test image {line.a}", f"test image {line.b}"), line.logits,
                                   names, f"{m.name}: between test images {line.a} and {line.b} "
-                                  "(ends: the test images themselves; t from 0 to 1)"),
+                                  "(ends: the test images themselves; t from 0 to 1)",
+                                  None if g is None else g.images,
+                                  None if g is None else (g.straight_length, g.length),
+                                  line.geodesic_logits),
             ),)))  # fmt: skip
         out.append(Section(f"traversals-{i}", f"{m.name}: what each dim does", tuple(blocks),
                            "Latent traversals (Higgins et al. 2017): one dim moves, the others "

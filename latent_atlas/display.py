@@ -22,7 +22,7 @@ FILES = ("report.html", "explore.html")
 
 
 def mosaic_png(cells: Any, x: Any, y: Any, title: str = "", labels: Any = None) -> bytes:
-    """The decoded grid as the report draws it (z₂ upward), PNG bytes."""
+    """The decoded grid as the report draws it (z₁ upward), PNG bytes."""
     from latent_atlas.analysis import plots
 
     kw = {} if labels is None else {"labels": tuple(labels)}

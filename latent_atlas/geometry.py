@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,7 @@ def geodesic(
     d = model.latent_dim
     a, b = _code(z0, d, "z0"), _code(z1, d, "z1")
     if plane is None and d == 2:
-        plane = Plane("axes", np.zeros(2), np.eye(2), ("z₁", "z₂"))
+        plane = Plane("axes", np.zeros(2), np.eye(2), ("z₀", "z₁"))
     if plane is not None:
         origin, basis = plane.origin.astype(np.float64), plane.basis.astype(np.float64)
         ta, tb = plane.project(a[None])[0], plane.project(b[None])[0]
@@ -306,6 +306,34 @@ def _graph_start(
     nodes, length = geo.graph_path(graph, snap[0], snap[1])
     poly = np.concatenate([ta[None], coords[nodes[1:-1]], tb[None]])
     return geo.resample_polyline(poly, cfg.points), length
+
+
+# ---------------------------------------------------------------------------- class separation
+def class_separations(
+    model: Model,
+    plane: Plane,
+    coords: np.ndarray,
+    labels: np.ndarray,
+    groups: Mapping[str, Sequence[Sequence[int]]],
+    steps: int,
+    value_range: tuple[float, float] = (-4.0, 4.0),
+    neighbours: int = 16,
+) -> dict[str, geo.GeodesicSeparation]:
+    """``analysis.geometry.geodesic_separation`` of each named set of class groups, on one
+    ``steps``² graph of decoded images over where the codes lie: the box of the plane
+    coordinates' 1st–99th percentiles per axis, widened to hold ``value_range`` (so an
+    autoencoder's codes far outside the seed's [-4, 4]² are measured too; the 2 % or so beyond
+    the percentiles are left out of the spread, ``points_used``). 16 neighbours cut the
+    graph's direction bias to about 3 %."""
+    c = np.asarray(coords, np.float64)
+    lo = np.minimum(np.percentile(c, 1, axis=0), value_range[0])
+    hi = np.maximum(np.percentile(c, 99, axis=0), value_range[1])
+    x, y = np.linspace(lo[0], hi[0], steps), np.linspace(lo[1], hi[1], steps)
+    u, v = np.meshgrid(x, y)  # row i: y[i]
+    t = np.stack([u.ravel(), v.ravel()], axis=1)
+    images = model.decode((plane.origin[None] + t @ plane.basis).astype(np.float32))
+    graph = geo.grid_graph(images, (steps, steps), neighbours)
+    return {name: geo.geodesic_separation(graph, x, y, c, labels, g) for name, g in groups.items()}
 
 
 # ---------------------------------------------------------------------------- the command

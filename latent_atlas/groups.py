@@ -26,6 +26,7 @@ from latent_atlas.analysis.forest import forest_svg
 from latent_atlas.analysis.groups import (
     GroupSummary,
     interval_rows,
+    interval_text,
     key_interval_rows,
     per_seed_rows,
     summarise,
@@ -39,9 +40,11 @@ from latent_atlas.pipeline import (
     AnalysisConfig,
     Cache,
     ModelAnalysis,
+    analyze_geometry,
     analyze_grid,
     analyze_model,
     embedding_metrics,
+    geometry_metrics,
     in_parallel,
     parallel_workers,
     real_features,
@@ -141,8 +144,10 @@ def study_metrics(
     cache: Cache,
 ) -> ModelMetrics:
     """What a study of the seed's grid needs of one group member, and no more: the embedding
-    measures and the seed's 21×21 grid, computed by the same functions (and seeds) as the full
-    analysis, so the numbers are the ones :func:`analyze_model` would give."""
+    measures, the seed's 21×21 grid and the decoder geometry on the first grid without the
+    centroid geodesics (the study's supplementary geometry readings), computed by the same
+    functions (and seeds) as the full analysis, so the numbers are the ones
+    :func:`analyze_model` would give."""
     model = cache.model(source, cfg, data.image_shape)
     if model.encoder is None:
         raise AtlasError(f"model {source}: no encoder; a group's claims need its embeddings")
@@ -155,8 +160,17 @@ def study_metrics(
     grid = decode_grid(model.decoder, spec, emb, cfg.batch_size, cell_px=model.image_shape[2])
     g = analyze_grid(grid, clf, emb, labels, data.class_names, cfg)
     why = "not measured for a group member of this report (only what the study needs)"
+    geometry = None
+    if cfg.geometry_graph:  # on the first grid, as the full analysis measures it, less the
+        # centroid geodesics (no reading needs them; 0.6 of its 0.8 CPU s per model)
+        first = cfg.grids[0]
+        geometry = geometry_metrics(
+            analyze_geometry(model, first, emb, labels, data.class_names, cfg.geometry_graph,
+                             geodesics=False),
+            first.key(),
+        )  # fmt: skip
     return ModelMetrics(embedding, None, None, {g.key: g.metrics},
-                        {"reconstruction": why, "samples": why})  # fmt: skip
+                        {"reconstruction": why, "samples": why}, geometry)  # fmt: skip
 
 
 @dataclass
@@ -326,6 +340,30 @@ def method_section(findings: Sequence[Finding]) -> Section:
     ))  # fmt: skip
 
 
+# the decoder geometry across seeds (metrics.json keys, label, how to read it): the seed
+# study's geometry readings, shown beside its verdicts and as a table of their own
+GEOMETRY_ROWS = (
+    ("geometry.magnification_median", "magnification √det G, median over the grid",
+     "image units² per latent unit²"),
+    ("geometry.magnification_p95", "magnification √det G, 95th percentile", ""),
+    ("geometry.top_rows_length_share", "share of the grid's image-space length in the seed's "
+     "top rows", "claim 3"),
+    ("geometry.separation.named.ratio", "geodesic separation of Shirt, Coat, Ankle boot",
+     "claim 2; higher is more separated"),
+    ("geometry.separation.footwear.ratio", "geodesic separation of footwear from the rest",
+     "claim 1; higher is more separated"),
+)  # fmt: skip
+
+
+def geometry_interval_rows(summaries: Sequence[GroupSummary]) -> list[Row]:
+    """The decoder-geometry measures across seeds, ``mean [95 % t-interval]`` per group; none
+    when no group has them (geometry not measured)."""
+    if not any(key in s.intervals for s in summaries for key, _, _ in GEOMETRY_ROWS):
+        return []
+    return [Row(label, [interval_text(s.intervals.get(key)) for s in summaries], None, note)
+            for key, label, note in GEOMETRY_ROWS]  # fmt: skip
+
+
 def group_sections(
     groups: Sequence[GroupAnalysis],
     findings: Sequence[Finding],
@@ -366,8 +404,8 @@ def group_sections(
         i = labels.index(g.config.label)
         figs.append(FigureImage(
             f"g{i}_{SEED_GRID}_mosaic.png", f"{g.config.label} ({g.names[0]}): the grid the "
-            "seed meant, z₂ upward",
-            f"{g.config.label}: every cell of the seed's 21×21 grid decoded and drawn, z₂ "
+            "seed meant, z₁ upward",
+            f"{g.config.label}: every cell of the seed's 21×21 grid decoded and drawn, z₁ "
             "increasing upward", raster.mosaic_png(cells, x, y, f"{rep.name}: as meant"),
         ))  # fmt: skip
         if grid.metrics.as_written is not None:
@@ -375,15 +413,15 @@ def group_sections(
                 f"g{i}_{SEED_GRID}_as_written.png", f"{g.config.label} ({g.names[0]}): the "
                 "figure the seed's loop drew",
                 f"{g.config.label}: the seed's figure as its code draws it: only the last "
-                "column (z₁ = 4) of each row written, the rest black, z₂ = −4 at the top",
+                "column (z₀ = 4) of each row written, the rest black, z₁ = −4 at the top",
                 raster.as_written_png(cells, x, y, f"{rep.name}: as the loop drew it"),
             ))  # fmt: skip
     if figs:
         sections.append(Section("seed-figure", "The seed's figure: as meant and as drawn", (
             FigureRow(tuple(figs)),
         ), "The seed's loop assigns latent_image[...] = image after its inner loop, so each "
-           "row writes only the cell of the last column (z₁ = 4) and the rest stays black; "
-           "imshow then puts z₂ = −4 at the top. Left of each pair: the grid it meant; right: "
+           "row writes only the cell of the last column (z₀ = 4) and the rest stays black; "
+           "imshow then puts z₁ = −4 at the top. Left of each pair: the grid it meant; right: "
            "the figure it drew (from the same decoded cells)."))  # fmt: skip
     summaries = [g.summary for g in groups]
     keys = [k for k in summaries[0].per_seed if all(k in s.per_seed for s in summaries)]
@@ -395,7 +433,12 @@ def group_sections(
         varying = [k for k in keys if k not in constant]
         blocks.append(Table(("metric", *labels), tuple(interval_rows(summaries, varying)),
                             "group-metrics-table", code=True))  # fmt: skip
-    columns, rows = per_seed_rows(summaries, keys if full else [km.key for km in KEY_METRICS])
+    geometry = geometry_interval_rows(summaries)
+    if geometry:
+        blocks.append(Table(("decoder geometry (supplementary)", *labels), tuple(geometry),
+                            "group-geometry-table", sortable=False))  # fmt: skip
+    shown = [km.key for km in KEY_METRICS] + [key for key, _, _ in GEOMETRY_ROWS]
+    columns, rows = per_seed_rows(summaries, keys if full else [k for k in shown if k in keys])
     blocks.append(Table(columns, tuple(rows), "group-per-seed-table", code=True,
                         collapsed="Per-seed values of every metric"))  # fmt: skip
     intro = (
@@ -403,6 +446,13 @@ def group_sections(
         "values are in the folded table and in metrics.json (groups). With a few seeds a "
         "t-interval can run past a measure's natural bounds (a share below 0): read it as "
         "wide, not as a possible value."
+        + (
+            " The decoder geometry (supplementary: no verdict reads it) is measured on each "
+            "seed's first grid: magnification from finite-difference Jacobians, geodesic "
+            "separations on a graph of decoded images over where the test codes lie."
+            if geometry
+            else ""
+        )
         + (
             f" Not listed in the table of intervals: {len(constant)} measures equal on every "
             "seed of every group (such as a grid's cell count)."

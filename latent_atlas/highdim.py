@@ -88,8 +88,11 @@ def analyze_extras(
     seed: int = 0,
     batch_size: int = 4096,
     dimensions: Dimensions | None = None,
+    geodesic_steps: int = 0,
 ) -> ModelExtras:
-    """Decode and measure everything :class:`ModelExtras` holds for ``model``."""
+    """Decode and measure everything :class:`ModelExtras` holds for ``model``; with
+    ``geodesic_steps``, the interpolation's geodesic too, started on a graph of that many
+    points per axis."""
     rng = np.random.default_rng(seed + 1)  # not the Fréchet samples' stream
     z = rng.standard_normal((SAMPLE_ROWS * SAMPLE_COLS, model.latent_dim)).astype(np.float32)
     samples = model.decode(z, batch_size)
@@ -107,7 +110,9 @@ def analyze_extras(
     extras.dimensions = dims
     extras.traversal = traverse(model, data, spec, classifier, threshold, batch_size, dims)
     a, b, _ = plane_images(data, images)
-    extras.interpolation = interpolate(model, data, a, b, 11, classifier, batch_size)
+    extras.interpolation = interpolate(model, data, a, b, 11, classifier, batch_size,
+                                       geodesic=geodesic_steps > 0,
+                                       graph_steps=geodesic_steps)  # fmt: skip
     if tsne_points:
         extras.tsne, extras.tsne_index = tsne_map(embeddings, tsne_points, seed)
         if umap_installed():  # optional: `pip install 'latent-atlas[umap]'`

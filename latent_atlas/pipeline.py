@@ -43,12 +43,15 @@ from latent_atlas.analysis.results import (
     ReconstructionMetrics,
     SampleMetrics,
     SeedTopRows,
+    SeparationMetrics,
     SmoothnessMetrics,
 )
+from latent_atlas.analysis.studies.seed import FOOTWEAR
 from latent_atlas.geometry import (
     Geodesic,
     GeodesicConfig,
     GeometryMaps,
+    class_separations,
     geodesic,
     geometry_maps,
 )
@@ -192,6 +195,7 @@ class GeometryAnalysis:
 
     maps: GeometryMaps
     paths: list[tuple[str, np.ndarray, Geodesic]]
+    separation: dict[str, geo.GeodesicSeparation] = field(default_factory=dict)
 
 
 @dataclass
@@ -541,7 +545,8 @@ def analyze_model(
     geometry = None
     if grids and cfg.geometry_graph:
         stage(f"{display}: Decoder geometry")
-        geometry = analyze_geometry(model, grids[0].grid, emb, labels, names, cfg.geometry_graph)
+        geometry = analyze_geometry(model, grids[0].grid.spec, emb, labels, names,
+                                    cfg.geometry_graph)  # fmt: skip
 
     dims = None
     if emb is not None and model.latent_dim > 2:  # which dims the model uses
@@ -554,7 +559,7 @@ def analyze_model(
         extras = analyze_extras(
             model, data, clf, emb, threshold=cfg.active_threshold, k=cfg.traverse_k,
             images=cfg.plane_images, tsne_points=cfg.tsne_points, seed=cfg.seed,
-            batch_size=cfg.batch_size, dimensions=dims,
+            batch_size=cfg.batch_size, dimensions=dims, geodesic_steps=cfg.geometry_graph,
         )  # fmt: skip
     metrics = ModelMetrics(
         embedding=embedding, reconstruction=reconstruction, samples=samples,
@@ -580,25 +585,45 @@ def analyze_model(
 GEODESIC_CLASSES = ("Shirt", "Coat", "Ankle boot")
 
 
+def separation_groups(names: Sequence[str]) -> dict[str, list[list[int]]]:
+    """The class groups whose geodesic separation a report measures, as label numbers: the
+    classes the seed study's claim 2 names (``named``: each its own group, where two or more
+    are in the data) and its claim 1's footwear against the rest (``footwear``)."""
+    idx = {c: i for i, c in enumerate(names)}
+    out: dict[str, list[list[int]]] = {}
+    named = [[idx[c]] for c in GEODESIC_CLASSES if c in idx]
+    if len(named) >= 2:
+        out["named"] = named
+    foot = [idx[c] for c in FOOTWEAR if c in idx]
+    rest = [i for i in range(len(names)) if i not in foot]
+    if foot and rest:
+        out["footwear"] = [foot, rest]
+    return out
+
+
 def analyze_geometry(
     model: Model,
-    grid: DecodedGrid,
+    spec: GridSpec,
     embeddings: np.ndarray | None,
     labels: np.ndarray,
     names: tuple[str, ...] | list[str],
     graph_steps: int,
+    geodesics: bool = True,
 ) -> GeometryAnalysis:
-    """Metric maps over ``grid``'s spec and plane, and geodesics between the test-set
-    centroids of each pair of ``GEODESIC_CLASSES`` the data has (with an encoder)."""
-    maps = geometry_maps(model, grid.spec, embeddings)
+    """Metric maps over ``spec``'s grid and plane, geodesics between the test-set centroids of
+    each pair of ``GEODESIC_CLASSES`` the data has (unless ``geodesics`` is False: they are
+    three quarters of the cost), and the geodesic separation of the class groups of
+    :func:`separation_groups` (both with an encoder)."""
+    maps = geometry_maps(model, spec, embeddings)
     paths: list[tuple[str, np.ndarray, Geodesic]] = []
-    present = [c for c in GEODESIC_CLASSES if c in names]
-    if embeddings is not None and len(present) >= 2:
+    separation: dict[str, geo.GeodesicSeparation] = {}
+    present = [c for c in GEODESIC_CLASSES if c in names] if geodesics else []
+    if embeddings is not None:
         plane = maps.plane
         coords = plane.project(embeddings)
-        cfg = GeodesicConfig(graph_steps=graph_steps, points=24, precision=maps.precision)
         lo = float(min(maps.x[0], maps.y[0]))
         hi = float(max(maps.x[-1], maps.y[-1]))
+        cfg = GeodesicConfig(graph_steps=graph_steps, points=24, precision=maps.precision)
         for i, a in enumerate(present):
             for b in present[i + 1 :]:
                 ta = coords[labels == list(names).index(a)].mean(axis=0)
@@ -606,7 +631,11 @@ def analyze_geometry(
                 za, zb = plane.origin + ta @ plane.basis, plane.origin + tb @ plane.basis
                 g = geodesic(model, za, zb, cfg, plane=plane, value_range=(lo, hi))
                 paths.append((f"{a} – {b}", np.linspace(ta, tb, cfg.points), g))
-    return GeometryAnalysis(maps, paths)
+        groups = separation_groups(names)
+        if groups:
+            separation = class_separations(model, plane, coords, labels, groups, graph_steps,
+                                           (lo, hi))  # fmt: skip
+    return GeometryAnalysis(maps, paths, separation)
 
 
 def geometry_metrics(geometry: GeometryAnalysis, key: str) -> GeometryMetrics:
@@ -621,6 +650,9 @@ def geometry_metrics(geometry: GeometryAnalysis, key: str) -> GeometryMetrics:
         top_rows_length_share=geo.top_rows_length_share(maps.step_x, maps.step_y, top),
         geodesics={name: GeodesicMetrics(g.length, g.straight_length, g.ratio)
                    for name, _, g in geometry.paths},
+        separation={name: SeparationMetrics(s.between, s.within, s.ratio, s.points_used)
+                    for name, s in geometry.separation.items()},
+        grid_rows=len(maps.y),
     )  # fmt: skip
 
 

@@ -15,11 +15,11 @@ import dataclasses
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -68,6 +68,9 @@ from latent_atlas.toolkit.atomic import (
 )
 from latent_atlas.toolkit.data import ImageDataset, load_dataset
 from latent_atlas.toolkit.errors import AtlasError, describe
+
+if TYPE_CHECKING:
+    from latent_atlas.batchfile import CommandEntry
 
 
 @dataclass(frozen=True)
@@ -348,6 +351,10 @@ def _model_json(m: ModelAnalysis, study_ran: bool) -> dict:
         out["traversal"] = ex.traversal.metrics.to_json()
     if ex is not None and ex.interpolation is not None:
         out["interpolation"] = {"images": [ex.interpolation.a, ex.interpolation.b]}
+        g = ex.interpolation.geodesic
+        if g is not None:  # image-space lengths of the straight line and of the geodesic
+            out["interpolation"] |= {"straight_length": g.straight_length,
+                                     "geodesic_length": g.length}  # fmt: skip
     return out
 
 
@@ -482,6 +489,51 @@ def _run_one(cfg: ComparisonConfig, shared_runtime: bool) -> dict:
         return summary | {"files": pack_folder(tmp / "report")}
 
 
+def run_command_entry(kind: str, argv: tuple[str, ...]) -> dict:
+    """Engine task: one ``[[geometry]]`` / ``[[traverse]]`` entry of a batch file, run by the
+    command's own ``run`` in a scratch folder (what it prints is its own, not the batch's);
+    its files come back as bytes, to be unpacked into ``out/<name>``."""
+    import contextlib
+    import importlib
+    import io
+
+    from latent_atlas.batchfile import COMMAND_KINDS, parse_command
+
+    assert kind in COMMAND_KINDS
+    module = importlib.import_module(f"latent_atlas.commands.{kind}")
+    with scratch_folder() as tmp:
+        args = parse_command(kind, argv, tmp / "out")
+        with contextlib.redirect_stdout(io.StringIO()):
+            module.run(args)
+        folder = tmp / "out"
+        return {"kind": kind, "files": pack_folder(folder) if folder.is_dir() else {}}
+
+
+def command_inputs(kind: str, argv: tuple[str, ...]) -> tuple[str, ...]:
+    """The paths an entry's command reads (models, data, class names, classifier): no output
+    may replace them. None when its flags do not parse (the entry fails on its own)."""
+    from latent_atlas.batchfile import parse_command
+
+    try:
+        args = parse_command(kind, argv, Path("-"))
+    except AtlasError:
+        return ()
+    found: list[str] = []
+    for key in ("model", "data", "class_names", "classifier"):
+        v = getattr(args, key, None)
+        for item in v if isinstance(v, list) else [v]:
+            if isinstance(item, str) and item not in ("auto", "none") and ":" not in item:
+                found.append(item)
+    return tuple(found)
+
+
+def _command_result(name: str, out: Path, value: dict, overwrite: bool,
+                    protect: tuple[Path | str | None, ...]) -> dict:  # fmt: skip
+    folder = unpack_folder(value["files"], out / name, overwrite, protect)
+    return {"name": name, "kind": value["kind"], "folder": str(folder),
+            "files": sorted(value["files"])}  # fmt: skip
+
+
 def run_batch(
     comps: list[ComparisonConfig],
     out: Path,
@@ -491,9 +543,12 @@ def run_batch(
     engine: EngineConfig | None = None,
     overwrite: bool = False,
     protect: tuple[Path | str | None, ...] = (),
+    commands: Sequence[CommandEntry] = (),
 ) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Run every comparison; a failing one, whatever the exception, is recorded and the rest
-    go on (Ctrl-C and SIGTERM stop the batch).
+    """Run every comparison, then every command entry (``[[geometry]]``, ``[[traverse]]``:
+    each into ``out/<name>``, the files its command writes; its result has a ``kind``); a
+    failing one, whatever the exception, is recorded and the rest go on (Ctrl-C and SIGTERM
+    stop the batch).
 
     ``jobs`` > 1 (or an ``engine`` other than local with one job) runs the comparisons as
     engine tasks. Returns (successful results, [(name, error line)]); writes
@@ -505,6 +560,7 @@ def run_batch(
     engine = engine or EngineConfig("local", jobs)
     check_output_dir(out)  # created only when something is written into it
     inputs = tuple(p for c in comps for p in c.inputs)
+    inputs += tuple(p for e in commands if e.error is None for p in command_inputs(e.kind, e.argv))
     # never beside the models: the reports, the index and the runtime would go into a folder
     # of inputs (and into the record of its marker, when `export` made it)
     check_outside_inputs(out, inputs, "output folder")
@@ -519,7 +575,20 @@ def run_batch(
         check_file_target(out / "index.html", overwrite, protect)
     done: list[dict] = []
     failed: list[tuple[str, str]] = []
-    bar = tqdm(total=len(comps), desc="comparisons", unit="cmp", disable=not progress)
+    bar = tqdm(total=len(comps) + len(commands), desc="comparisons", unit="cmp",
+               disable=not progress)  # fmt: skip
+    runnable = []
+    for entry in commands:  # a mistake in an entry, or a refused target: its own line
+        if entry.error is not None:
+            failed.append((entry.name, entry.error))
+            bar.update()
+            continue
+        try:
+            check_dir_target(out / entry.name, overwrite, protect)
+            runnable.append(entry)
+        except AtlasError as exc:
+            failed.append((entry.name, str(exc)))
+            bar.update()
     if engine.kind == "local" and engine.jobs <= 1:
         cache = Cache()
         datasets: dict[tuple[str | None, Path | None], ImageDataset] = {}
@@ -536,6 +605,14 @@ def run_batch(
             except Exception as exc:  # isolate the entry: any failure is its own, named below
                 failed.append((cfg.name, describe(exc)))
             bar.update()
+        for entry in runnable:
+            try:
+                bar.set_postfix_str(f"{entry.kind} {entry.name}")
+                value = run_command_entry(entry.kind, entry.argv)
+                done.append(_command_result(entry.name, out, value, overwrite, protect))
+            except Exception as exc:  # the entry's own failure, named below
+                failed.append((entry.name, describe(exc)))
+            bar.update()
     else:
         # any failure, of any type, in one comparison is named and the others go on
         tasks = []
@@ -547,9 +624,16 @@ def run_batch(
                 bar.update()
                 continue
             tasks.append(Task(cfg.name, _run_one, (cfg, runtime is not None)))
+        tasks += [Task(e.name, run_command_entry, (e.kind, e.argv)) for e in runnable]
         with make_engine(engine) as runner:
             for outcome in runner.run(tasks):
-                if outcome.ok:
+                if outcome.ok and "kind" in outcome.value:  # a command entry
+                    try:
+                        done.append(_command_result(outcome.name, out, outcome.value,
+                                                    overwrite, protect))  # fmt: skip
+                    except AtlasError as exc:
+                        failed.append((outcome.name, str(exc)))
+                elif outcome.ok:
                     summary = dict(outcome.value)
                     try:
                         folder = unpack_folder(summary.pop("files"), out / outcome.name,
@@ -560,12 +644,13 @@ def run_batch(
                 else:
                     failed.append((outcome.name, outcome.error or "failed"))
                 bar.update()
-        order = [c.name for c in comps]
+        order = [c.name for c in comps] + [e.name for e in runnable]
         done.sort(key=lambda r: order.index(r["name"]))
     bar.close()
-    if index and done:
+    reports = [r for r in done if "kind" not in r]
+    if index and reports:
         ortweb.write_runtime(out / ortweb.FOLDER)
-        write_index(out, done, failed, overwrite, protect)
+        write_index(out, reports, failed, overwrite, protect)
     return done, failed
 
 

@@ -16,10 +16,12 @@ from latent_atlas.analysis.dimensions import (
     top_dimensions,
 )
 from latent_atlas.analysis.traversals import TraversalMetrics, traversal_metrics
+from latent_atlas.geometry import Geodesic, GeodesicConfig
+from latent_atlas.geometry import geodesic as find_geodesic
 from latent_atlas.shipped import classifier_beside, shipped_classifier
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
-from latent_atlas.toolkit.grid import dim_label
+from latent_atlas.toolkit.grid import Plane, dim_label
 from latent_atlas.toolkit.runtime import DEFAULT_BATCH, Model, OnnxModel, load_classifier
 from latent_atlas.toolkit.traversal import (
     Traversal,
@@ -148,13 +150,43 @@ class Interpolation:
     images: np.ndarray  # [steps, C, H, W]
     ends: np.ndarray  # [2, C, H, W]: the two test images themselves
     logits: np.ndarray | None = None  # [steps, K]
+    # the geodesic on the plane through the two codes (``geodesic=True``), its images'
+    # logits, and the straight line's image-space length at the geodesic's points
+    geodesic: Geodesic | None = None
+    geodesic_logits: np.ndarray | None = None  # [steps, K]
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"t": self.t, "codes": self.codes, "images": self.images, "ends": self.ends,
                "indices": np.array([self.a, self.b])}  # fmt: skip
         if self.logits is not None:
             out["logits"] = self.logits
+        if self.geodesic is not None:
+            g = self.geodesic
+            out |= {"geodesic_codes": g.points, "geodesic_images": g.images,
+                    "lengths": np.array([g.straight_length, g.length])}  # fmt: skip
+            if self.geodesic_logits is not None:
+                out["geodesic_logits"] = self.geodesic_logits
         return out
+
+
+def line_plane(za: np.ndarray, zb: np.ndarray, centre: np.ndarray) -> Plane:
+    """The plane through codes ``za`` and ``zb`` in which a geodesic between them is sought:
+    origin ``za``, first axis towards ``zb``, second towards ``centre`` (the test codes' mean,
+    where the data lies) made orthogonal to the first; where ``centre`` lies on the line
+    (or for a 2-D latent), the latent's own next axis instead. Coordinates in latent units."""
+    za, zb = np.asarray(za, np.float64), np.asarray(zb, np.float64)
+    u = zb - za
+    length = float(np.linalg.norm(u))
+    if length == 0:
+        raise AtlasError("--between: the two images have the same code; expected two codes")
+    u /= length
+    candidates = [np.asarray(centre, np.float64) - za, *np.eye(len(za))]
+    for c in candidates:
+        v = c - (c @ u) * u
+        if np.linalg.norm(v) > 1e-6 * max(1.0, float(np.linalg.norm(c))):
+            v /= np.linalg.norm(v)
+            break
+    return Plane("line", za, np.stack([u, v]), ("along the line", "towards the data"))
 
 
 def interpolate(
@@ -165,8 +197,13 @@ def interpolate(
     steps: int = 11,
     classifier: OnnxModel | None = None,
     batch_size: int = DEFAULT_BATCH,
+    geodesic: bool = False,
+    graph_steps: int = 48,
 ) -> Interpolation:
-    """Encode test images ``a`` and ``b`` and decode the straight line between their codes."""
+    """Encode test images ``a`` and ``b`` and decode the straight line between their codes;
+    with ``geodesic``, also the geodesic between them on the plane through them and the test
+    codes' mean (:func:`line_plane`; ``latent_atlas.geometry.geodesic`` restricted to that
+    plane, started on a ``graph_steps``² graph over it), at as many points as the line."""
     check_encoder(model, "an interpolation")
     n = len(data.test.images)
     for name, i in (("a", a), ("b", b)):
@@ -182,4 +219,18 @@ def interpolate(
     codes = interpolation_codes(za, zb, steps)
     images = model.decode(codes, batch_size)
     logits = None if classifier is None else classifier.logits_and_features(images)[0]
-    return Interpolation(a, b, np.linspace(0, 1, steps), codes, images, ends, logits)
+    line = Interpolation(a, b, np.linspace(0, 1, steps), codes, images, ends, logits)
+    if geodesic:
+        if steps < 3:
+            raise AtlasError(f"--steps {steps}: a geodesic needs at least 3 points")
+        centre = model.encode(data.test.images, batch_size).mean(axis=0)
+        plane = line_plane(za, zb, centre)
+        length = float(np.linalg.norm(zb.astype(np.float64) - za))
+        cfg = GeodesicConfig(graph_steps=graph_steps, points=steps)
+        # the graph spans the segment and half its length on every side
+        g = find_geodesic(model, za, zb, cfg, plane=plane,
+                          value_range=(-0.5 * length, 1.5 * length))  # fmt: skip
+        line.geodesic = g
+        if classifier is not None:
+            line.geodesic_logits = classifier.logits_and_features(g.images)[0]
+    return line

@@ -46,7 +46,7 @@ def _softmax_max(logits: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- known answers
 @pytest.mark.parametrize("fused", [True, False])
 def test_linear_decoder_brightness_is_the_plane(tmp_path, classifier, fused):
-    # every pixel = 0.05·z₁ − 0.02·z₂ + 0.5, so brightness is that plane and its gradient
+    # every pixel = 0.05·z₀ − 0.02·z₁ + 0.5, so brightness is that plane and its gradient
     # (analysis.brightness, on the atlas) is (0.05, −0.02) everywhere, edges included
     dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.05, -0.02]), 0.5))
     spec = GridSpec(steps=(9, 7), x_range=(-4.0, 4.0), y_range=(-3.0, 3.0))
@@ -62,7 +62,7 @@ def test_linear_decoder_brightness_is_the_plane(tmp_path, classifier, fused):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_two_regions_boundary_where_expected(tmp_path, protos, classifier, fused):
-    # the decoder draws prototype 3 where z₁ < 0.5 and prototype 8 where z₁ >= 0.5; the
+    # the decoder draws prototype 3 where z₀ < 0.5 and prototype 8 where z₀ >= 0.5; the
     # prototype classifier must put the class boundary exactly there (0.5 itself is class 8)
     dec = load_model(region_decoder(tmp_path / "d.onnx", protos[3], protos[8], split=0.5))
     spec = GridSpec(steps=(17, 5), x_range=(-3.5, 4.5), y_range=(-1.0, 1.0))  # step 0.5
@@ -111,7 +111,7 @@ def test_fused_equals_separate_on_the_shipped_models():
 # ---------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("fused", [True, False])
 def test_decoder_outside_unit_range_refused(tmp_path, classifier, fused):
-    # bias 0.9 + 0.1·z₁ reaches 1.3 at z₁ = 4 (just inside at the grid's 1.0 edge otherwise)
+    # bias 0.9 + 0.1·z₀ reaches 1.3 at z₀ = 4 (just inside at the grid's 1.0 edge otherwise)
     dec = load_model(linear_decoder(tmp_path / "d.onnx", np.array([0.1, 0.0]), 0.9))
     with pytest.raises(AtlasError, match=r"outside|expected \[0, 1\].*Sigmoid"):
         compute_atlas(dec, classifier, GridSpec(steps=(5, 5)), fused=fused)

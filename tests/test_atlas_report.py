@@ -25,7 +25,7 @@ def _analyze(toy, name, cfg=FAST, classifier=True):
 
 # ---------------------------------------------------------------------------- the analysis
 def test_atlas_covers_the_first_grid_and_its_gradient_is_the_slope(toy):
-    m = _analyze(toy, "linear")  # brightness = 0.05·z₁ + 0.5 at every pixel
+    m = _analyze(toy, "linear")  # brightness = 0.05·z₀ + 0.5 at every pixel
     assert m.atlas is not None
     a, grid = m.atlas.atlas, m.grids[0].grid
     assert a.shape == (33, 33) and a.method == "fused"
@@ -35,7 +35,7 @@ def test_atlas_covers_the_first_grid_and_its_gradient_is_the_slope(toy):
 
 
 def test_atlas_class_boundary_of_the_region_decoder(toy):
-    # prototype 0 where z₁ < 0, prototype 1 where z₁ >= 0: the atlas's classes split there
+    # prototype 0 where z₀ < 0, prototype 1 where z₀ >= 0: the atlas's classes split there
     a = _analyze(toy, "regions").atlas.atlas
     assert (a.labels == np.where(a.x < 0, 0, 1)[None, :]).all()
 

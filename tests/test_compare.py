@@ -130,7 +130,7 @@ def test_separation_claim_edges(ae, verdict, wins):
     ],
 )
 def test_stark_claim_edges(ae_max, verdict):
-    # the same measure as the group path: the AE's largest |∂b/∂z₁| in the top rows (the share
+    # the same measure as the group path: the AE's largest |∂b/∂z₀| in the top rows (the share
     # of stark cells, judged before, is only shown)
     f = claim_stark(_grid(top_max=0.05), _grid(stark=0.5, top_max=ae_max), 0.25, "VAE", "AE")
     assert f.verdict == verdict

@@ -5,6 +5,7 @@ the seed's figure as drawn; --group and [[comparison.group]] mistakes are one li
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,6 +80,19 @@ def test_metrics_json_holds_every_seed_and_its_interval(report):
     assert found[1]["measures"][0]["test"]["arrangements"] == 20
 
 
+def test_a_2d_report_numbers_its_dims_from_0_as_the_flags(report):
+    """One numbering: a 2-D model's dims are z₀ and z₁ in every sentence and label (the
+    seed study's prose included), never z₂; figure bytes inlined in the HTML are left out."""
+    html = (report / "report.html").read_text()
+    md = (report / "report.md").read_text()
+    for text in (html, md):
+        text = re.sub(r"data:[^\"')\s]*|<svg.*?</svg>", "", text, flags=re.S)
+        assert "z₂" not in text and re.search(r"\bz2\b", text) is None
+        assert "z₀" in text  # the study's prose: |∂b/∂z₀|, the z₀ = 4 column
+    found = json.loads((report / "metrics.json").read_text())["group_findings"]
+    assert all("z₂" not in json.dumps(f, ensure_ascii=False) for f in found)
+
+
 def test_both_report_files_show_intervals_and_fold_the_seeds(report):
     html = (report / "report.html").read_text()
     md = (report / "report.md").read_text()
@@ -133,6 +147,9 @@ def test_lean_member_metrics_equal_the_full_analysis(toy, seeds):
     lean = study_metrics(seeds["ae"][1], clf, toy["data"], SEED, Cache())
     assert lean.embedding == full.embedding
     assert lean.grids == full.grids
+    # the decoder geometry too (the study's supplementary readings need it for every seed)
+    assert lean.geometry is not None and full.geometry is not None and full.geometry.geodesics
+    assert lean.geometry == replace(full.geometry, geodesics={})  # less the geodesics
     assert lean.reconstruction is None and "reconstruction" in lean.not_available
 
 
@@ -144,7 +161,22 @@ def test_lean_groups_report(toy, seeds, tmp_path):
     assert m["groups"]["AE"]["metrics"]["reconstruction.mse"]["per_seed"][1:] == [None, None]
     assert "mean" not in m["groups"]["AE"]["metrics"]["reconstruction.mse"]
     assert len(m["group_findings"]) == 10  # with claim 2 read on the class map
-    assert 'id="group-metrics-table"' not in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert 'id="group-metrics-table"' not in html
+    # the geometry across seeds: every seed measured, a reading beside claims 1-3, a table
+    share = m["groups"]["AE"]["metrics"]["geometry.top_rows_length_share"]
+    assert len(share["per_seed"]) == 3 and None not in share["per_seed"] and "mean" in share
+    assert "geometry.separation.footwear.within" in m["groups"]["VAE"]["metrics"]
+    readings = {f["label"][0]: f["geometry"] for f in m["group_findings"] if f["geometry"]}
+    assert "3" in readings and all("supplementary" in r for r in readings.values())
+    # the toy decoders draw flat regions: a class whose codes all decode alike has no spread,
+    # so no finite ratio, and its claim no reading
+    named = [m["groups"][g]["metrics"].get("geometry.separation.named.ratio", {})
+             .get("per_seed", [None]) for g in ("VAE", "AE")]  # fmt: skip
+    assert ("2" in readings) == all(v is not None for vs in named for v in vs)
+    assert html.count('<p class="muted geometry">Geometry reading') == len(readings)
+    assert 'id="group-geometry-table"' in html
+    assert "Geometry reading" in (out / "report.md").read_text()
 
 
 # ---------------------------------------------------------------------------- mistakes

@@ -140,6 +140,9 @@ def test_one_model_report_of_an_8d_model(toy8, tmp_path, capsys, monkeypatch):
     assert sorted(dims["active"]) == [0, 1, 2]  # the known answer, end to end
     assert dims["kl"] is not None and dims["n_active"] == 3
     assert len(m["traversal"]["dims"]) == 8 and m["traversal"]["labels"] is not None
+    # the interpolation's geodesic on the plane through the two codes: never longer
+    line = m["interpolation"]
+    assert 0 < line["geodesic_length"] <= line["straight_length"] * 1.001
     text = json.dumps(m["metrics"])
     assert "as_written" not in text and "seed_top_rows" not in text  # no study ran
     grids = m["metrics"]["grids"]
@@ -149,7 +152,7 @@ def test_one_model_report_of_an_8d_model(toy8, tmp_path, capsys, monkeypatch):
     html = (out / "report.html").read_text()
     for text in ("which dims are used", "what each dim does", "Reconstructions and prior",
                  "the codes, pairwise and mapped", "plane through test images 0, 1, 2",
-                 "One model: nothing to mark as best", "Burda"):  # fmt: skip
+                 "One model: nothing to mark as best", "Burda", ", and the geodesic"):  # fmt: skip
         assert text in html, text
     table = html.split('id="metrics-table"')[1]
     assert "centroids" not in table

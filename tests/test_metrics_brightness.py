@@ -178,7 +178,7 @@ def test_rgb_cells_average_over_pixels_and_channels():
 def test_top_rows_summary_known_answer():
     from latent_atlas.analysis.brightness import brightness_gradient, top_rows_summary
 
-    # rows 0 and 1 ramp 0 → 0.8 over z₁ in [0, 2] (slope 0.4); row 2 is flat
+    # rows 0 and 1 ramp 0 → 0.8 over z₀ in [0, 2] (slope 0.4); row 2 is flat
     x, y = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0])
     bmap = np.array([[0.0, 0.4, 0.8], [0.0, 0.2, 0.8], [0.5, 0.5, 0.5]])
     d1, _ = brightness_gradient(bmap, x, y)

@@ -242,3 +242,71 @@ def test_rotation_keeps_lengths_and_scale_divides_magnification(b, angle, s, z):
     length_g = geo.DecoderMetric(g).curve_length(curve)
     length_f = geo.DecoderMetric(f).curve_length(curve @ rot.T)
     assert length_g == pytest.approx(length_f, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------- class separation
+def _linear_graph(scale: float = 1.0):
+    """f(t) = A t with A = [[2, 0], [0, 1], [0, 0]] on an 11×11 grid over [-5, 5]²·scale: a
+    step along t₁ is 2/scale long in image space, along t₂ 1/scale; along the axes the
+    graph's shortest paths are exact (‖A Δt‖ is the least any path can cost)."""
+    axis = np.arange(-5.0, 6.0) * scale
+    u, v = np.meshgrid(axis, axis)
+    t = np.stack([u.ravel(), v.ravel()], axis=1) / scale
+    a = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    return geo.grid_graph(t @ a.T, (11, 11), 8), axis
+
+
+# class 0 at (-4, 0), (-2, 0): centroid (-3, 0), spread ‖A(1, 0)‖ = 2; class 1 at (3, ±3) and
+# two points outside the range, (3, ±20): centroid (3, 0), spread ‖A(0, 3)‖ = 3 over the two
+# inside; class 2 at (0, ±1): centroid (0, 0), spread 1
+_POINTS = np.array([[-4, 0], [-2, 0], [3, -3], [3, 3], [3, -20], [3, 20], [0, -1], [0, 1.0]])
+_LABELS = np.array([0, 0, 1, 1, 1, 1, 2, 2])
+
+
+def test_geodesic_separation_of_a_linear_decoder_by_hand():
+    graph, axis = _linear_graph()
+    two = geo.geodesic_separation(graph, axis, axis, _POINTS[:6], _LABELS[:6], [[0], [1]])
+    # between: ‖A(6, 0)‖ = 12; within: (2 + 3) / 2
+    assert two.between == pytest.approx(12.0)
+    assert two.within == pytest.approx(2.5)
+    assert two.ratio == pytest.approx(4.8)
+    assert two.points_used == pytest.approx(4 / 6)
+    three = geo.geodesic_separation(graph, axis, axis, _POINTS, _LABELS, [[0], [1], [2]])
+    # between: (12 + 6 + 6) / 3; within: (2 + 3 + 1) / 3
+    assert (three.between, three.within, three.ratio) == pytest.approx((8.0, 2.0, 4.0))
+    # a group of several classes: {1, 2} has centroid (2, 0), 10 from (-3, 0); off the axes
+    # the graph's path is the distance: (3, ±3) and (0, ±1) each one diagonal step (√5) and
+    # one more along an axis (1 along t₂, 2 along t₁) from (2, 0), i.e. √5 + 2
+    merged = geo.geodesic_separation(graph, axis, axis, _POINTS, _LABELS, [[0], [1, 2]])
+    assert merged.between == pytest.approx(10.0)
+    assert merged.within == pytest.approx((2 + math.sqrt(5) + 2) / 2)
+
+
+def test_geodesic_separation_does_not_change_with_the_latent_scale():
+    graph, axis = _linear_graph()
+    graph5, axis5 = _linear_graph(5.0)
+    a = geo.geodesic_separation(graph, axis, axis, _POINTS, _LABELS, [[0], [1], [2]])
+    b = geo.geodesic_separation(graph5, axis5, axis5, _POINTS * 5, _LABELS, [[0], [1], [2]])
+    assert b.ratio == pytest.approx(a.ratio)
+    assert b.between == pytest.approx(a.between)
+
+
+def test_geodesic_separation_of_a_constant_decoder_has_no_ratio():
+    """Every edge of length 0 (stored as the smallest float): no spread, no distance."""
+    axis = np.arange(-5.0, 6.0)
+    graph = geo.grid_graph(np.zeros((121, 3)), (11, 11))
+    flat = geo.geodesic_separation(graph, axis, axis, _POINTS, _LABELS, [[0], [1]])
+    assert flat.between == 0.0 and flat.within == 0.0 and math.isnan(flat.ratio)
+
+
+def test_geodesic_separation_bad_inputs_are_one_message():
+    graph, axis = _linear_graph()
+    for groups, match in (([[0]], "two or more"), ([[0], [0, 1]], "disjoint"),
+                          ([[0], [7]], "no point")):  # fmt: skip
+        with pytest.raises(AtlasError, match=match):
+            geo.geodesic_separation(graph, axis, axis, _POINTS, _LABELS, groups)
+    with pytest.raises(AtlasError, match="expected finite"):
+        geo.geodesic_separation(graph, axis, axis, _POINTS[:, :1], _LABELS, [[0], [1]])
+    with pytest.raises(AtlasError, match="inside the graph"):
+        geo.geodesic_separation(graph, axis, axis, _POINTS[[0, 1, 4, 5]], _LABELS[[0, 1, 4, 5]],
+                                [[0], [1]])  # fmt: skip

@@ -37,7 +37,7 @@ def test_mosaic_first_row_at_the_bottom_and_whole_pixels():
     red, green, blue, yellow = (_box(img, c) for c in (RED, GREEN, BLUE, YELLOW))
     for top, bottom, left, right in (red, green, blue, yellow):
         assert (bottom - top, right - left) == (7 * scale, 7 * scale)
-    assert red[0] == blue[1] and red[2] == blue[2]  # row 0 under row 1 (z₂ upward)
+    assert red[0] == blue[1] and red[2] == blue[2]  # row 0 under row 1 (z₁ upward)
     assert green[2] == red[3] and green[0] == red[0]  # column 1 right of column 0
     assert yellow[0] == blue[0] and yellow[2] == green[2]
 
@@ -111,6 +111,6 @@ def test_as_written_draws_the_last_column_only_with_z2_down():
         cells[i, 2] = np.array(rgb)[:, None, None] / 255.0
     img = _decoded(raster.as_written_png(cells, [0.0, 1.0, 2.0], [-4.0, 0.0, 4.0], "t"))
     red, green, blue = (_box(img, c) for c in (RED, GREEN, BLUE))
-    assert red[1] == green[0] and green[1] == blue[0]  # row 0 (z₂ = −4) at the top
+    assert red[1] == green[0] and green[1] == blue[0]  # row 0 (z₁ = −4) at the top
     assert red[2] == green[2] == blue[2] and red[3] - red[2] == red[1] - red[0]
     assert not (img == YELLOW).all(axis=2).any()

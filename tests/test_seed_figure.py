@@ -1,4 +1,4 @@
-"""The seed's figure as its loop drew it: one column per row, z₂ = −4 at the top."""
+"""The seed's figure as its loop drew it: one column per row, z₁ = −4 at the top."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from latent_atlas.toolkit.errors import AtlasError
 
 class Decoder:
     """A decoder whose every pixel tells where it was decoded and where in the image it is:
-    channel k, pixel (r, c) of the image at (z₁, z₂) is
-    0.5 + 0.05·z₁ + 0.01·z₂ + 0.001·r + 0.0001·c + 0.00001·k."""
+    channel k, pixel (r, c) of the image at (z₀, z₁) is
+    0.5 + 0.05·z₀ + 0.01·z₁ + 0.001·r + 0.0001·c + 0.00001·k."""
 
     def __init__(self, shape=(1, 28, 28)):
         self.shape = shape
@@ -51,11 +51,11 @@ def test_the_seed_grid_as_written():
     # twenty black columns of cells: pixel columns 0–559 are 0.0 in every row
     assert not image[:, :560].any()
     assert (image[:, 560:] > 0).all()
-    # the top block row is z₂ = −4 (imshow draws array row 0 at the top), z₁ = 4
+    # the top block row is z₁ = −4 (imshow draws array row 0 at the top), z₀ = 4
     np.testing.assert_array_equal(image[:28, 560:, 0], cells[0, 20, 0])
     assert image[0, 560, 0] == pytest.approx(0.5 + 0.05 * 4 + 0.01 * -4)
     assert image[587, 560, 0] == pytest.approx(0.5 + 0.05 * 4 + 0.01 * 4 + 1e-3 * 27)
-    # the figure's z₂ grows downward: the brightness rises row by row along the drawn column
+    # the figure's z₁ grows downward: the brightness rises row by row along the drawn column
     rows = image[:, 560:, 0].reshape(21, 28, 28).mean(axis=(1, 2))
     assert (np.diff(rows) > 0).all()
 
@@ -73,7 +73,7 @@ def test_drawn_cells_and_mask():
     cells = Decoder().grid(SEED, SEED)
     drawn = drawn_cells(cells)
     assert drawn.shape == (21, 1, 28, 28)
-    np.testing.assert_array_equal(drawn[0], cells[0, 20])  # top of the figure: z₂ = −4
+    np.testing.assert_array_equal(drawn[0], cells[0, 20])  # top of the figure: z₁ = −4
     mask = written_mask(21, 21)
     assert mask.sum() == 21 and mask[:, 20].all() and not mask[:, :20].any()
 
@@ -107,7 +107,7 @@ def test_cells_shape_is_checked():
 def test_as_written_measures_known_answer():
     from latent_atlas.analysis.seed_figure import as_written_map, as_written_metrics
 
-    # 3 rows × 4 columns; the loop draws column 2 (= ny − 1), z₁ = x[2] = 0.4
+    # 3 rows × 4 columns; the loop draws column 2 (= ny − 1), z₀ = x[2] = 0.4
     x, y = np.array([-0.4, 0.0, 0.4, 0.8]), np.array([-1.0, 0.0, 1.0])
     bmap = np.array([[0.1, 0.2, 0.6, 0.9], [0.3, 0.3, 0.2, 0.3], [0.9, 0.9, 0.04, 0.9]])
     labels = np.array([[1, 1, 2, 1], [0, 0, 2, 0], [0, 0, 1, 0]])
@@ -121,7 +121,7 @@ def test_as_written_measures_known_answer():
     assert m.classes_present == 2 and m.ambiguous_share == pytest.approx(1 / 3)
     assert m.brightness_top_down == [0.6, 0.2, 0.04]
     # top two rows of the drawn figure: black, black, 0.6 | 0.2, black; spacing 0.4. np.gradient
-    # along z₁ in row 0: 0, 0.6/0.8, 0, −0.6/0.4 (central inside, one-sided at the ends)
+    # along z₀ in row 0: 0, 0.6/0.8, 0, −0.6/0.4 (central inside, one-sided at the ends)
     assert m.top_rows.max_abs_d_dz1 == pytest.approx(1.5)
     assert m.top_rows.max_row_brightness_range == pytest.approx(0.6)
     assert m.top_rows.stark_share_d_dz1 == pytest.approx(3 / 8)  # 0.75, 1.5 and 0.5 of 8
@@ -135,6 +135,6 @@ def test_as_written_figure_draws_the_loop_s_image():
     (ax,) = fig.axes
     (img,) = ax.get_images()
     np.testing.assert_array_equal(img.get_array(), as_written_mosaic(cells)[..., 0])
-    assert img.origin == "upper"  # array row 0 (z₂ = −4) at the top, as the seed's imshow
+    assert img.origin == "upper"  # array row 0 (z₁ = −4) at the top, as the seed's imshow
     assert [t.get_text() for t in ax.get_yticklabels()][0] == "-4"
     assert figure_png_bytes(fig).startswith(b"\x89PNG")

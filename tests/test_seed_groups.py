@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,10 +14,12 @@ from latent_atlas.analysis.results import (
     BrightnessMetrics,
     ClassMetrics,
     EmbeddingMetrics,
+    GeometryMetrics,
     GradientSummary,
     GridMetrics,
     ModelMetrics,
     SeedTopRows,
+    SeparationMetrics,
     SmoothnessMetrics,
 )
 from latent_atlas.analysis.studies import Group, StudyInput, run_group_study
@@ -30,6 +33,7 @@ from latent_atlas.analysis.studies.seed import (
     group_claim_separation,
     group_claim_stark,
     judge_groups,
+    with_geometry,
 )
 from latent_atlas.analysis.uncertainty import CONFIRMED, INCONCLUSIVE, REFUTED
 from latent_atlas.toolkit.data import FASHION_MNIST_CLASSES
@@ -38,6 +42,7 @@ from latent_atlas.toolkit.errors import AtlasError
 NAMES = FASHION_MNIST_CLASSES
 DATA_SHARE = 0.3
 T4 = 2.7764451051977987  # Student t 97.5th percentile, 4 degrees of freedom
+T2 = 4.302652729749464  # and 2 degrees of freedom
 
 
 def _shares(footwear: float) -> dict[str, float]:
@@ -278,3 +283,54 @@ def test_per_seed_rows_hold_each_models_own_value_under_a_plain_label():
     assert _own_value_label("VAE footwear share ÷ the data's", ("VAE",)) == (
         "VAE footwear share ÷ the data's"
     )
+
+
+# ---------------------------------------------------------------------------- geometry readings
+def _with_geometry_metrics(group: Group, shares: list[float], named: list[float]) -> Group:
+    """``group`` with each seed's decoder geometry: its top-rows length share and named-class
+    separation given, the rest fixed."""
+    metrics = []
+    for m, share, ratio in zip(group.metrics, shares, named, strict=True):
+        geom = GeometryMetrics(
+            SEED_GRID, "float64", 2.0, 5.0, 3.0, 7, share,
+            separation={"named": SeparationMetrics(ratio, 1.0, ratio, 0.98),
+                        "footwear": SeparationMetrics(2.0, 1.0, 2.0, 0.98)},
+            grid_rows=21,
+        )  # fmt: skip
+        metrics.append(ModelMetrics(m.embedding, None, None, m.grids, geometry=geom))
+    return Group(group.label, group.members, tuple(metrics))
+
+
+def test_geometry_readings_leave_every_verdict_unchanged():
+    """The readings are supplementary: the same findings, verdicts, evidence and measures with
+    and without the models' geometry; only the ``geometry`` text differs, on one finding per
+    claim."""
+    rows = [dict(footwear=f, knn=k, top_max=t) for f, k, t in
+            ((0.4, 0.7, 0.2), (0.45, 0.72, 0.3), (0.5, 0.71, 0.4))]  # fmt: skip
+    vae, ae = _group("VAE", rows), _group("AE", [dict(knn=0.8, top_max=0.5)] * 3)
+    plain = judge_groups((vae, ae), DATA_SHARE, 0.25)
+    vae_g = _with_geometry_metrics(vae, [0.30, 0.33, 0.36], [1.0, 1.2, 1.4])
+    ae_g = _with_geometry_metrics(ae, [0.50, 0.55, 0.60], [2.0, 2.2, 2.4])
+    read = judge_groups((vae_g, ae_g), DATA_SHARE, 0.25)
+    assert [f.verdict for f in read] == [f.verdict for f in plain]
+    assert [replace(f, geometry="") for f in read] == plain
+    assert all(f.geometry == "" for f in plain)
+    texts = [f.geometry for f in read if f.geometry]
+    assert [f.label.split(" ")[0] for f in read if f.geometry] == ["1", "2", "3"]
+    assert all("supplementary" in t for t in texts)
+    # claim 2: AE 2.2 [2.2 ± t·0.2/√3], VAE 1.2 likewise; the difference +1
+    half = T2 * 0.2 / math.sqrt(3)
+    assert f"AE {2.2:.3g} [{2.2 - half:.3g}, {2.2 + half:.3g}]" in texts[1]
+    assert "AE − VAE +1 " in texts[1]
+    # claim 3: the AE's top-rows length share and the even share 7/21
+    assert f"AE {0.55:.3g} [{0.55 - half / 4:.3g}, {0.55 + half / 4:.3g}]" in texts[2]
+    assert "even stretching puts 0.333 there" in texts[2]
+
+
+def test_geometry_readings_need_every_seed_measured():
+    vae, ae = _same("VAE", 3), _same("AE", 3)
+    ae_g = _with_geometry_metrics(ae, [0.5] * 3, [2.0] * 3)
+    # the VAE's seeds lack their geometry: no reading, verdicts as ever
+    found = judge_groups((vae, ae_g), DATA_SHARE, 0.25)
+    assert all(f.geometry == "" for f in found)
+    assert with_geometry(found, {"1": "", "2": "", "3": ""}) == found

@@ -8,7 +8,7 @@ Pictures put ``y[0]`` at the bottom, so the second coordinate increases upward.
 A plane through a latent space of any dimension ``d`` is ``z = origin + u·basis[0] + v·basis[1]``:
 - ``axes I J``: ``basis`` = the unit vectors of dims I and J; the other dims sit at ``fixed``
   (the test embeddings' mean by default, 0 with ``prior``, or explicit values); ``u, v`` are
-  latent units. For a 2-D model this is simply ``(z₁, z₂)``.
+  latent units. For a 2-D model this is simply ``(z₀, z₁)``.
 - ``pca``: through the embeddings' mean along their two principal directions, each basis vector
   scaled by its direction's standard deviation, so ``u, v`` count standard deviations and the
   default range [-4, 4] covers the data.

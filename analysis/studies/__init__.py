@@ -45,6 +45,8 @@ class Finding:
     summary: str = ""
     # a short name for a figure's row (the forest plot of the claims)
     label: str = ""
+    # the decoder geometry's reading of the claim (supplementary: no rule reads it), in words
+    geometry: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

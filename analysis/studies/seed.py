@@ -13,6 +13,7 @@ the one it used.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,8 +36,10 @@ from latent_atlas.analysis.uncertainty import (
     Judgement,
     Tally,
     Threshold,
+    difference_interval,
     judge_difference,
     judge_one,
+    mean_interval,
     pairing_values,
     tally,
 )
@@ -61,7 +64,7 @@ MORE_FOOTWEAR_RULE = Threshold(0.0, ">")
 SEPARATION_CONFIRM_WINS = 3
 GLOBAL_MEASURES_NEEDED = SEPARATION_CONFIRM_WINS  # of 4
 NAMED_MEASURES_NEEDED = 4  # of 6
-# Claim 3: the AE's largest brightness change along z₁ in the seed's top rows, |∂b/∂z₁| in
+# Claim 3: the AE's largest brightness change along z₀ in the seed's top rows, |∂b/∂z₀| in
 # brightness per latent unit, faster than the report's gradient threshold (a stark
 # transition): confirmed above it, refuted at or below it; not available when not measured.
 
@@ -81,7 +84,7 @@ def rules_text(gradient_threshold: float) -> list[str]:
         f"{GLOBAL_MEASURES_NEEDED} of the 4 global measures (or {NAMED_MEASURES_NEEDED} of the 6 "
         f"named-class measures) are clearer, refuted when as many are less clear; a measure "
         "that cannot discriminate or is not available does not vote.",
-        f"Claim 3: the AE's largest |∂b/∂z₁| in the seed's top rows faster than "
+        f"Claim 3: the AE's largest |∂b/∂z₀| in the seed's top rows faster than "
         f"{gradient_threshold:g} per latent unit: confirmed above, refuted at or below; not "
         "available when it was not measured.",
     ]
@@ -210,22 +213,22 @@ def claim_stark(
     }
     claim = f"The {name_b}'s top rows jump from very dark to very bright."
     if tb.max_abs_d_dz1 is None:
-        why = f"{name_b}'s largest |∂b/∂z₁| in the top rows was not measured"
+        why = f"{name_b}'s largest |∂b/∂z₀| in the top rows was not measured"
         return Finding(claim, NOT_AVAILABLE, f"Not available: {why}.", figures,  # type: ignore[arg-type]
                        basis=BASIS_BRIGHTNESS, summary=f"Not available: {why}.")  # fmt: skip
     mb = tb.max_abs_d_dz1
     verdict = CONFIRMED if rule.holds(mb) else REFUTED
     va = "not measured" if ta.max_abs_d_dz1 is None else f"{ta.max_abs_d_dz1:.3g}"
     evidence = (
-        f"In the seed's top rows (the {tb.rows} lowest-z₂ rows, drawn at the top by the seed), "
-        f"{name_b}'s largest brightness change along z₁ is {mb:.3g} per latent unit ({name_a}: "
+        f"In the seed's top rows (the {tb.rows} lowest-z₁ rows, drawn at the top by the seed), "
+        f"{name_b}'s largest brightness change along z₀ is {mb:.3g} per latent unit ({name_a}: "
         f"{va}); {_f(tb.stark_share_d_dz1)} of its cells there change faster than "
-        f"{threshold:g} (mean |∂b/∂z₁| {tb.mean_abs_d_dz1:.3g}); the widest dark-to-bright "
+        f"{threshold:g} (mean |∂b/∂z₀| {tb.mean_abs_d_dz1:.3g}); the widest dark-to-bright "
         f"range within one of those rows is {tb.max_row_brightness_range:.3g}. Confirmed when "
         f"the largest change is faster than {threshold:g}, refuted at or below."
     )
     summary = (
-        f"{verdict.capitalize()}: the {name_b}'s largest brightness change along z₁ in the top "
+        f"{verdict.capitalize()}: the {name_b}'s largest brightness change along z₀ in the top "
         f"rows is {mb:.3g} per latent unit; a stark jump needs > {threshold:g}."
     )
     return Finding(claim, verdict, evidence, figures, basis=BASIS_BRIGHTNESS,  # type: ignore[arg-type]
@@ -302,7 +305,7 @@ class SeedStudy:
 MEANT, DRAWN = "meant", "drawn"
 FIGURE_WORDS = {
     MEANT: "the grid the seed meant (21×21 over [-4, 4]², every cell)",
-    DRAWN: "the figure the seed's loop drew (only the z₁ = 4 column, z₂ = −4 at the top)",
+    DRAWN: "the figure the seed's loop drew (only the z₀ = 4 column, z₁ = −4 at the top)",
 }
 RULE_KINDS = ("one group", "difference", "3 of 4", "4 of 6")  # see analysis.error_rates
 
@@ -663,12 +666,12 @@ def _measure_phrase(m: Measure) -> str:
 
 
 def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> Finding:
-    """Claim 3 across seeds (:func:`stark_rule`): the AE's largest |∂b/∂z₁| in the seed's top
+    """Claim 3 across seeds (:func:`stark_rule`): the AE's largest |∂b/∂z₀| in the seed's top
     rows, a non-negative measure (its interval on the log scale)."""
     tops_b = [_top_rows_of(m, figure) for m in ae.metrics]
     tops_a = [_top_rows_of(m, figure) for m in vae.metrics]
     rule = stark_rule(threshold)
-    label = f"{ae.label} largest |∂b/∂z₁| in the top rows"
+    label = f"{ae.label} largest |∂b/∂z₀| in the top rows"
     claim = (
         f"The {ae.label}'s top rows jump from very dark to very bright ({figure}: "
         f"{FIGURE_WORDS[figure]})."
@@ -677,7 +680,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
     if any(v is None for v in raw_b):
         missing = [n for n, v in zip(ae.members, raw_b, strict=True) if v is None]
         m = _missing(label, {ae.label: raw_b}, rule)
-        why = f"the largest |∂b/∂z₁| in the top rows was not measured for {', '.join(missing)}"
+        why = f"the largest |∂b/∂z₀| in the top rows was not measured for {', '.join(missing)}"
         return Finding(claim, NOT_AVAILABLE, f"Not available: {why}.", {"threshold": threshold},
                        _scoped((m,), figure), basis=BASIS_BRIGHTNESS,
                        summary=f"Not available: {why}.")  # fmt: skip
@@ -690,8 +693,8 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
     iv = m.interval
     assert iv is not None
     evidence = (
-        f"In the seed's top rows (the {rows} lowest-z₂ rows, drawn at the top by the seed) the "
-        f"{ae.label}'s largest brightness change along z₁ is {iv.mean:.3g} per latent unit on "
+        f"In the seed's top rows (the {rows} lowest-z₁ rows, drawn at the top by the seed) the "
+        f"{ae.label}'s largest brightness change along z₀ is {iv.mean:.3g} per latent unit on "
         f"average over {len(vb)} seeds; the typical seed {iv.centre:.3g} with the 95 % "
         f"t-interval on the log scale [{iv.low:.3g}, {iv.high:.3g}] ({ref}). A stark "
         f"transition is faster than {threshold:g} per latent unit: confirmed only if the "
@@ -701,7 +704,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
         + _tests_note([m])
     )
     summary = (
-        f"{m.verdict.capitalize()}: the {ae.label}'s largest brightness change along z₁ in the "
+        f"{m.verdict.capitalize()}: the {ae.label}'s largest brightness change along z₀ in the "
         f"top rows is {iv.centre:.3g} [{iv.low:.3g}, {iv.high:.3g}] per latent unit; a stark "
         f"jump needs > {threshold:g}."
     )
@@ -719,7 +722,7 @@ def group_claim_stark(vae: Group, ae: Group, threshold: float, figure: str) -> F
         _scoped((m,), figure),
         basis=BASIS_BRIGHTNESS,
         summary=summary,
-        label=f"3 · {ae.label} largest |∂b/∂z₁|, top rows ({figure})",
+        label=f"3 · {ae.label} largest |∂b/∂z₀|, top rows ({figure})",
     )
 
 
@@ -764,4 +767,106 @@ def judge_groups(
             # the seed judged claim 2 by looking at the grid: the named classes in its class map
             found.append(group_claim_separation(vae, ae, figure, named=MAP_SCOPE))
         found.append(group_claim_stark(vae, ae, gradient_threshold, figure))
-    return found
+    return with_geometry(found, geometry_readings(vae, ae))
+
+
+# ---------------------------------------------------------------------------- geometry readings
+# The decoder's geometry (latent_atlas.geometry: the pullback metric of each seed's decoder on
+# the first grid) read beside each claim. Supplementary: no verdict rule reads it, and the
+# readings are attached after the verdicts are reached (``with_geometry``).
+GEOMETRY_NOTE = "supplementary: the verdict rules above do not read it"
+_SEPARATION_WORDS = (
+    "geodesic separation (mean geodesic distance between the centroids of the test codes over "
+    "their mean geodesic distance from their own centroid, on a graph of decoded images)"
+)
+
+
+def _geometry_values(group: Group, get: object) -> list[float] | None:
+    """One value per seed of ``get(geometry)``, or None when a seed lacks it (not measured,
+    or another grid than the others)."""
+    geoms = [m.geometry for m in group.metrics]
+    if any(g is None for g in geoms) or len({g.grid for g in geoms if g is not None}) != 1:
+        return None
+    values = []
+    for g in geoms:
+        try:
+            v = get(g)  # type: ignore[operator]
+        except KeyError:
+            return None
+        if v is None or not math.isfinite(v):
+            return None
+        values.append(float(v))
+    return values
+
+
+def _iv(values: list[float]) -> str:
+    iv = mean_interval(values)
+    return f"{iv.mean:.3g} [{iv.low:.3g}, {iv.high:.3g}]"
+
+
+def _diff_iv(a: list[float], b: list[float]) -> str:
+    iv = difference_interval(a, b)
+    return f"{iv.mean:+.3g} [{iv.low:+.3g}, {iv.high:+.3g}]"
+
+
+def _separation_reading(vae: Group, ae: Group, key: str, what: str, higher: str) -> str:
+    va = _geometry_values(vae, lambda g: g.separation[key].ratio)
+    vb = _geometry_values(ae, lambda g: g.separation[key].ratio)
+    if va is None or vb is None:
+        return ""
+    return (
+        f"Geometry reading ({GEOMETRY_NOTE}): the {_SEPARATION_WORDS} of {what} is "
+        f"{vae.label} {_iv(va)}, {ae.label} {_iv(vb)} (mean [95 % t-interval] over the seeds); "
+        f"{ae.label} − {vae.label} {_diff_iv(va, vb)} (Welch). {higher}"
+    )
+
+
+def geometry_readings(vae: Group, ae: Group) -> dict[str, str]:
+    """The decoder geometry's reading of each claim (keys ``"1"``, ``"2"``, ``"3"``), where
+    every seed of both groups has its geometry measured on the same grid; "" otherwise.
+
+    Claim 1: the geodesic separation of footwear from the rest; claim 2: that of the named
+    classes (Shirt, Coat, Ankle boot); claim 3: the share of the grid's image-space length in
+    the seed's top rows (even stretching: rows / ny) and the magnification's median and 95th
+    percentile. Each a mean with its 95 % t-interval across the seeds, as the metrics across
+    seeds are shown.
+    """
+    out = {
+        "1": _separation_reading(vae, ae, "footwear", "footwear (Sandal, Sneaker, Ankle boot) "
+                                 "against the other classes",
+                                 "Higher: footwear lies further from the rest than it spreads."),
+        "2": _separation_reading(vae, ae, "named", "the named classes (Shirt, Coat, Ankle "
+                                 "boot)", "Higher: the named classes lie further apart than "
+                                 "they spread, i.e. more clearly separated."),
+        "3": "",
+    }  # fmt: skip
+    share = _geometry_values(ae, lambda g: g.top_rows_length_share)
+    share_v = _geometry_values(vae, lambda g: g.top_rows_length_share)
+    med = _geometry_values(ae, lambda g: g.magnification_median)
+    p95 = _geometry_values(ae, lambda g: g.magnification_p95)
+    first = next((m.geometry for m in ae.metrics if m.geometry is not None), None)
+    if share is not None and share_v is not None and med is not None and p95 is not None:
+        assert first is not None
+        rows, ny = first.top_rows, first.grid_rows
+        even = f" (an even stretching puts {rows / ny:.3g} there)" if ny else ""
+        out["3"] = (
+            f"Geometry reading ({GEOMETRY_NOTE}): the share of the grid's total image-space "
+            f"length (every grid step along both axes) in the seed's {rows} top rows is "
+            f"{ae.label} {_iv(share)}, {vae.label} {_iv(share_v)}{even}; the {ae.label}'s "
+            f"magnification √det G (image units² per latent unit²) has median {_iv(med)} and "
+            f"95th percentile {_iv(p95)} over the grid (mean [95 % t-interval] over the seeds)."
+        )
+    return out
+
+
+def with_geometry(findings: list[Finding], readings: dict[str, str]) -> list[Finding]:
+    """``findings`` with each claim's geometry reading on its first finding (the grid the seed
+    meant); verdicts, evidence and measures unchanged."""
+    out, seen = [], set()
+    for f in findings:
+        number = f.label.split(" ", 1)[0]
+        if number in readings and readings[number] and number not in seen:
+            seen.add(number)
+            f = replace(f, geometry=readings[number])
+        out.append(f)
+    return out

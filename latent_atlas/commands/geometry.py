@@ -12,7 +12,7 @@ MEASURES_HELP = (
     "the graph widened to float64 where onnxruntime allows): "
     "magnification = √det(JᵀJ), how much image changes per unit latent area (log scale); "
     "condition number = largest/smallest eigenvalue of JᵀJ, 1 where the decoder stretches "
-    "every direction alike; step length along z₁ / z₂ = Euclidean distance between the "
+    "every direction alike; step length along z₀ / z₁ = Euclidean distance between the "
     "images of neighbouring grid cells; geodesic = shortest path in image distance (Dijkstra "
     "on a grid graph, then a polyline of least energy), its length and the straight line's "
     "are sums of image distances over all pixels, unnormalised."

@@ -30,10 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latent_atlas.batchfile import read_batch
+    from latent_atlas.batchfile import read_batch_file
     from latent_atlas.runs import run_batch
 
     engine = flags.engine_config(args)
+    commands: list = []
     if args.batch:
         given = [f for f in ("model", "label", "group") if getattr(args, f, None)]
         if given:
@@ -42,18 +43,22 @@ def run(args: argparse.Namespace) -> int:
                 "names each comparison's models)"
             )
         base = flags.analysis_config(args)
-        out, comps = read_batch(Path(args.batch), base)
-        out = Path(args.out) if args.out else out
+        batch = read_batch_file(Path(args.batch), base)
+        comps, commands = batch.comparisons, batch.commands
+        out = Path(args.out) if args.out else batch.out
     else:
         comps = [flags.comparison(args)]
         out = Path(args.out or "reports")
     done, failed = run_batch(
         comps, out, progress=not args.no_progress, index=bool(args.batch), engine=engine,
-        overwrite=args.overwrite, protect=(args.batch,),
+        overwrite=args.overwrite, protect=(args.batch,), commands=commands,
     )  # fmt: skip
     for r in done:
-        print(f"{r['name']}: {r['folder']}/report.html")
-    if args.batch:
+        if "kind" in r:  # a [[geometry]] or [[traverse]] entry: its folder
+            print(f"{r['name']}: {r['folder']}/ ({r['kind']}, {len(r['files'])} files)")
+        else:
+            print(f"{r['name']}: {r['folder']}/report.html")
+    if args.batch and any("kind" not in r for r in done):
         print(f"index: {out / 'index.html'}")
     if failed:
         for name, error in failed:

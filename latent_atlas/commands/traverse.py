@@ -63,6 +63,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also decode the straight line between the embeddings of test images A and B",
     )
     p.add_argument(
+        "--geodesic",
+        action="store_true",
+        help="with --between: also the geodesic between the two codes on the plane through "
+        "them and the test codes' mean (the shortest path in image distance), drawn under "
+        "the straight line, both with their image-space lengths",
+    )
+    p.add_argument(
         "--classifier",
         default="auto",
         metavar="FILE",
@@ -180,12 +187,17 @@ def run(args: argparse.Namespace) -> None:
            "classifier": str(classifier_path) if classifier_path else None}  # fmt: skip
     if args.between is not None:
         a, b = args.between
-        line = interpolate(model, data, a, b, args.steps, clf, args.batch_size)
+        line = interpolate(model, data, a, b, args.steps, clf, args.batch_size,
+                           geodesic=args.geodesic)  # fmt: skip
+        g = line.geodesic
         png = interpolation_png(
             line.images, line.ends, line.t, (f"test image {a}", f"test image {b}"),
             line.logits, data.class_names,
-            f"{names.display_text(model.name)}: the straight line from test image {a} to {b} "
-            "(ends: the test images themselves; t from 0 to 1)",
+            f"{names.display_text(model.name)}: the straight line "
+            + ("and the geodesic " if g is not None else "")
+            + f"from test image {a} to {b} (ends: the test images themselves; t from 0 to 1)",
+            None if g is None else g.images,
+            None if g is None else (g.straight_length, g.length), line.geodesic_logits,
         )  # fmt: skip
         written.append(write_bytes(out / files[3], png, args.overwrite, protect))
         written.append(write_bytes(out / files[4], npz_bytes(line.arrays()), args.overwrite,
