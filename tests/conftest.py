@@ -120,6 +120,29 @@ def toy(tmp_path_factory):
     return {"root": root, "data": data, "protos": protos, **folders}
 
 
+@pytest.fixture
+def lean_cli_analysis(monkeypatch):
+    """For a toy report through the CLI whose test checks something other than the atlas, the
+    geodesics, the Fréchet samples or the t-SNE map: the CLI's analysis settings at smaller
+    sizes of those (atlas 32², geodesic graph and explorer geometry 16², 2 000 decoded samples,
+    t-SNE of 500 codes); every section is still computed and written. Real-data tests and the
+    default report keep the defaults."""
+    from dataclasses import replace
+
+    from latent_atlas import explorer
+    from latent_atlas.commands import flags
+
+    full = flags.analysis_config
+
+    def lean(args):
+        return replace(
+            full(args), atlas_steps=32, geometry_graph=16, n_samples=2000, tsne_points=500
+        )
+
+    monkeypatch.setattr(flags, "analysis_config", lean)
+    monkeypatch.setattr(explorer, "GEOMETRY_STEPS", 16)
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """A local Ray instance with two CPUs, as a user's laptop "cluster" (the engine leaves a

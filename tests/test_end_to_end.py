@@ -11,6 +11,7 @@ from latent_atlas.cli import main
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 def test_analyze_writes_metrics_and_figures(real_data, tmp_path, capsys):
     rc = main(["analyze", "--out", str(tmp_path / "a"), "--no-progress", "--provider", "cpu"])
     assert rc == 0

@@ -205,6 +205,7 @@ def test_batch_file_errors(tmp_path):
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 def test_parallel_jobs_match_serial(toy, tmp_path):
     path = _batch_file(toy, tmp_path, names=("one", "broken", "two"))
     # engine workers are fresh processes (spawned, not forked): they load the real test set

@@ -1,6 +1,7 @@
 """Issue 12: a synthetic 3-channel 32×32 dataset (coloured shapes, 4 classes, 208 images, made
 here) goes through the commands: train conv VAE/AE/classifier for one epoch, export, report
-with RGB mosaics."""
+with RGB mosaics (at the smaller atlas/geodesic/sample sizes of conftest's lean_cli_analysis:
+what is checked is the shapes, the names and the colour of the mosaic)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from latent_atlas.cli import main
 
 
 @pytest.mark.slow
-def test_rgb_shapes_train_export_report(tmp_path):
+def test_rgb_shapes_train_export_report(tmp_path, lean_cli_analysis):
     x, y = coloured_shapes(208)
     pixels = (x * 255).round().astype(np.uint8)  # as a user's .npz would hold them
     np.savez(tmp_path / "shapes.npz", x_train=pixels[:160], y_train=y[:160],
