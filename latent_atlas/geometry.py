@@ -61,6 +61,9 @@ class GeometryMaps:
         }
 
 
+PROBE_POINTS = 256  # grid points decoded (and checked) before the maps
+
+
 def geometry_maps(
     model: Model,
     spec: GridSpec,
@@ -85,6 +88,11 @@ def geometry_maps(
         from latent_atlas.toolkit.jacobian import chunk_points
 
         chunk_rows = max(1, chunk_points(pixels, 2) // nx)
+    # the grid's own decodes first, a strided sample of them: a decoder that gives NaN or
+    # pixels outside [0, 1] is refused with the message `grid` and `report` give, before the
+    # finite differences (which would only say that their numbers are not finite)
+    probe = np.unique(np.linspace(0, nx * ny - 1, min(nx * ny, PROBE_POINTS)).astype(np.int64))
+    model.decode(plane.points(x[probe % nx], y[probe // nx]))
     mag = np.empty((ny, nx))
     cond = np.empty((ny, nx))
     bright = np.empty((ny, nx))

@@ -110,3 +110,37 @@ def test_geometry_figures_take_arrays_and_refuse_wrong_shapes():
     assert len(dark) == len(grey) == 56 and dark.max() < grey.min()  # straight row on top
     with pytest.raises(la.AtlasError, match="strips: none given"):
         geodesic_strips_png([])
+
+
+@pytest.mark.parametrize("tail, message", [
+    ("nan", r"the decoder gives NaN or inf pixels for \d+ of \d+ codes"),
+    ("logits", r"decoded pixel values in \[-?[\d.]+, [\d.]+\], expected \[0, 1\]; end the "
+               r"decoder with a Sigmoid"),
+])  # fmt: skip
+def test_geometry_refuses_a_bad_decoder_as_grid_does(tmp_path, capsys, tail, message):
+    """Cold try: geometry said only "jacobian: expected finite numbers" for a NaN decoder and
+    drew maps for a decoder without a Sigmoid, both of which grid and report refuse."""
+    import re
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.3, (2, 784))
+                                .astype(np.float32), "W")  # fmt: skip
+    nodes = [helper.make_node("MatMul", ["z", "W"], ["h"])]
+    if tail == "nan":  # log of negative pre-activations
+        nodes += [helper.make_node("Log", ["h"], ["l"]), helper.make_node("Sigmoid", ["l"], ["x"])]
+    else:
+        nodes += [helper.make_node("Identity", ["h"], ["x"])]
+    graph = helper.make_graph(
+        nodes, "d", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])], [w])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "d.onnx")
+    capsys.readouterr()
+    rc = main(["geometry", "--model", str(tmp_path / "d.onnx"), "--out", str(tmp_path / "o"),
+               "--no-progress"])  # fmt: skip
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and re.search(message, err[0]), err
+    assert not (tmp_path / "o").exists()

@@ -95,6 +95,9 @@ def test_non_finite_logvar_is_refused_with_the_fix(tmp_path, params):
     model = load(linear_gaussian_folder(tmp_path / "m", bad))
     with pytest.raises(AtlasError, match=r"'logvar' is NaN or inf for 3 of 3 images.*clamp"):
         model.encode_posterior(linear_gaussian_images(params, 3))
+    # every command that encodes reads it too (a cold try's 2-D report ignored a NaN logvar)
+    with pytest.raises(AtlasError, match=r"'logvar' is NaN or inf for 3 of 3 images.*clamp"):
+        model.encode(linear_gaussian_images(params, 3))
 
 
 def test_only_a_logvar_output_is_refused(tmp_path, params):

@@ -169,6 +169,35 @@ def _npz_data(tmp_path, data):
     return path
 
 
+def test_cli_refuses_before_writing_and_defaults_k_to_the_dims(lg, tmp_path, capsys):
+    """Cold-try findings: `--between 7 7` was refused only after the traversal files were
+    written (replacing a previous run's); the default --k 8 refused every model of fewer dims;
+    --geodesic without --between was ignored."""
+    from toy_onnx import linear_gaussian, linear_gaussian_folder
+
+    _, data, folder = lg
+    source = _npz_data(tmp_path, data)
+    out = tmp_path / "out"
+    base = ["traverse", "--model", str(folder), "--data", str(source), "--classifier", "none",
+            "--k", "2", "--steps", "3", "--out", str(out)]  # fmt: skip
+    rc, err = _cli([*base, "--between", "7", "7"], capsys)
+    assert rc == 2 and err == ["latent-atlas traverse: error: --between 7 7: the same image "
+                               "twice; expected two images"]  # fmt: skip
+    assert not out.exists()
+    rc, err = _cli([*base, "--geodesic"], capsys)
+    assert rc == 2 and len(err) == 1 and "--geodesic: needs --between A B" in err[0]
+    assert not out.exists()
+    # a 3-D model with the default --k: every dim, not a refusal
+    small = linear_gaussian_folder(tmp_path / "lg3", linear_gaussian(latent_dim=3, ignored=()),
+                                   logvar=False)  # fmt: skip
+    rc, err = _cli(["traverse", "--model", str(small), "--data", str(source), "--classifier",
+                    "none", "--steps", "3", "--out", str(tmp_path / "o3"), "--no-progress"],
+                   capsys)  # fmt: skip
+    assert rc == 0, err
+    doc = json.loads((tmp_path / "o3" / "lg3_dimensions.json").read_text())
+    assert len(doc["traversal"]["dims"]) == 3
+
+
 def test_cli_writes_figure_npz_and_json(lg, tmp_path, capsys):
     _, data, folder = lg
     source = _npz_data(tmp_path, data)

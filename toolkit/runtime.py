@@ -818,6 +818,8 @@ class Model:
         """Codes ``[N, latent_dim]`` of float32 images ``[N, C, H, W]`` in [0, 1]."""
         if self.encoder is None:
             raise AtlasError(f"model {self.name} ({self.source}): no encoder; it is decoder-only")
+        if self.has_logvar:  # one run gives both; the log-variance is checked on every run
+            return self.encode_posterior(images, batch_size)[0]
         return self.encoder(images, batch_size)
 
     @property

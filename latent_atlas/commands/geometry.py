@@ -71,6 +71,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     flags.add_data_flag(p)
     flags.add_grid_flags(p)
     flags.add_runtime_flags(p)
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="accepted as by report and grid (this command draws no progress bar)",
+    )
     p.set_defaults(func=run)
 
 

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "offline), report.md (figures beside it), metrics.json (every number, with versions, "
         "providers and artifact hashes) and timings.json. Default: the shipped VAE vs AE on "
         "Fashion-MNIST, with the seed study's claims judged. With --batch FILE, run every "
-        "[[comparison]] of a TOML file and write an index.html ranking the models.",
+        "[[comparison]] of a TOML file and write an index.html ranking the models; "
+        "[[geometry]] and [[traverse]] entries run those commands with their own flags.",
     )
     p.add_argument("--out", help="parent folder of the report folders (default: reports, or "
                    "the batch file's `out`)")  # fmt: skip

@@ -4,6 +4,7 @@ between two test images."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 from pathlib import Path
 
@@ -26,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "numbered from 0 everywhere. Example: latent-atlas traverse --model my-vae --k 8",
     )
     p.add_argument("--model", required=True, metavar="PATH", help="model folder (with an encoder)")
-    p.add_argument("--k", type=int, default=8, help="how many of the most active dims (default: 8)")
+    p.add_argument("--k", type=int, default=None,
+                   help="how many of the most active dims (default: 8, or all of a model with "
+                   "fewer)")  # fmt: skip
     p.add_argument(
         "--dims", type=int, nargs="+", metavar="I", help="traverse these dims instead (from 0)"
     )
@@ -80,7 +83,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     flags.add_overwrite_flag(p, "existing files of the same names in --out")
     flags.add_data_flag(p)
     flags.add_runtime_flags(p)
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="accepted as by report and grid (this command draws no progress bar)",
+    )
     p.set_defaults(func=run)
+
+
+DEFAULT_K = 8  # traversals of this many most active dims, or of every dim of a smaller model
 
 
 def base_value(text: str) -> str | int:
@@ -128,8 +139,12 @@ def run(args: argparse.Namespace) -> None:
         traverse,
     )
 
+    if args.geodesic and args.between is None:
+        raise AtlasError("--geodesic: needs --between A B (the geodesic between test images A "
+                         "and B); add --between or drop --geodesic")  # fmt: skip
     spec = TraversalSpec(
-        k=args.k, steps=args.steps, percentiles=tuple(args.percentiles),
+        k=DEFAULT_K if args.k is None else args.k, steps=args.steps,
+        percentiles=tuple(args.percentiles),
         value_range=tuple(args.range) if args.range else None, base=base_value(args.base),
         dims=tuple(args.dims or ()),
     )  # fmt: skip
@@ -143,9 +158,14 @@ def run(args: argparse.Namespace) -> None:
     check_encoder(model, "a traversal")
     data = load_dataset(flags.data_source(args), train=False, class_names=flags.class_names(args))
     check_fits(model, data)
+    if args.k is None and not spec.dims:  # the default: 8, or every dim of a smaller model
+        spec = dataclasses.replace(spec, k=min(DEFAULT_K, model.latent_dim))
     spec.check(model.latent_dim, len(data.test.images))
     if args.between is not None:
         n = len(data.test.images)
+        if args.between[0] == args.between[1]:  # before any file is written
+            raise AtlasError(f"--between {args.between[0]} {args.between[1]}: the same image "
+                             "twice; expected two images")  # fmt: skip
         for i in args.between:
             if not 0 <= i < n:
                 raise AtlasError(
