@@ -445,7 +445,10 @@ def read_batch_file(path: Path, base: AnalysisConfig) -> Batch:
         for i, e in enumerate(tables, 1):
             where = f"batch file {path}, {kind} #{i}"
             _typed(e, dict, where, f"a [[{kind}]] table")
-            name = _typed(e.get("name"), str, where, "name = a string (the output folder)")
+            if "name" not in e:
+                raise AtlasError(f"{where}: no name; expected name = a string (the entry's "
+                                 "output folder under --out)")  # fmt: skip
+            name = _typed(e["name"], str, where, "name = a string (the output folder)")
             path_component(name, f"{where}: name")
             if name in seen:
                 raise AtlasError(f"{where}: duplicate name {name!r}; names must be unique")

@@ -214,3 +214,11 @@ def test_bad_analysis_keys_are_one_line(tmp_path, extra, match):
     batch.write_text('[[comparison]]\nname = "x"\nmodels = ["a", "b"]\n' + extra)
     with pytest.raises(AtlasError, match=match):
         read_batch_file(batch, FAST)
+
+
+def test_an_entry_without_a_name_says_so(tmp_path):
+    """Cold try: `[[geometry]]` without `name` said "None (NoneType), expected name = a string"."""
+    batch = tmp_path / "b.toml"
+    batch.write_text('[[geometry]]\nmodel = "m"\n')
+    with pytest.raises(AtlasError, match=r"geometry #1: no name; expected name = a string"):
+        read_batch_file(batch, FAST)
