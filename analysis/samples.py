@@ -150,26 +150,43 @@ def reconstruction_errors(x: ArrayLike, x_hat: ArrayLike) -> dict[str, float]:
         ``bce``: binary cross-entropy summed over an image's pixels, averaged over images,
         in nats (>= 0).
     """
+    mse, bce = per_image_errors(x, x_hat)
+    return {"mse": float(mse.mean()), "bce": float(bce.mean())}
+
+
+def per_image_errors(x: ArrayLike, x_hat: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's reconstruction errors, so a large set can be reconstructed a slice at a
+    time and the errors averaged at the end (:func:`reconstruction_errors` is their means).
+
+    Parameters
+    ----------
+    x, x_hat : array_like, shape [N, ...]
+        As for :func:`reconstruction_errors`.
+
+    Returns
+    -------
+    mse : numpy.ndarray, shape [N], float64
+        Mean squared error over each image's pixels.
+    bce : numpy.ndarray, shape [N], float64
+        Binary cross-entropy summed over each image's pixels, in nats.
+    """
     xa, xha = _real(x, "x"), _real(x_hat, "x_hat")
     # checked as given (no float64 copy of the whole set), then computed in float64 a chunk of
     # images at a time: every element's arithmetic and every per-image sum is the same as on
-    # the whole array, and the squared errors are gathered into one array whose mean is then
-    # taken exactly as before (memory: that array plus one chunk's temporaries, instead of
-    # ~8 float64 copies of the whole set)
+    # the whole array (memory: one chunk's temporaries, not ~8 float64 copies of the set)
     xa = check_array(xa, "x", min_ndim=2, bounds=(0.0, 1.0), dtype_kind=None)
     xha = check_array(xha, "x_hat", shape=xa.shape, bounds=(0.0, 1.0), dtype_kind=None)
     n = xa.shape[0]
-    squared = np.empty(xa.shape, np.float64)
+    mse = np.empty(n, np.float64)
     bce = np.empty(n, np.float64)
     for start in range(0, n, CHUNK_IMAGES):
         part = slice(start, min(n, start + CHUNK_IMAGES))
-        xx = xa[part].astype(np.float64)
-        xh = xha[part].astype(np.float64)
+        xx = xa[part].astype(np.float64).reshape(part.stop - start, -1)
+        xh = xha[part].astype(np.float64).reshape(part.stop - start, -1)
         p = np.clip(xh, BCE_CLIP, 1.0 - BCE_CLIP)
-        terms = -(xx * np.log(p) + (1.0 - xx) * np.log1p(-p))
-        bce[part] = terms.reshape(len(xx), -1).sum(axis=1)
-        squared[part] = (xx - xh) ** 2
-    return {"mse": float(np.mean(squared)), "bce": float(bce.mean())}
+        bce[part] = (-(xx * np.log(p) + (1.0 - xx) * np.log1p(-p))).sum(axis=1)
+        mse[part] = ((xx - xh) ** 2).mean(axis=1)
+    return mse, bce
 
 
 def _real(a: ArrayLike, name: str) -> np.ndarray:

@@ -27,7 +27,8 @@ themselves); paths are relative to the file.
       models = ["artifacts/fashion-mnist/ae", "artifacts/fashion-mnist/seeds/ae-seed*"]
 
 A ``[[comparison]]`` also takes the report's analysis flags (``gradient_threshold``,
-``threshold``, ``k``, ``plane_images``, ``provider``, ``threads``, ``batch_size``) and a grid
+``threshold``, ``k``, ``plane_images``, ``samples``, ``provider``, ``threads``, ``batch_size``)
+and a grid
 table takes ``images = [A, B, C]`` with ``plane = "images"``: :data:`REPORT_FLAG_KEYS` says
 where each flag of ``latent-atlas report`` goes.
 
@@ -73,7 +74,7 @@ BATCH_KEYS = {"out", "data", "class_names", "classifier", "comparison", *COMMAND
 ANALYSIS_KEYS = {
     "gradient_threshold": "gradient_threshold", "threshold": "active_threshold",
     "k": "traverse_k", "plane_images": "plane_images", "provider": "provider",
-    "threads": "threads", "batch_size": "batch_size",
+    "threads": "threads", "batch_size": "batch_size", "samples": "n_samples",
 }  # fmt: skip
 ENTRY_KEYS = {"name", "models", "labels", "model_a", "model_b", "label_a", "label_b",
               "classifier", "data", "class_names", "grid", "study", "group",

@@ -96,7 +96,7 @@ def test_reconstruction_errors_checks():
         reconstruction_errors(np.where(np.eye(4) > 0, 255.0, 0.0)[None].repeat(2, 0), x)
 
 
-def test_reconstruction_errors_in_chunks_equal_the_whole_array_formula():
+def test_reconstruction_errors_in_chunks_equal_the_per_image_formula():
     # computed a chunk of images at a time (bounded memory): bit for bit the same numbers as
     # the formula on the whole array, for a count that is not a multiple of the chunk
     from latent_atlas.analysis import samples
@@ -109,5 +109,11 @@ def test_reconstruction_errors_in_chunks_equal_the_whole_array_formula():
     p = np.clip(xh, samples.BCE_CLIP, 1.0 - samples.BCE_CLIP)
     bce = -(xx * np.log(p) + (1.0 - xx) * np.log1p(-p)).reshape(n, -1).sum(axis=1)
     errs = reconstruction_errors(x, x_hat)
-    assert errs["mse"] == float(np.mean((xx - xh) ** 2))
+    # the mean of the images' means: the whole array's mean up to the order of the sums
+    assert errs["mse"] == float(((xx - xh) ** 2).reshape(n, -1).mean(axis=1).mean())
+    assert errs["mse"] == pytest.approx(float(np.mean((xx - xh) ** 2)), rel=1e-13)
     assert errs["bce"] == float(bce.mean())
+    # and a set reconstructed a slice at a time averages to the same numbers
+    parts = [samples.per_image_errors(x[i : i + 100], x_hat[i : i + 100]) for i in range(0, n, 100)]
+    assert float(np.concatenate([m for m, _ in parts]).mean()) == errs["mse"]
+    assert float(np.concatenate([b for _, b in parts]).mean()) == errs["bce"]

@@ -228,3 +228,40 @@ def test_wide_grid_is_classified_at_full_resolution(toy):
     g = _analyze(toy, "regions", cfg).grids[0]
     assert g.grid.cells.shape == (3, 80, 1, 28, 28)
     assert _m(g)["classes"]["shares"][CLASS_NAMES[0]] == pytest.approx(40 / 80)
+
+
+def test_reconstructions_streamed_a_slice_at_a_time_equal_the_whole_set(toy):
+    """``reconstruct`` decodes, scores and classifies a slice of codes at a time: the same
+    per-image errors, logits and features as the whole set decoded at once."""
+    from latent_atlas.analysis import samples as sa
+    from latent_atlas.pipeline import reconstruct
+
+    cache, data = Cache(), toy["data"]
+    model = cache.model(toy["regions"], FAST, data.image_shape)
+    clf = cache.classifier(toy["root"] / "classifier.onnx", data, FAST)
+    x = np.concatenate([data.test.images] * 41)  # many slices, the last one short
+    emb = model.encode(x)
+    step = np.lcm(min(64, model.decoder.max_batch), min(64, clf.max_batch))
+    assert len(x) > step and len(x) % step != 0
+    (mse, bce), logits, feats = reconstruct(model, clf, x, emb, 64)
+    whole = model.decode(emb, 64)
+    mse_all, bce_all = sa.per_image_errors(x, whole)
+    np.testing.assert_array_equal(mse, mse_all)
+    np.testing.assert_array_equal(bce, bce_all)
+    lg, ft = clf.logits_and_features(whole, 64)
+    np.testing.assert_array_equal(logits, lg)
+    np.testing.assert_array_equal(feats, ft)
+    (mse2, _), none_logits, none_feats = reconstruct(model, None, x, emb, 64)
+    np.testing.assert_array_equal(mse2, mse_all)
+    assert none_logits is None and none_feats is None
+
+
+def test_the_samples_flag_and_the_analysis_default_agree():
+    from latent_atlas.cli import build_parser
+    from latent_atlas.commands import flags
+
+    assert flags.SAMPLES == AnalysisConfig().n_samples == 5000
+    args = build_parser().parse_args(["report", "--samples", "10000"])
+    assert flags.analysis_config(args).n_samples == 10000
+    default = build_parser().parse_args(["report"])
+    assert flags.analysis_config(default).n_samples == 5000

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from latent_atlas.toolkit.grid import GridSpec
 
 SHIPPED = shipped("fashion-mnist")
+# decoded samples per latent distribution for the Fréchet distances: AnalysisConfig.n_samples's
+# default, here so that --help needs no import of the pipeline (a test checks they agree)
+SAMPLES = 5_000
 
 
 def data_source(args: argparse.Namespace) -> str | None:
@@ -261,6 +264,16 @@ def add_models_flags(p: argparse.ArgumentParser) -> None:
         default=0.25,
         help="|∇ brightness| per latent unit counted as a stark transition",
     )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=SAMPLES,
+        metavar="N",
+        help="images decoded from each latent distribution (N(0, I), the fitted Gaussian) for "
+        f"the Fréchet distances (default: {SAMPLES}; they vary by under 1 %% between draws on "
+        "the shipped models, see docs/models.md; 10000 gives earlier reports' numbers at "
+        "about 1.2 CPU s more per model)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     g = p.add_argument_group("models of more than two latent dims")
     add_threshold_flag(g)
@@ -299,7 +312,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
     return AnalysisConfig(
         grids=grids, gradient_threshold=args.gradient_threshold, batch_size=args.batch_size,
         provider=args.provider, threads=args.threads, active_threshold=args.threshold,
-        traverse_k=args.k, plane_images=tuple(args.plane_images or ()),
+        traverse_k=args.k, plane_images=tuple(args.plane_images or ()), n_samples=args.samples,
     )  # fmt: skip
 
 
