@@ -234,6 +234,7 @@ def test_reconstructions_streamed_a_slice_at_a_time_equal_the_whole_set(toy):
     """``reconstruct`` decodes, scores and classifies a slice of codes at a time: the same
     per-image errors, logits and features as the whole set decoded at once."""
     from latent_atlas.analysis import samples as sa
+
     from latent_atlas.pipeline import reconstruct
 
     cache, data = Cache(), toy["data"]
