@@ -252,12 +252,15 @@ def geodesic(
     config: GeodesicConfig | None = None,
     plane: Plane | None = None,
     value_range: tuple[float, float] = (-4.0, 4.0),
+    graphs: dict | None = None,
 ) -> Geodesic:
     """The geodesic from ``z0`` to ``z1`` (latent codes, ``[D]``).
 
     On a plane (``plane``, or the latent space itself when ``D = 2``) it starts from the
     shortest path on a ``graph_steps²`` grid over ``value_range`` (widened to hold both
     ends); for ``D > 2`` without a plane, from the straight line, refined in all ``D`` dims.
+    ``graphs``: a dict to keep the grid graphs in, for further geodesics of the same model
+    (one graph per plane and range, decoded once).
     """
     cfg = config or GeodesicConfig()
     d = model.latent_dim
@@ -273,7 +276,8 @@ def geodesic(
     straight_t = np.linspace(ta, tb, cfg.points)
     graph_length = math.nan
     if plane is not None and cfg.graph_steps:
-        init, graph_length = _graph_start(model, origin, basis, ta, tb, cfg, value_range)
+        init, graph_length = _graph_start(model, origin, basis, ta, tb, cfg, value_range,
+                                          {} if graphs is None else graphs)  # fmt: skip
     else:
         init = straight_t
     t, images, energy = refine(model, origin, basis, init, cfg)
@@ -300,16 +304,22 @@ def _graph_start(
     tb: np.ndarray,
     cfg: GeodesicConfig,
     value_range: tuple[float, float],
+    graphs: dict,
 ) -> tuple[np.ndarray, float]:
     """The Dijkstra path on a grid over the range (widened to hold both ends), as a
-    polyline from ``ta`` to ``tb`` resampled to ``cfg.points`` points, and its length."""
-    lo = min(value_range[0], ta.min(), tb.min())
-    hi = max(value_range[1], ta.max(), tb.max())
-    axis = np.linspace(lo, hi, cfg.graph_steps)
-    u, v = np.meshgrid(axis, axis)  # row i: v = axis[i]
-    coords = np.stack([u.ravel(), v.ravel()], axis=1)
-    images = model.decode((origin[None] + coords @ basis).astype(np.float32))
-    graph = geo.grid_graph(images, (cfg.graph_steps, cfg.graph_steps), cfg.neighbours)
+    polyline from ``ta`` to ``tb`` resampled to ``cfg.points`` points, and its length.
+    ``graphs``: the grid graphs built already, by plane and range (this one is added)."""
+    lo = float(min(value_range[0], ta.min(), tb.min()))
+    hi = float(max(value_range[1], ta.max(), tb.max()))
+    key = (origin.tobytes(), basis.tobytes(), lo, hi, cfg.graph_steps, cfg.neighbours)
+    if key not in graphs:
+        axis = np.linspace(lo, hi, cfg.graph_steps)
+        u, v = np.meshgrid(axis, axis)  # row i: v = axis[i]
+        coords = np.stack([u.ravel(), v.ravel()], axis=1)
+        images = model.decode((origin[None] + coords @ basis).astype(np.float32))
+        steps = (cfg.graph_steps, cfg.graph_steps)
+        graphs[key] = coords, geo.grid_graph(images, steps, cfg.neighbours)
+    coords, graph = graphs[key]
     snap = [int(np.argmin(((coords - t) ** 2).sum(axis=1))) for t in (ta, tb)]
     nodes, length = geo.graph_path(graph, snap[0], snap[1])
     poly = np.concatenate([ta[None], coords[nodes[1:-1]], tb[None]])

@@ -408,13 +408,24 @@ def check_fits(model: Model, data: ImageDataset) -> None:
 
 
 def real_features(
-    clf: OnnxModel, data: ImageDataset, cfg: AnalysisConfig, cache: Cache
+    clf: OnnxModel, data: ImageDataset, cfg: AnalysisConfig, cache: Cache, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """The classifier's (features, logits) of the real test images, computed once per
-    classifier and dataset (every model of a report compares its samples with them)."""
+    classifier and dataset (every model of a report compares its samples with them), on
+    ``workers`` threads at once: each takes a run of whole batches, so every row comes out
+    as it does from one call over the whole set."""
     key = f"{clf.sha256}:{data.sha256}"
     if key not in cache.real_features:
-        outs = clf.run(data.test.images, cfg.batch_size)
+        images = data.test.images
+        step = min(cfg.batch_size, clf.max_batch)
+        per = -(-len(images) // max(1, workers) // step) * step  # whole batches per thread
+        if workers > 1 and per < len(images):
+            parts = [images[i : i + per] for i in range(0, len(images), per)]
+            with ThreadPoolExecutor(len(parts), thread_name_prefix="real-features") as pool:
+                runs = list(pool.map(lambda x: clf.run(x, cfg.batch_size), parts))
+            outs = [np.concatenate(o) for o in zip(*runs, strict=True)]
+        else:
+            outs = clf.run(images, cfg.batch_size)
         clf.detect_probabilities(outs)
         logits, feats = clf.split_outputs(outs)
         cache.real_features[key] = (feats, logits)
@@ -648,12 +659,14 @@ def analyze_geometry(
         lo = float(min(maps.x[0], maps.y[0]))
         hi = float(max(maps.x[-1], maps.y[-1]))
         cfg = GeodesicConfig(graph_steps=graph_steps, points=24, precision=maps.precision)
+        graphs: dict = {}  # the pairs share a graph where their ends lie in the same range
         for i, a in enumerate(present):
             for b in present[i + 1 :]:
                 ta = coords[labels == list(names).index(a)].mean(axis=0)
                 tb = coords[labels == list(names).index(b)].mean(axis=0)
                 za, zb = plane.origin + ta @ plane.basis, plane.origin + tb @ plane.basis
-                g = geodesic(model, za, zb, cfg, plane=plane, value_range=(lo, hi))
+                g = geodesic(model, za, zb, cfg, plane=plane, value_range=(lo, hi),
+                             graphs=graphs)  # fmt: skip
                 paths.append((f"{a} – {b}", np.linspace(ta, tb, cfg.points), g))
         groups = separation_groups(names)
         if groups:
@@ -824,7 +837,8 @@ def analyze_models(
     run_cfg = session_threads(cfg, workers)
     if workers > 1:  # shared state built before the threads start
         if classifier_path is not None:
-            real_features(cache.classifier(classifier_path, data, run_cfg), data, run_cfg, cache)
+            clf = cache.classifier(classifier_path, data, run_cfg)
+            real_features(clf, data, run_cfg, cache, workers)
         for source in sources:
             if not isinstance(source, Model):
                 cache.model(source, run_cfg, data.image_shape)

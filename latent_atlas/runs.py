@@ -16,6 +16,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -52,7 +53,13 @@ from latent_atlas.explorer import (
     write_explorer,
 )
 from latent_atlas.groups import GroupAnalysis, GroupConfig, analyze_groups, group_sections
-from latent_atlas.pipeline import AnalysisConfig, Cache, ModelAnalysis, analyze_models
+from latent_atlas.pipeline import (
+    AnalysisConfig,
+    Cache,
+    ModelAnalysis,
+    analyze_models,
+    parallel_workers,
+)
 from latent_atlas.sections import build_sections
 from latent_atlas.shipped import classifier_beside, input_paths, shipped_classifier
 from latent_atlas.toolkit import names as safe_names
@@ -376,29 +383,9 @@ def explorer_models(
     return models, OnnxFile.of(classifier) if classifier else None
 
 
-def run_comparison(
-    cfg: ComparisonConfig,
-    out: Path,
-    cache: Cache | None = None,
-    data: ImageDataset | None = None,
-    stage: Callable[[str], None] = lambda s: None,
-    runtime: Path | None = None,
-    overwrite: bool = False,
-    protect: tuple[Path | str | None, ...] = (),
-) -> dict:
-    """Analyse the models, compare, and write the report folder ``out`` atomically.
-
-    ``runtime``: a folder holding the explorer's runtime (``ortweb.write_runtime``) that the
-    report's explore.html refers to (a batch shares one); None puts one in the report folder.
-    ``out`` may replace only a previous report (or, with ``overwrite``, any folder), never an
-    input of the comparison nor one of ``protect``: checked before any work.
-    """
-    protect = (*cfg.inputs, *protect)
-    check_dir_target(out, overwrite, protect)
-    t0 = time.perf_counter()
-    timer = StageTimer(stage)
-    cache = cache or Cache()
-    comp = run_analyses(cfg, cache, data, timer)
+def _report_sections(cfg: ComparisonConfig, comp: Comparison, timer: StageTimer) -> list:
+    """The report's sections and their figures, drawn; with seed groups, their verdicts
+    first."""
     timer(f"{cfg.name}: plot")
     sections = build_sections(comp.models, comp.data.class_names, comp.data.test.labels,
                               comp.findings, comp.study_title, comp.notes,
@@ -424,9 +411,48 @@ def run_comparison(
             comp.groups, comp.group_findings, comp.group_title,
             [_analysed(comp.models, g.config.members[0]) for g in comp.groups], cfg.groups_full,
         )  # fmt: skip
-    figures = figures_of(sections)
-    timer(f"{cfg.name}: explorer")
-    explore, explore_classifier = explorer_models(cfg, comp, cache)
+    return sections
+
+
+def run_comparison(
+    cfg: ComparisonConfig,
+    out: Path,
+    cache: Cache | None = None,
+    data: ImageDataset | None = None,
+    stage: Callable[[str], None] = lambda s: None,
+    runtime: Path | None = None,
+    overwrite: bool = False,
+    protect: tuple[Path | str | None, ...] = (),
+) -> dict:
+    """Analyse the models, compare, and write the report folder ``out`` atomically.
+
+    ``runtime``: a folder holding the explorer's runtime (``ortweb.write_runtime``) that the
+    report's explore.html refers to (a batch shares one); None puts one in the report folder.
+    ``out`` may replace only a previous report (or, with ``overwrite``, any folder), never an
+    input of the comparison nor one of ``protect``: checked before any work.
+    """
+    protect = (*cfg.inputs, *protect)
+    check_dir_target(out, overwrite, protect)
+    t0 = time.perf_counter()
+    timer = StageTimer(stage)
+    cache = cache or Cache()
+    comp = run_analyses(cfg, cache, data, timer)
+    # the explorer's geometry runs in onnxruntime (no GIL) while the figures are drawn, where
+    # a second core is free (not inside a batch's worker process)
+    spare = parallel_workers(2) > 1
+    pool = ThreadPoolExecutor(1, thread_name_prefix="explorer") if spare else None
+    explorer_job = pool.submit(explorer_models, cfg, comp, cache) if pool else None
+    try:
+        sections = _report_sections(cfg, comp, timer)
+        figures = figures_of(sections)
+        timer(f"{cfg.name}: explorer")
+        if explorer_job is not None:
+            explore, explore_classifier = explorer_job.result()
+        else:
+            explore, explore_classifier = explorer_models(cfg, comp, cache)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     timer(f"{cfg.name}: write")
     title = f"{cfg.name}: " + " vs ".join(m.name for m in comp.models)

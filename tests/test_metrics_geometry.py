@@ -182,6 +182,25 @@ def test_sine_surface_geodesic_matches_an_independent_reference(tmp_path):
     assert result.length < result.straight_length * 0.985
 
 
+def test_geodesics_sharing_a_graph_equal_those_that_build_their_own(tmp_path):
+    """The report's three class pairs share one grid graph where their ends lie in the same
+    range: decoded once, the same geodesics as each built alone."""
+    model = load(sine_decoder(tmp_path / "s.onnx", 3.0, 0.1))
+    decodes = []
+    real_decode = model.decode
+    model.decode = lambda z, *a: decodes.append(len(z)) or real_decode(z, *a)  # type: ignore[method-assign]
+    cfg = GeodesicConfig(graph_steps=16, points=12)
+    ends = [([-2.0, -3.0], [2.0, 3.0]), ([-1.0, 2.0], [3.0, -2.0]), ([-3.0, 3.0], [4.5, 0.0])]
+    graphs: dict = {}
+    shared = [geodesic(model, np.array(a), np.array(b), cfg, graphs=graphs) for a, b in ends]
+    # the first two ends lie in [-4, 4]: one graph; the third reaches 4.5: a second one
+    assert len(graphs) == 2 and decodes.count(16 * 16) == 2
+    for (a, b), g in zip(ends, shared, strict=True):
+        alone = geodesic(model, np.array(a), np.array(b), cfg)
+        assert g.length == alone.length and g.graph_length == alone.graph_length
+        np.testing.assert_array_equal(g.points, alone.points)
+
+
 def test_tanh_ridge_magnification_peaks_within_one_cell_of_zero(tmp_path):
     model = load(ridge_decoder(tmp_path / "r.onnx", k=4.0))
     spec = GridSpec(steps=(9, 21), x_range=(-4, 4), y_range=(-3.7, 4.3))  # 0 between cells

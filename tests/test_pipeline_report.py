@@ -266,3 +266,16 @@ def test_the_samples_flag_and_the_analysis_default_agree():
     assert flags.analysis_config(args).n_samples == 10000
     default = build_parser().parse_args(["report"])
     assert flags.analysis_config(default).n_samples == 5000
+
+
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_real_features_on_several_threads_equal_one_call(toy, workers):
+    from latent_atlas.pipeline import real_features
+
+    cfg = replace(FAST, batch_size=16)  # 200 test images: 13 batches, shared out unevenly
+    clf = Cache().classifier(toy["root"] / "classifier.onnx", toy["data"], cfg)
+    one = real_features(clf, toy["data"], cfg, Cache())
+    many = real_features(clf, toy["data"], cfg, Cache(), workers)
+    for a, b in zip(one, many, strict=True):
+        assert a.shape[0] == 200
+        np.testing.assert_array_equal(a, b)
