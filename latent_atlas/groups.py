@@ -155,7 +155,7 @@ def study_metrics(
     labels = data.test.labels.astype(np.int64)
     emb = model.encode(data.test.images, cfg.batch_size)
     embedding, _, _ = embedding_metrics(emb, data.test.images, labels, data.class_names, cfg,
-                                        np.random.default_rng(cfg.seed))  # fmt: skip
+                                        np.random.default_rng(cfg.seed), cache)  # fmt: skip
     spec = next((g for g in cfg.grids if g.key() == SEED_GRID), GridSpec())
     grid = decode_grid(model.decoder, spec, emb, cfg.batch_size, cell_px=model.image_shape[2])
     g = analyze_grid(grid, clf, emb, labels, data.class_names, cfg)

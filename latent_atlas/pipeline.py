@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
 import math
 import sys
 import threading
@@ -226,14 +227,6 @@ class ModelAnalysis:
         return analysis_png(self)
 
 
-# Models analysed at once on threads (``analyze_models``) take turns for the step that holds
-# most memory: the embedding measures (scikit-learn's trustworthiness and silhouette: ~110 MB
-# of distances and ranks for the 10 000 Fashion-MNIST test codes); the other thread meanwhile
-# runs its reconstructions, samples, grids and atlas. (The reconstructions are streamed a
-# slice at a time: see ``reconstruct``.)
-_ONE_AT_A_TIME = threading.Lock()
-
-
 @dataclass
 class Cache:
     """Sessions and encodings already computed, keyed by file path / model hash."""
@@ -242,6 +235,19 @@ class Cache:
     classifiers: dict[str, OnnxModel] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     real_features: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # trustworthiness's input-space ranks (analysis.embeddings.input_ranks), by the inputs'
+    # sha256: every model of a report embeds the same test images (16 MB each)
+    input_ranks: dict[str, np.ndarray] = field(default_factory=dict)
+    _ranks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def ranks(self, inputs_flat: np.ndarray) -> np.ndarray:
+        """:func:`analysis.embeddings.input_ranks` of ``inputs_flat``, computed once."""
+        key = hashlib.sha256(np.ascontiguousarray(inputs_flat).tobytes()).hexdigest()
+        key += f":{inputs_flat.shape}:{inputs_flat.dtype}"
+        with self._ranks_lock:  # one thread computes them (~100 MB while it does), the others wait
+            if key not in self.input_ranks:
+                self.input_ranks[key] = em.input_ranks(inputs_flat)
+        return self.input_ranks[key]
 
     def model(self, source: Path, cfg: AnalysisConfig, image_shape: tuple | None = None) -> Model:
         """The model at ``source`` (loaded once; its display name is set by the caller)."""
@@ -361,17 +367,11 @@ def _kl_or_inf(mean: np.ndarray, cov: np.ndarray) -> float:
 
 def embedding_metrics(
     emb: np.ndarray, x_test: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
-    cfg: AnalysisConfig, rng: np.random.Generator,
+    cfg: AnalysisConfig, rng: np.random.Generator, cache: Cache | None = None,
 ) -> tuple[EmbeddingMetrics, np.ndarray, np.ndarray]:  # fmt: skip
-    """The embedding measures of ``emb`` (one thread at a time: see ``_ONE_AT_A_TIME``)."""
-    with _ONE_AT_A_TIME:
-        return _embedding_metrics(emb, x_test, labels, names, cfg, rng)
-
-
-def _embedding_metrics(
-    emb: np.ndarray, x_test: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
-    cfg: AnalysisConfig, rng: np.random.Generator,
-) -> tuple[EmbeddingMetrics, np.ndarray, np.ndarray]:  # fmt: skip
+    """The embedding measures of ``emb``; ``cache`` keeps trustworthiness's input-space
+    ranks for the next model embedding the same images."""
+    mean, cov = em.gaussian_fit(emb)
     mean, cov = em.gaussian_fit(emb)
     centroids, spreads = em.class_centroids(emb, labels, len(names))
     sub = rng.choice(len(emb), min(cfg.trust_sample, len(emb)), replace=False)
@@ -383,8 +383,8 @@ def _embedding_metrics(
         latent_dim=int(emb.shape[1]),
         knn_accuracy=float(np.mean(pred == labels)),
         silhouette=sil,
-        trustworthiness=em.trustworthiness_score(
-            x_test[sub].reshape(len(sub), -1), emb[sub], cfg.knn_k
+        trustworthiness=em.trustworthiness_from_ranks(
+            (cache or Cache()).ranks(x_test[sub].reshape(len(sub), -1)), emb[sub], cfg.knn_k
         ),
         mean=mean.tolist(),
         std=np.sqrt(np.diag(cov)).tolist(),
@@ -508,7 +508,7 @@ def analyze_model(
         if emb_key not in cache.embeddings:
             cache.embeddings[emb_key] = model.encode(x_test, cfg.batch_size)
         emb = cache.embeddings[emb_key]
-        embedding, mean, cov = embedding_metrics(emb, x_test, labels, names, cfg, rng)
+        embedding, mean, cov = embedding_metrics(emb, x_test, labels, names, cfg, rng, cache)
         if not math.isfinite(embedding.kl_to_standard_normal):
             missing["embedding.kl_to_standard_normal"] = (
                 "infinite: the test embeddings' covariance is singular (some dims never vary: "

@@ -169,3 +169,48 @@ def test_silhouette_by_class_measures_the_same_subset_as_silhouette():
         overall, per_class = silhouette_by_class(emb, lab, 4, size, seed)
         assert overall == silhouette(emb, lab, size, seed)
         assert all(v is not None and -1 <= v <= 1 for v in per_class)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_trustworthiness_from_cached_ranks_is_scikit_learns_bit_for_bit(seed):
+    """The input-space ranks are computed once per report and reused for every model: the
+    number must stay scikit-learn's, ties (repeated inputs, repeated codes) included."""
+    from latent_atlas.analysis.embeddings import input_ranks, trustworthiness_from_ranks
+    from sklearn.manifold import trustworthiness
+
+    rng = np.random.default_rng(seed)
+    n, dims, d = int(rng.integers(12, 200)), int(rng.integers(1, 40)), int(rng.integers(1, 4))
+    x = rng.integers(0, 3, (n, dims)).astype(np.float32) if seed % 3 == 0 else rng.random((n, dims))
+    emb = rng.integers(0, 2, (n, d)).astype(np.float64) if seed % 4 == 0 else rng.random((n, d))
+    k = int(rng.integers(1, (n - 1) // 2))
+    ranks = input_ranks(x)
+    expected = trustworthiness(x, emb, n_neighbors=k)
+    assert trustworthiness_from_ranks(ranks, emb, k) == expected
+    assert trustworthiness_score(x, emb, k) == expected
+    # one set of ranks serves any embedding of the same inputs
+    other = rng.random((n, 2))
+    assert trustworthiness_from_ranks(ranks, other, k) == trustworthiness(x, other, n_neighbors=k)
+
+
+def test_ranks_of_the_wrong_shape_are_one_message():
+    from latent_atlas.analysis.embeddings import trustworthiness_from_ranks
+
+    with pytest.raises(AtlasError, match="expected integer \\[N, N\\]"):
+        trustworthiness_from_ranks(np.zeros((4, 5), np.int32), np.zeros((4, 2)))
+    with pytest.raises(AtlasError, match="expected integer \\[N, N\\]"):
+        trustworthiness_from_ranks(np.zeros((4, 4)), np.zeros((4, 2)))
+
+
+def test_a_report_computes_the_input_ranks_once_for_all_its_models(monkeypatch):
+    from latent_atlas import pipeline
+    from latent_atlas.analysis import embeddings as em
+
+    calls = []
+    real = em.input_ranks
+    monkeypatch.setattr(em, "input_ranks", lambda x: calls.append(len(x)) or real(x))
+    cache = pipeline.Cache()
+    x = np.random.default_rng(0).random((50, 6)).astype(np.float32)
+    first = cache.ranks(x)
+    assert cache.ranks(x.copy()) is first and calls == [50]
+    cache.ranks(x[:40])  # other inputs: their own ranks
+    assert calls == [50, 40]
