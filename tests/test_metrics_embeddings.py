@@ -202,8 +202,9 @@ def test_ranks_of_the_wrong_shape_are_one_message():
 
 
 def test_a_report_computes_the_input_ranks_once_for_all_its_models(monkeypatch):
-    from latent_atlas import pipeline
     from latent_atlas.analysis import embeddings as em
+
+    from latent_atlas import pipeline
 
     calls = []
     real = em.input_ranks
