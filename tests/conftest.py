@@ -26,6 +26,7 @@ core, in any order, each process with its own session):
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
@@ -120,13 +121,13 @@ def toy(tmp_path_factory):
     return {"root": root, "data": data, "protos": protos, **folders}
 
 
-@pytest.fixture
-def lean_cli_analysis(monkeypatch):
-    """For a toy report through the CLI whose test checks something other than the atlas, the
-    geodesics, the Fréchet samples or the t-SNE map: the CLI's analysis settings at smaller
-    sizes of those (atlas 32², geodesic graph and explorer geometry 16², 2 000 decoded samples,
-    t-SNE of 500 codes); every section is still computed and written. Real-data tests and the
-    default report keep the defaults."""
+@contextlib.contextmanager
+def lean_analysis() -> Iterator[None]:
+    """The CLI's analysis settings at smaller sizes of what is costly and only measured, not
+    shown differently: atlas 32², geodesic graph and explorer geometry 16², 2 000 decoded
+    samples, t-SNE of 500 codes; every section is still computed and written. For a report
+    through the CLI whose test checks something other than those measures (which sections,
+    figures and pages it writes, how it fails). ``make report``'s report keeps the defaults."""
     from dataclasses import replace
 
     from latent_atlas import explorer
@@ -139,8 +140,17 @@ def lean_cli_analysis(monkeypatch):
             full(args), atlas_steps=32, geometry_graph=16, n_samples=2000, tsne_points=500
         )
 
-    monkeypatch.setattr(flags, "analysis_config", lean)
-    monkeypatch.setattr(explorer, "GEOMETRY_STEPS", 16)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(flags, "analysis_config", lean)
+        mp.setattr(explorer, "GEOMETRY_STEPS", 16)
+        yield
+
+
+@pytest.fixture
+def lean_cli_analysis():
+    """:func:`lean_analysis` for one test."""
+    with lean_analysis():
+        yield
 
 
 @pytest.fixture(scope="session")

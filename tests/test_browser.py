@@ -92,8 +92,9 @@ def _open(report: Path, screenshot: str) -> dict:
 @pytest.fixture(scope="module")
 def three_model_report(tmp_path_factory, real_data):
     """The shipped VAE, the shipped AE and the shipped β=4 VAE, through the CLI's defaults
-    for user models: no study unless asked."""
-    from conftest import SHIPPED
+    for user models: no study unless asked (at conftest.lean_analysis's sizes: the page's
+    sections and figures are checked, not the atlas or sample sizes)."""
+    from conftest import SHIPPED, lean_analysis
 
     from latent_atlas.cli import main
 
@@ -101,7 +102,9 @@ def three_model_report(tmp_path_factory, real_data):
     models = ["--model", str(SHIPPED / "vae"), "--model", str(SHIPPED / "ae"),
               "--model", str(SHIPPED / "vae-beta4")]  # fmt: skip
     labels = ["--label", "VAE", "--label", "AE", "--label", "VAE β=4"]
-    rc = main(["report", *models, *labels, "--name", "beta", "--out", str(out), "--no-progress"])
+    with lean_analysis():
+        rc = main(["report", *models, *labels, "--name", "beta", "--out", str(out),
+                   "--no-progress"])  # fmt: skip
     assert rc == 0
     return out / "beta"
 

@@ -12,7 +12,9 @@ from latent_atlas.cli import main
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_analyze_writes_metrics_and_figures(real_data, tmp_path, capsys):
+def test_analyze_writes_metrics_and_figures(real_data, tmp_path, capsys, lean_cli_analysis):
+    # lean sizes (conftest.lean_analysis): the asserts below read the grids, the embeddings
+    # and the files written, none of the atlas, geodesic, sample or t-SNE sizes
     rc = main(["analyze", "--out", str(tmp_path / "a"), "--no-progress", "--provider", "cpu"])
     assert rc == 0
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
