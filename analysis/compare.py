@@ -25,14 +25,14 @@ def key_rows(metrics: list[ModelMetrics]) -> list[Row]:
     rows = []
     for km in KEY_METRICS:
         values = [km.value(m) for m in metrics]
-        rows.append(
-            Row(
-                km.label,
-                list(values),
-                best_index(list(values), km.higher_is_better),
-                "higher is better" if km.higher_is_better else "lower is better",
-            )
-        )
+        note = "higher is better" if km.higher_is_better else "lower is better"
+        if km.key.startswith("samples.frechet_") and "reconstructions" not in km.key:
+            counts = [m.samples.n_samples for m in metrics if m.samples is not None]
+            known = sorted({n for n in counts if n is not None})
+            if known and len(known) == len(set(counts)):  # each distance's sample count
+                note += "; " + " / ".join(f"{n:,}" for n in known) + " decoded samples"
+        rows.append(Row(km.label, list(values), best_index(list(values), km.higher_is_better),
+                        note))  # fmt: skip
     return rows
 
 

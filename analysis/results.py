@@ -110,6 +110,9 @@ class SampleMetrics(JsonMixin):
     frechet_standard_normal: float
     frechet_fitted_gaussian: float | None = None  # needs the encoder's embeddings
     frechet_reconstructions: float | None = None  # needs the encoder
+    # images decoded from each latent distribution (N(0, I), the fitted Gaussian): the two
+    # distances above depend on it (docs/models.md); the reconstructions are the test set
+    n_samples: int | None = None
 
 
 @dataclass

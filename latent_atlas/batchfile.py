@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from latent_atlas.groups import GroupConfig, expand
-from latent_atlas.pipeline import AnalysisConfig
+from latent_atlas.pipeline import AnalysisConfig, check_samples
 from latent_atlas.runs import ComparisonConfig
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
@@ -231,6 +231,8 @@ def _analysis(entry: dict, where: str) -> dict[str, Any]:
             out[field_name] = _typed(v, str, where, "provider = auto, cuda or cpu")
         elif key in ("gradient_threshold", "threshold"):
             out[field_name] = float(_typed(v, (int, float), where, f"{key} = a number"))
+        elif key == "samples":
+            out[field_name] = check_samples(v, f"{where}: samples =")
         else:
             out[field_name] = _typed(v, int, where, f"{key} = an integer")
     return out
@@ -394,6 +396,8 @@ def read_batch_file(path: Path, base: AnalysisConfig) -> Batch:
     for i, e in enumerate(entries, 1):
         where = f"batch file {path}, comparison #{i}"
         _typed(e, dict, where, "a [[comparison]] table")
+        if isinstance(e.get("name"), str) and e["name"].isprintable():
+            where += f" ({e['name'][:40]!r})"  # the entry as its author knows it
         unknown = set(e) - ENTRY_KEYS
         if unknown:
             raise AtlasError(

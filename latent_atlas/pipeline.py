@@ -78,6 +78,25 @@ def check_runtime(provider: object, threads: object, batch_size: object) -> None
         raise AtlasError(f"--provider: {provider!r}, expected auto, cuda or cpu")
 
 
+# what --samples (and a batch entry's samples) may be: the Fréchet distance's covariance of the
+# classifier's features (128 of them for the shipped one) needs many more samples than
+# features, and 200 000 keeps the features of one distribution at ~100 MB. AnalysisConfig
+# itself takes any count >= 2 (tests use a few hundred on toy classifiers).
+SAMPLES_RANGE = (1_000, 200_000)
+
+
+def check_samples(n: object, where: str) -> int:
+    """``n`` if it is a sample count a user may ask for (:data:`SAMPLES_RANGE`), else one line
+    naming ``where`` it came from."""
+    lo, hi = SAMPLES_RANGE
+    if not isinstance(n, int) or isinstance(n, bool) or not lo <= n <= hi:
+        raise AtlasError(
+            f"{where} {n!r}: expected an integer from {lo} to {hi} (images decoded per latent "
+            "distribution for the Fréchet distances; default 5000)"
+        )
+    return n
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Knobs of the analysis. Thresholds are in the units of the metric they apply to."""
@@ -93,9 +112,8 @@ class AnalysisConfig:
     silhouette_sample: int = 5000
     trust_sample: int = 2000
     # decoded samples per latent distribution for the Fréchet distances: at 5 000 the shipped
-    # models' distances vary by 0.3–0.8 % between draws (10 000: 0.2–0.7 %), within 0.5 % of
-    # their 80 000-sample values; 10 000 (the default before) costs ~1.2 CPU s more per model
-    # (measured: docs/models.md)
+    # pair's four distances lie within 1.5 % of their 80 000-sample values (10 000: 0.7 %);
+    # 10 000, the default before, costs ~1.2 CPU s more per model (docs/models.md)
     n_samples: int = 5_000
     seed: int = 0
     batch_size: int = 4096
@@ -372,7 +390,6 @@ def embedding_metrics(
     """The embedding measures of ``emb``; ``cache`` keeps trustworthiness's input-space
     ranks for the next model embedding the same images."""
     mean, cov = em.gaussian_fit(emb)
-    mean, cov = em.gaussian_fit(emb)
     centroids, spreads = em.class_centroids(emb, labels, len(names))
     sub = rng.choice(len(emb), min(cfg.trust_sample, len(emb)), replace=False)
     pred = em.knn_predictions(emb, labels, cfg.knn_k, cfg.folds, cfg.seed)
@@ -543,6 +560,7 @@ def analyze_model(
             # reference point: the Fréchet distance of the model's own reconstructions
             frechet_reconstructions=None if rec_feats is None
             else sa.frechet_from_features(rec_feats, real_feats),
+            n_samples=cfg.n_samples,
         )  # fmt: skip
         if emb is None:
             missing["samples.frechet_fitted_gaussian"] = "not available: no encoder"

@@ -689,6 +689,7 @@ def ranking(results: list[dict]) -> list[dict]:
             assert isinstance(m, ModelMetrics)
             rows.append({"comparison": r["name"], "model": name, "latent_dim": latent_dim,
                          "explore": r.get("explore"),
+                         "samples": m.samples.n_samples if m.samples is not None else None,
                          "values": [km.value(m) for km in KEY_METRICS]})  # fmt: skip
     rows.sort(key=lambda row: -(row["values"][0] or 0))
     return rows

@@ -241,6 +241,8 @@ ROWS = [
     Row("bench size one", lambda t: ["bench", "--sizes", "1", "--decoder", str(t / "d.onnx")], "--sizes: 1, expected N >= 2"),
     Row("report jobs zero", lambda t: ["report", "--jobs", "0", "--out", str(t / "out")], "--jobs: 0, expected >= 1"),
     Row("report same labels", lambda t: ["report", "--label", "A", "--label", "A", "--out", str(t / "out")], "two models are labelled 'A'"),
+    Row("report three samples", lambda t: ["report", "--samples", "3", "--out", str(t / "out")], "--samples 3: expected an integer from 1000 to 200000"),
+    Row("report samples too many", lambda t: ["report", "--samples", "99999999999", "--out", str(t / "out")], "--samples 99999999999: expected an integer from 1000 to 200000"),
 ]  # fmt: skip
 
 

@@ -188,14 +188,14 @@ def test_the_newer_report_flags_reach_a_comparisons_analysis(tmp_path):
     batch = tmp_path / "b.toml"
     batch.write_text('[[comparison]]\nname = "x"\nmodels = ["a", "b"]\nthreshold = 0.05\n'
                      "k = 3\nplane_images = [4, 5, 6]\ngradient_threshold = 0.5\n"
-                     'provider = "cpu"\nthreads = 2\nbatch_size = 64\nsamples = 10000\n'
+                     'provider = "cpu"\nthreads = 2\nbatch_size = 64\nsamples = 1000\n'
                      '[[comparison.grid]]\nsteps = 9\nmode = "auto"\nplane = "images"\n'
                      "images = [1, 2, 3]\n")  # fmt: skip
     [cfg] = read_batch_file(batch, FAST).comparisons
     a = cfg.analysis
     assert (a.active_threshold, a.traverse_k, a.plane_images) == (0.05, 3, (4, 5, 6))
     assert (a.gradient_threshold, a.provider, a.threads, a.batch_size) == (0.5, "cpu", 2, 64)
-    assert a.n_samples == 10000
+    assert a.n_samples == 1000  # the smallest a user may ask for
     [spec] = a.grids
     assert (spec.plane, spec.images, spec.steps) == ("images", (1, 2, 3), (9, 9))
     assert set(ANALYSIS_KEYS) <= ENTRY_KEYS
@@ -208,8 +208,10 @@ def test_the_newer_report_flags_reach_a_comparisons_analysis(tmp_path):
         ("threshold = -1\n", "--threshold"),
         ('k = "many"\n', "k = an integer"),
         ("plane_images = [1, 2]\n", "plane_images"),
-        ("samples = 1\n", "samples: 1, expected an integer >= 2"),
-        ("samples = 2.5\n", "samples = an integer"),
+        ("samples = 999\n", r"comparison #1 \('x'\): samples = 999: expected an integer from 1000"),
+        ("samples = 200001\n", "samples = 200001: expected an integer from 1000 to 200000"),
+        ("samples = 2.5\n", "samples = 2.5: expected an integer"),
+        ("samples = true\n", "samples = True: expected an integer"),
     ],
 )
 def test_bad_analysis_keys_are_one_line(tmp_path, extra, match):

@@ -187,6 +187,25 @@ def test_best_is_marked_only_where_it_is_defined():
     assert rows[0].values == [0.6, 0.9, 0.7] and rows[0].best == 1
 
 
+def test_the_frechet_rows_say_how_many_samples_each_distance_took():
+    from dataclasses import replace
+
+    from latent_atlas.analysis.results import SampleMetrics
+
+    def with_samples(n):
+        return replace(_model(), samples=SampleMetrics("logits", 0.9, 380.0, 390.0, 300.0, n))
+
+    rows = {r.metric: r.note for r in key_rows([with_samples(5000), with_samples(5000)])}
+    assert rows["Fréchet, N(0,I) samples"] == "lower is better; 5,000 decoded samples"
+    assert rows["Fréchet, fitted Gaussian"] == "lower is better; 5,000 decoded samples"
+    assert rows["k-NN accuracy"] == "higher is better"
+    mixed = {r.metric: r.note for r in key_rows([with_samples(5000), with_samples(10000)])}
+    assert mixed["Fréchet, N(0,I) samples"].endswith("5,000 / 10,000 decoded samples")
+    # a metrics.json of an earlier report has no count: nothing is claimed
+    older = {r.metric: r.note for r in key_rows([with_samples(None), with_samples(5000)])}
+    assert older["Fréchet, N(0,I) samples"] == "lower is better"
+
+
 def test_all_rows_cover_every_model():
     a = _model()
     b = ModelMetrics(None, None, None, {SEED_GRID: _grid()}, {"embedding": "no encoder"})

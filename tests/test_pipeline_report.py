@@ -128,6 +128,8 @@ def test_batch_continues_past_a_broken_entry(toy, tmp_path):
     index = (out / "index.html").read_text()
     assert 'href="good/report.html"' in index and "broken" in index
     assert not (out / "broken").exists()
+    # the Fréchet distances' sample count is a column of its own (FAST: 300)
+    assert ">Fréchet samples</th>" in index and index.count("<td>300</td>") == 2
 
 
 def test_cli_batch_exit_code_and_error_line(toy, tmp_path, capsys, monkeypatch):
@@ -266,6 +268,20 @@ def test_the_samples_flag_and_the_analysis_default_agree():
     assert flags.analysis_config(args).n_samples == 10000
     default = build_parser().parse_args(["report"])
     assert flags.analysis_config(default).n_samples == 5000
+    # the range a user may ask for, at its edges (AnalysisConfig itself takes any count >= 2)
+    for ok in (1000, 200_000):
+        assert (
+            flags.analysis_config(
+                build_parser().parse_args(["report", "--samples", str(ok)])
+            ).n_samples
+            == ok
+        )
+    for bad in (999, 200_001, 3, 0, -5):
+        args = build_parser().parse_args(["report", f"--samples={bad}"])
+        with pytest.raises(
+            AtlasError, match=rf"--samples {bad}: expected an integer from 1000 to 200000"
+        ):
+            flags.analysis_config(args)
 
 
 @pytest.mark.parametrize("workers", [2, 3, 7])
