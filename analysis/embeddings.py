@@ -265,15 +265,8 @@ def trustworthiness_from_ranks(
     ----------
     ranks : array_like of int, shape [N, N]
         :func:`input_ranks` of the inputs.
-    embeddings : array_like, shape [N, d]
-        Latent codes of the same N inputs.
-    n_neighbors : int, default 5
-        Neighbourhood size, at least 1 and below N / 2.
-
-    Returns
-    -------
-    float
-        As :func:`trustworthiness_score`.
+    embeddings, n_neighbors
+        As for :func:`trustworthiness_score`, and so is the value returned.
     """
     r = np.asarray(ranks)
     n = r.shape[0] if r.ndim == 2 else 0
