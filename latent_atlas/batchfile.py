@@ -28,9 +28,8 @@ themselves); paths are relative to the file.
 
 A ``[[comparison]]`` also takes the report's analysis flags (``gradient_threshold``,
 ``threshold``, ``k``, ``plane_images``, ``samples``, ``provider``, ``threads``, ``batch_size``)
-and a grid
-table takes ``images = [A, B, C]`` with ``plane = "images"``: :data:`REPORT_FLAG_KEYS` says
-where each flag of ``latent-atlas report`` goes.
+and a grid table takes ``images = [A, B, C]`` with ``plane = "images"``:
+:data:`REPORT_FLAG_KEYS` says where each flag of ``latent-atlas report`` goes.
 
     [[geometry]]                  # latent-atlas geometry, into out/<name>/
     name = "vae-geometry"

@@ -83,6 +83,7 @@ def check_runtime(provider: object, threads: object, batch_size: object) -> None
 # features, and 200 000 keeps the features of one distribution at ~100 MB. AnalysisConfig
 # itself takes any count >= 2 (tests use a few hundred on toy classifiers).
 SAMPLES_RANGE = (1_000, 200_000)
+DEFAULT_SAMPLES = 5_000  # AnalysisConfig.n_samples (commands.flags.SAMPLES: the same, tested)
 
 
 def check_samples(n: object, where: str) -> int:
@@ -92,7 +93,7 @@ def check_samples(n: object, where: str) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or not lo <= n <= hi:
         raise AtlasError(
             f"{where} {n!r}: expected an integer from {lo} to {hi} (images decoded per latent "
-            "distribution for the Fréchet distances; default 5000)"
+            f"distribution for the Fréchet distances; default {DEFAULT_SAMPLES})"
         )
     return n
 
@@ -114,7 +115,7 @@ class AnalysisConfig:
     # decoded samples per latent distribution for the Fréchet distances: at 5 000 the shipped
     # pair's four distances lie within 1.5 % of their 80 000-sample values (10 000: 0.7 %);
     # 10 000, the default before, costs ~1.2 CPU s more per model (docs/models.md)
-    n_samples: int = 5_000
+    n_samples: int = DEFAULT_SAMPLES
     seed: int = 0
     batch_size: int = 4096
     provider: str = "auto"
@@ -449,12 +450,19 @@ def real_features(
     return cache.real_features[key]
 
 
+def decode_slice(model: Model, clf: OnnxModel | None, batch_size: int) -> int:
+    """Codes per slice when decoding (and classifying) a large set a slice at a time: a whole
+    number of both models' batches, so every onnxruntime call sees the rows it sees on the
+    whole array."""
+    step = min(batch_size, model.decoder.max_batch)
+    return step if clf is None else math.lcm(step, min(batch_size, clf.max_batch))
+
+
 def decoded_features(model: Model, clf: OnnxModel, z: np.ndarray, batch_size: int) -> np.ndarray:
     """The classifier's features ``[N, F]`` of the images decoded from codes ``z`` ``[N, d]``,
     a slice of codes at a time, so only one slice's images are ever held (3 MB instead of
-    31 MB for 10 000 Fashion-MNIST samples). Each slice is a whole number of both models'
-    batches, so every onnxruntime call sees the rows it sees on the whole array."""
-    step = math.lcm(min(batch_size, model.decoder.max_batch), min(batch_size, clf.max_batch))
+    31 MB for 10 000 Fashion-MNIST samples), slices of :func:`decode_slice`."""
+    step = decode_slice(model, clf, batch_size)
     parts = [clf.logits_and_features(model.decode(z[i : i + step], batch_size), batch_size)[1]
              for i in range(0, len(z), step)]  # fmt: skip
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -468,8 +476,7 @@ def reconstruct(
     :func:`analysis.samples.per_image_errors`) and, with a classifier, the logits and features
     of the reconstructions. Only one slice of reconstructions is ever held (3 MB, not the
     31 MB + 63 MB of float64 errors of the whole Fashion-MNIST test set)."""
-    step = math.lcm(min(batch_size, model.decoder.max_batch),
-                    min(batch_size, clf.max_batch) if clf is not None else 1)  # fmt: skip
+    step = decode_slice(model, clf, batch_size)
     errors, logits, feats = [], [], []
     for i in range(0, len(emb), step):
         x_hat = model.decode(emb[i : i + step], batch_size)
