@@ -126,7 +126,8 @@ class AnalysisConfig:
     atlas_steps: int = 128
     # decoder geometry (latent_atlas.geometry) on the first grid, and geodesics between the
     # test-set centroids of the classes the seed study names, started on a geometry_graph²
-    # graph; 0: none. 48² keeps it to about a second per model
+    # graph, and the explorer's geometry layer on a grid of the same size; 0: none. 48² keeps
+    # it to about a second per model
     geometry_graph: int = 48
     # what a report adds per model (latent_atlas.highdim): reconstructions, prior samples and,
     # above 2 dims, diagnostics, traversals, interpolation, PCA and three-image planes, t-SNE

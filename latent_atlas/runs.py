@@ -373,11 +373,15 @@ def explorer_models(
     test embeddings, the planes of its other grids to switch to), and the classifier it runs."""
     path = cfg.classifier_for(comp.data)
     classifier = cache.classifier(path, comp.data, cfg.analysis) if path else None
+    # the page's geometry layer on the report's geodesic graph size (0: none; at least the
+    # 3 points per axis a geometry grid needs)
+    graph = cfg.analysis.geometry_graph
+    geo_steps = max(3, graph) if graph else 0
     models = [
         explorer_model(m.name, m.model.decoder, classifier, m.grids[0].grid.spec, m.embeddings,
                        comp.data.test.labels, knn_k=cfg.analysis.knn_k, seed=cfg.analysis.seed,
                        atlas=m.atlas.atlas if m.atlas else None,
-                       others=[g.grid.spec for g in m.grids[1:]])
+                       others=[g.grid.spec for g in m.grids[1:]], geometry_steps=geo_steps)
         for m in comp.models
     ]  # fmt: skip
     return models, OnnxFile.of(classifier) if classifier else None

@@ -121,6 +121,17 @@ def toy(tmp_path_factory):
     return {"root": root, "data": data, "protos": protos, **folders}
 
 
+# The sizes :func:`lean_analysis` lowers (AnalysisConfig fields), and the same for a test's
+# own ``python -c`` script: LEAN_PRELUDE, put before the script's first use of the CLI.
+LEAN = {"atlas_steps": 32, "geometry_graph": 16, "n_samples": 2000, "tsne_points": 500}
+LEAN_PRELUDE = f"""
+from dataclasses import replace as _replace
+from latent_atlas.commands import flags as _flags
+_full = _flags.analysis_config
+_flags.analysis_config = lambda args: _replace(_full(args), **{LEAN!r})
+"""
+
+
 @contextlib.contextmanager
 def lean_analysis() -> Iterator[None]:
     """The CLI's analysis settings at smaller sizes of what is costly and only measured, not
@@ -130,19 +141,15 @@ def lean_analysis() -> Iterator[None]:
     figures and pages it writes, how it fails). ``make report``'s report keeps the defaults."""
     from dataclasses import replace
 
-    from latent_atlas import explorer
     from latent_atlas.commands import flags
 
     full = flags.analysis_config
 
     def lean(args):
-        return replace(
-            full(args), atlas_steps=32, geometry_graph=16, n_samples=2000, tsne_points=500
-        )
+        return replace(full(args), **LEAN)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(flags, "analysis_config", lean)
-        mp.setattr(explorer, "GEOMETRY_STEPS", 16)
         yield
 
 

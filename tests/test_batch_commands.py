@@ -27,7 +27,8 @@ from latent_atlas.engine import EngineConfig
 from latent_atlas.pipeline import AnalysisConfig
 from latent_atlas.runs import run_batch
 
-FAST = AnalysisConfig(n_samples=300, trust_sample=100, silhouette_sample=200)
+FAST = AnalysisConfig(n_samples=300, trust_sample=100, silhouette_sample=200, atlas_steps=32,
+                      geometry_graph=16)  # fmt: skip
 
 
 def _decoder(tmp_path: Path) -> Path:

@@ -300,7 +300,8 @@ def test_a_batch_on_ray_writes_the_same_metrics_as_the_local_engine(toy, tmp_pat
     from latent_atlas.pipeline import AnalysisConfig
     from latent_atlas.runs import run_batch
 
-    fast = AnalysisConfig(n_samples=300, trust_sample=100, silhouette_sample=200)
+    fast = AnalysisConfig(n_samples=300, trust_sample=100, silhouette_sample=200,
+                          atlas_steps=32, geometry_graph=16)  # fmt: skip
     out, comps = read_batch(_toy_batch(toy, tmp_path, n=2), fast)
     results = {}
     for kind in ("local", "ray"):

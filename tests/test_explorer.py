@@ -577,3 +577,24 @@ def test_the_report_s_other_planes_are_offered_with_their_marks(tmp_path):
     shipped = data["models"][0]["planes"][1]["plane"]
     assert [k["label"] for k in shipped["marks"]] == ["#3", "#10", "#7"]
     assert shipped["marks"][1]["u"] == pytest.approx(images.plane.marks[1][1])
+
+
+@pytest.mark.parametrize(("graph", "steps"), [(0, None), (2, 3), (7, 7)])
+def test_the_geometry_layer_follows_the_reports_geodesic_graph_size(toy, graph, steps):
+    """The page's geometry grid is AnalysisConfig.geometry_graph points per axis (what a test
+    session or a batch entry lowers reaches a worker process too), 0 none, never below the 3
+    a geometry grid needs."""
+    from latent_atlas.pipeline import AnalysisConfig, Cache
+    from latent_atlas.runs import ComparisonConfig, explorer_models, run_analyses
+
+    fast = AnalysisConfig(grids=(GridSpec(steps=(5, 5)),), n_samples=300, trust_sample=100,
+                          silhouette_sample=200, atlas_steps=4, geometry_graph=graph,
+                          extras=False)  # fmt: skip
+    cfg = ComparisonConfig("g", (toy["linear"],), classifier=None, analysis=fast)
+    cache = Cache()
+    models, _ = explorer_models(cfg, run_analyses(cfg, cache, toy["data"]), cache)
+    geometry = models[0].geometry
+    if steps is None:
+        assert geometry is None
+    else:
+        assert geometry is not None and geometry.magnification.shape == (steps, steps)

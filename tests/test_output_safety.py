@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from conftest import LEAN_PRELUDE
 from hostile_onnx import if_constant_decoder, write_key
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -500,8 +501,9 @@ def test_serial_batch_keeps_each_comparisons_labels(toy_data, tmp_path):
 
 
 # ---------------------------------------------------------------------------- signals, temps
-DRIVER = textwrap.dedent(
-    """
+DRIVER = (
+    textwrap.dedent(
+        """
     import os, sys, time
     import numpy as np
     import latent_atlas.runs as runs
@@ -523,11 +525,17 @@ DRIVER = textwrap.dedent(
             return out
         setattr(runs, pause, held)
     from latent_atlas.cli import main
+    """
+    )
+    + LEAN_PRELUDE
+    + textwrap.dedent(
+        """
     print("ready", flush=True)  # imports done: the command itself starts now
     code = main(sys.argv[1:])
     print("done", flush=True)  # the command's work is over: what follows is teardown
     sys.exit(code)
     """
+    )
 )
 
 

@@ -20,7 +20,8 @@ from latent_atlas.pipeline import AnalysisConfig, Cache, analyze_model
 from latent_atlas.runs import ComparisonConfig, run_batch
 
 SEED_GRID = GridSpec()
-FAST = AnalysisConfig(grids=(SEED_GRID,), n_samples=300, trust_sample=100, silhouette_sample=200)
+FAST = AnalysisConfig(grids=(SEED_GRID,), n_samples=300, trust_sample=100, silhouette_sample=200,
+                      atlas_steps=32, geometry_graph=16)  # fmt: skip
 
 
 def _analyze(toy, name, cfg=FAST, classifier=True):

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from conftest import LEAN_PRELUDE
 from latent_atlas.toolkit.atomic import atomic_open, write_text
 from latent_atlas.toolkit.grid import GridSpec
 
@@ -127,7 +128,8 @@ def test_the_analysis_runs_blas_on_one_thread_and_gives_the_setting_back(toy):
 # A report run that holds at the swap (where the previous report starts to be replaced) so
 # that a signal lands exactly there; SWAP_MODE: "before" holds just before the exchange,
 # "after" just after it, "renames" holds before a swap made of two renames (no renameat2).
-SWAP_SCRIPT = """
+SWAP_SCRIPT = (
+    """
 import os, sys, time
 import latent_atlas.toolkit.atomic as atomic
 mode = os.environ["SWAP_MODE"]
@@ -145,8 +147,12 @@ def held(new, target):
     return out
 atomic._swap = held
 from latent_atlas.cli import main
+"""
+    + LEAN_PRELUDE
+    + """
 sys.exit(main(sys.argv[1:]))
 """
+)
 
 
 def _npz_data(path):
@@ -163,7 +169,11 @@ def _report(toy, data, out, steps, script=None, **env):
     args = ["report", "--model", str(toy["linear"]), "--model", str(toy["regions"]),
             "--classifier", str(toy["root"] / "classifier.onnx"), "--data", str(data),
             "--out", str(out), "--steps", str(steps), "--name", "cmp", "--no-progress"]  # fmt: skip
-    code = script or "import sys; from latent_atlas.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = script or (
+        "import sys\nfrom latent_atlas.cli import main\n"
+        + LEAN_PRELUDE
+        + "sys.exit(main(sys.argv[1:]))"
+    )
     return subprocess.Popen([sys.executable, "-c", code, *args], env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
