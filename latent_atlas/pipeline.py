@@ -830,6 +830,22 @@ def _one_malloc_arena() -> None:
             ctypes.CDLL(None).mallopt(m_arena_max, 1)
 
 
+def release_freed_memory() -> bool:
+    """Give the pages of memory freed so far back to the system (glibc's ``malloc_trim``):
+    glibc keeps what the analyses' temporaries freed (distance matrices, stencils, batches)
+    in its heap, resident, and a report's figures and explorer then come on top of it
+    (two-model report peak 562 → 531 MB; trimming takes milliseconds). True where it was
+    done (Linux with glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # another C library (musl has no malloc_trim)
+        return False
+    trim(0)
+    return True
+
+
 def _ended(
     work: Callable[[T, Callable[[str], None]], R],
     item: T,
@@ -869,9 +885,11 @@ def analyze_models(
             if not isinstance(source, Model):
                 cache.model(source, run_cfg, data.image_shape)
     pairs = list(zip(sources, names, strict=True))
-    return in_parallel(
+    analyses = in_parallel(
         pairs,
         lambda p, st: analyze_model(p[0], classifier_path, data, run_cfg, cache, p[1], st),
         workers,
         stage,
     )
+    release_freed_memory()
+    return analyses
