@@ -107,7 +107,6 @@ def test_flagged_sqrtm_is_scipys_square_root_with_its_warning():
     assert sa.frechet_distance(mu, singular, mu, singular) == pytest.approx(0.0, abs=1e-5)
 
 
-
 TRIM_SCRIPT = """
 import ctypes, numpy as np
 from latent_atlas.pipeline import release_freed_memory
@@ -140,7 +139,14 @@ def test_freed_memory_goes_back_to_the_system_after_the_analyses(toy, monkeypatc
         assert done == "True" and after < held - 32, out
     calls = []
     monkeypatch.setattr(pipeline, "release_freed_memory", lambda: calls.append(1) or True)
-    lean = AnalysisConfig(grids=(GridSpec(),), n_samples=300, trust_sample=100,
-                          silhouette_sample=200, atlas_steps=0, geometry_graph=0, extras=False)
+    lean = AnalysisConfig(
+        grids=(GridSpec(),),
+        n_samples=300,
+        trust_sample=100,
+        silhouette_sample=200,
+        atlas_steps=0,
+        geometry_graph=0,
+        extras=False,
+    )
     analyze_models([toy["linear"]], ["A"], None, toy["data"], lean)  # fmt: skip
     assert calls == [1]
