@@ -262,11 +262,17 @@ def test_bench_on_a_decoder_of_another_image_size(capsys):
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_report_row_counts_the_childs_cpu():
+def test_report_row_counts_the_childs_cpu(monkeypatch):
+    from conftest import LEAN_PRELUDE
+
+    # the child's report at the suite's lean sizes (conftest.LEAN)
+    main = "from latent_atlas.cli import main\n"
+    assert main in REPORT_PROBE
+    monkeypatch.setattr(bench, "REPORT_PROBE", REPORT_PROBE.replace(main, main + LEAN_PRELUDE))
     cfg = BenchConfig(SHIPPED / "vae" / "decoder.onnx", measure_memory=False)
     rep = bench.report_child(cfg, "two-model")
-    # the parent only waits: CPU seconds of the wrong process would be ~0; a report decodes
-    # and classifies ~100 000 images
+    # the parent only waits: CPU seconds of the wrong process would be ~0; a lean report
+    # still decodes and classifies ~40 000 images
     assert rep["cpu_seconds"] > 1.0 and rep["seconds"] > 0.5
     assert rep["cores"] == bench.usable_cores() >= 1
     assert rep["cpu_bound_seconds"] == pytest.approx(rep["cpu_seconds"] / rep["cores"])
