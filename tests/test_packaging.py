@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import LEAN_PRELUDE
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -144,9 +145,13 @@ def test_wheel_is_a_working_install(wheel, tmp_path):
     # the pair alone (make report's seed groups are the same code on more models, tested on
     # the repository's artifacts); the seeds came with the wheel all the same
     assert len(list((shipped / "seeds").glob("*/decoder.onnx"))) >= 8
-    r = _run([*cli, "report", "--model", str(shipped / "vae"), "--model", str(shipped / "ae"),
-              "--label", "VAE", "--label", "AE", "--name", "vae-vs-ae", "--steps", "5",
-              "--no-progress", "--out", "reports"], cwd=work, env=env)  # fmt: skip
+    # at the suite's lean sizes (conftest.LEAN), through the installed package's main()
+    lean = "import sys\nfrom latent_atlas.cli import main\n" + LEAN_PRELUDE
+    lean += "sys.exit(main(sys.argv[1:]))"
+    r = _run([str(python), "-c", lean, "report", "--model", str(shipped / "vae"),
+              "--model", str(shipped / "ae"), "--label", "VAE", "--label", "AE", "--name",
+              "vae-vs-ae", "--steps", "5", "--no-progress", "--out", "reports"],
+             cwd=work, env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     metrics = json.loads((work / "reports" / "vae-vs-ae" / "metrics.json").read_text())
     assert set(metrics["models"]) == {"VAE", "AE"}
