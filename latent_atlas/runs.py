@@ -445,11 +445,20 @@ def run_comparison(
     # a second core is free (not inside a batch's worker process)
     spare = parallel_workers(2) > 1
     pool = ThreadPoolExecutor(1, thread_name_prefix="explorer") if spare else None
-    explorer_job = pool.submit(explorer_models, cfg, comp, cache) if pool else None
+
+    def explorer_timed() -> tuple[list[ExplorerModel], OnnxFile | None]:
+        timer(f"{cfg.name}: explorer")  # timed on its own thread, beside the plot
+        try:
+            return explorer_models(cfg, comp, cache)
+        finally:
+            timer.end()
+
+    explorer_job = pool.submit(explorer_timed) if pool else None
     try:
         sections = _report_sections(cfg, comp, timer)
         figures = figures_of(sections)
-        timer(f"{cfg.name}: explorer")
+        # on a thread, the explorer's own seconds are its stage; here only the wait for it
+        timer(f"{cfg.name}: explorer" if pool is None else f"{cfg.name}: waiting for the explorer")
         if explorer_job is not None:
             explore, explore_classifier = explorer_job.result()
         else:

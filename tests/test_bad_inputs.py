@@ -1031,3 +1031,35 @@ def test_a_flat_code_direction_is_reported_not_refused(tmp_path, monkeypatch):
     assert "covariance is singular" in flat["embedding.kl_to_standard_normal"]
     assert models["m"]["metrics"]["embedding"]["kl_to_standard_normal"] is None
     assert "embedding.kl_to_standard_normal" not in models["m2"]["metrics"]["not_available"]
+
+
+@pytest.mark.parametrize("command", ["report", "analyze"])
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("--model", "model .*nope: does not exist; expected a model folder"),
+        ("second --model", "model .*nope: does not exist; expected a model folder"),
+        ("--group member", "model .*nope: does not exist; expected a model folder"),
+        ("folder without decoder.onnx", r"no decoder.onnx \(found no .onnx files\)"),
+    ],
+)
+def test_a_wrong_model_path_is_one_line_before_any_work(command, where, expected, tmp_path,
+                                                         capsys):  # fmt: skip
+    """Cold try: with the progress bar on (no --no-progress) and stderr not a terminal, a
+    missing model printed four lines of a bar that ended at "100%" before the error, after the
+    data was loaded; now the paths are checked first: one line, nothing written."""
+    toy_pair(tmp_path / "m")
+    (tmp_path / "empty").mkdir()
+    nope = str(tmp_path / "nope")
+    args = {
+        "--model": ["--model", nope, "--model", str(tmp_path / "m")],
+        "second --model": ["--model", str(tmp_path / "m"), "--model", nope],
+        "--group member": ["--group", f"G={tmp_path / 'm'},{nope}"],
+        "folder without decoder.onnx": ["--model", str(tmp_path / "empty")],
+    }[where]
+    before = sorted(tmp_path.rglob("*"))
+    assert main([command, *args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(expected, err[0]), err
+    assert err[0].startswith(f"latent-atlas {command}: error: model "), err
+    assert sorted(tmp_path.rglob("*")) == before

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -598,3 +599,37 @@ def test_the_geometry_layer_follows_the_reports_geodesic_graph_size(toy, graph, 
         assert geometry is None
     else:
         assert geometry is not None and geometry.magnification.shape == (steps, steps)
+
+
+@pytest.mark.parametrize("spare", [True, False])
+def test_timings_give_the_explorers_own_seconds(toy, tmp_path, monkeypatch, spare):
+    """Cold try: built on a thread beside the figures, the explorer's stage in timings.json
+    was the main thread's wait for it (0.0 s). Now the thread times its own work under
+    "explorer" and the wait is a stage of its own; with no spare core, one "explorer" stage."""
+    import latent_atlas.runs as rep
+    from latent_atlas.pipeline import AnalysisConfig
+    from latent_atlas.runs import ComparisonConfig, run_comparison
+
+    monkeypatch.setattr(rep, "parallel_workers", lambda n: min(n, 2) if spare else 1)
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
+    slow = rep.explorer_models
+
+    def explorer_models(*a, **k):  # at least 0.2 s, whatever the machine
+        time.sleep(0.2)
+        return slow(*a, **k)
+
+    monkeypatch.setattr(rep, "explorer_models", explorer_models)
+    fast = AnalysisConfig(
+        grids=(GridSpec(steps=(5, 5)),),
+        n_samples=300,
+        trust_sample=100,
+        silhouette_sample=200,
+        atlas_steps=8,
+        geometry_graph=6,
+        extras=False,
+    )
+    cfg = ComparisonConfig("t", (toy["linear"],), classifier=None, analysis=fast)
+    run_comparison(cfg, tmp_path / "t")
+    stages = json.loads((tmp_path / "t" / "timings.json").read_text())["stages_seconds"]
+    assert stages["t: explorer"] >= 0.2
+    assert ("t: waiting for the explorer" in stages) == spare

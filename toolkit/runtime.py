@@ -879,6 +879,33 @@ def check_pair(encoder: OnnxModel, decoder: OnnxModel) -> None:
         )
 
 
+def model_paths(source: Path | str) -> tuple[Path, Path | None]:
+    """The decoder file of a model source (a folder with ``decoder.onnx``, or a decoder
+    ``.onnx`` file) and, for a folder, where its encoder would be; refused, from the file
+    system alone, where there is no decoder (commands check their models with it before any
+    work, so a wrong path is answered at once)."""
+    source = Path(source)
+    if source.is_file() or source.suffix == ".onnx":
+        if not source.exists():
+            raise AtlasError(f"model {source}: not found; expected a decoder .onnx file")
+        return source, None
+    if source.exists() and not source.is_dir():
+        onnx_checks.check_file_size(source)  # a FIFO or a device: says which, reads nothing
+    if not source.is_dir():
+        raise AtlasError(
+            f"model {source}: does not exist; expected a model folder (decoder.onnx, "
+            "optionally encoder.onnx) or a decoder .onnx file"
+        )
+    dec_path = source / "decoder.onnx"
+    if not dec_path.exists():
+        found = sorted(p.name for p in source.glob("*.onnx"))
+        raise AtlasError(
+            f"model {source}: no decoder.onnx (found {found or 'no .onnx files'}); expected "
+            "decoder.onnx, and encoder.onnx when the model has one"
+        )
+    return dec_path, source / "encoder.onnx"
+
+
 def load(
     source: Path | str,
     provider: str = "auto",
@@ -889,28 +916,13 @@ def load(
     """A model from a folder (``decoder.onnx``, with ``encoder.onnx`` when there is one) or a
     single decoder ``.onnx`` file; hashes checked against the folder's manifest.json."""
     source = Path(source)
-    if source.is_file() or source.suffix == ".onnx":
-        if not source.exists():
-            raise AtlasError(f"model {source}: not found; expected a decoder .onnx file")
+    dec_path, enc_path = model_paths(source)
+    if enc_path is None:  # a single decoder file
         manifest = read_manifest(source.parent)
         decoder = load_model(source, "decoder", provider, threads, _expected(manifest, source),
                              image_shape)  # fmt: skip
         stem = source.parent.name if source.stem == "decoder" else source.stem
         return Model(name or stem, source, decoder)
-    if source.exists() and not source.is_dir():
-        onnx_checks.check_file_size(source)  # a FIFO or a device: says which, reads nothing
-    if not source.is_dir():
-        raise AtlasError(
-            f"model {source}: does not exist; expected a model folder (decoder.onnx, "
-            "optionally encoder.onnx) or a decoder .onnx file"
-        )
-    dec_path, enc_path = source / "decoder.onnx", source / "encoder.onnx"
-    if not dec_path.exists():
-        found = sorted(p.name for p in source.glob("*.onnx"))
-        raise AtlasError(
-            f"model {source}: no decoder.onnx (found {found or 'no .onnx files'}); expected "
-            "decoder.onnx, and encoder.onnx when the model has one"
-        )
     manifest = read_manifest(source)
     decoder = load_model(dec_path, "decoder", provider, threads, _expected(manifest, dec_path),
                          image_shape)  # fmt: skip

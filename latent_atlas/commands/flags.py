@@ -331,6 +331,11 @@ def comparison(args: argparse.Namespace) -> ComparisonConfig:
         models = tuple(Path(m) for m in args.model)
     else:  # each group's first model stands for it in the per-model sections
         models = tuple(g.members[0] for g in groups)
+    if not defaults:  # a wrong model path answered now, before the data and the progress bar
+        from latent_atlas.toolkit.runtime import model_paths
+
+        for m in dict.fromkeys((*models, *(p for g in groups for p in g.members))):
+            model_paths(m)
     labels = tuple(args.label or (DEFAULT_LABELS if defaults else ()))
     if not args.model and groups and not args.label:
         labels = tuple(g.label for g in groups)
