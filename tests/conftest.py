@@ -121,6 +121,18 @@ def toy(tmp_path_factory):
     return {"root": root, "data": data, "protos": protos, **folders}
 
 
+def toy_analysis(**changes):
+    """An AnalysisConfig sized for the toy models and data (a few hundred test images): one
+    5×5 grid, 300 samples, small trustworthiness and silhouette subsets; ``changes`` on top."""
+    from latent_atlas.toolkit.grid import GridSpec
+
+    from latent_atlas.pipeline import AnalysisConfig
+
+    sizes = {"grids": (GridSpec(steps=(5, 5)),), "n_samples": 300, "trust_sample": 100,
+             "silhouette_sample": 200}  # fmt: skip
+    return AnalysisConfig(**{**sizes, **changes})
+
+
 # The sizes :func:`lean_analysis` lowers (AnalysisConfig fields), and the same for a test's
 # own ``python -c`` script: LEAN_PRELUDE, put before the script's first use of the CLI.
 LEAN = {"atlas_steps": 32, "geometry_graph": 16, "n_samples": 2000, "tsne_points": 500}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import toy_analysis
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, Plane
 from latent_atlas.toolkit.runtime import load_model
@@ -585,12 +586,10 @@ def test_the_geometry_layer_follows_the_reports_geodesic_graph_size(toy, graph, 
     """The page's geometry grid is AnalysisConfig.geometry_graph points per axis (what a test
     session or a batch entry lowers reaches a worker process too), 0 none, never below the 3
     a geometry grid needs."""
-    from latent_atlas.pipeline import AnalysisConfig, Cache
+    from latent_atlas.pipeline import Cache
     from latent_atlas.runs import ComparisonConfig, explorer_models, run_analyses
 
-    fast = AnalysisConfig(grids=(GridSpec(steps=(5, 5)),), n_samples=300, trust_sample=100,
-                          silhouette_sample=200, atlas_steps=4, geometry_graph=graph,
-                          extras=False)  # fmt: skip
+    fast = toy_analysis(atlas_steps=4, geometry_graph=graph, extras=False)
     cfg = ComparisonConfig("g", (toy["linear"],), classifier=None, analysis=fast)
     cache = Cache()
     models, _ = explorer_models(cfg, run_analyses(cfg, cache, toy["data"]), cache)
@@ -607,7 +606,6 @@ def test_timings_give_the_explorers_own_seconds(toy, tmp_path, monkeypatch, spar
     was the main thread's wait for it (0.0 s). Now the thread times its own work under
     "explorer" and the wait is a stage of its own; with no spare core, one "explorer" stage."""
     import latent_atlas.runs as rep
-    from latent_atlas.pipeline import AnalysisConfig
     from latent_atlas.runs import ComparisonConfig, run_comparison
 
     monkeypatch.setattr(rep, "parallel_workers", lambda n: min(n, 2) if spare else 1)
@@ -619,15 +617,7 @@ def test_timings_give_the_explorers_own_seconds(toy, tmp_path, monkeypatch, spar
         return slow(*a, **k)
 
     monkeypatch.setattr(rep, "explorer_models", explorer_models)
-    fast = AnalysisConfig(
-        grids=(GridSpec(steps=(5, 5)),),
-        n_samples=300,
-        trust_sample=100,
-        silhouette_sample=200,
-        atlas_steps=8,
-        geometry_graph=6,
-        extras=False,
-    )
+    fast = toy_analysis(atlas_steps=8, geometry_graph=6, extras=False)
     cfg = ComparisonConfig("t", (toy["linear"],), classifier=None, analysis=fast)
     run_comparison(cfg, tmp_path / "t")
     stages = json.loads((tmp_path / "t" / "timings.json").read_text())["stages_seconds"]

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import toy_analysis
 from latent_atlas.analysis import samples as sa
 from latent_atlas.toolkit.grid import GridSpec
 from scipy.linalg import sqrtm
@@ -139,14 +140,6 @@ def test_freed_memory_goes_back_to_the_system_after_the_analyses(toy, monkeypatc
         assert done == "True" and after < held - 32, out
     calls = []
     monkeypatch.setattr(pipeline, "release_freed_memory", lambda: calls.append(1) or True)
-    lean = AnalysisConfig(
-        grids=(GridSpec(),),
-        n_samples=300,
-        trust_sample=100,
-        silhouette_sample=200,
-        atlas_steps=0,
-        geometry_graph=0,
-        extras=False,
-    )
+    lean = toy_analysis(grids=(GridSpec(),), atlas_steps=0, geometry_graph=0, extras=False)
     analyze_models([toy["linear"]], ["A"], None, toy["data"], lean)  # fmt: skip
     assert calls == [1]
