@@ -52,6 +52,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # Python < 3.13 drops a "--" even when it is a flag's value: `--name=--` (the only way
+        # a one-value flag gets "--" here; `--name --` is refused) gave [], not "--"
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
     def parse(self, argv: Sequence[str] | None) -> argparse.Namespace:
         """``parse_args``, but a command's unknown flags are reported by the command's own
         parser ("latent-atlas grid: error: …", as every other error), not by the top one, and

@@ -343,6 +343,19 @@ def test_usage_error_is_one_line(capsys):
     assert len(err) == 1 and "--range: expected 2 arguments" in err[0]
 
 
+def test_a_flag_whose_value_is_two_dashes_keeps_it(capsys):
+    """CI (hypothesis): `--name=--` reached the command as [] (argparse before Python 3.13
+    drops a "--" even as a flag's value) and was refused as "a list". It is the value "--";
+    a flag that needs a number says that "--" is not one, in one line."""
+    from latent_atlas.cli import build_parser
+
+    args = build_parser().parse(["report", "--name=--", "--label=--", "--label=x"])
+    assert args.name == "--" and args.label == ["--", "x"]
+    assert main(["grid", "--model", "x", "--batch-size=--"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--batch-size: invalid int value: '--'" in err[0], err
+
+
 # ================================================================ bad data (engineer "data")
 # Every dataset source through the CLI: `report --data X` (the test split only) or
 # `train --data X` (both splits). Kept apart from the rows above to keep merges easy.

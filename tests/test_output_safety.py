@@ -776,6 +776,7 @@ HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 @example(out="../x", name="r1", label_a="../../../../x", label_b="/abs/path/pwn")
 @example(out="..", name="..", label_a="a", label_b="b")
 @example(out=".", name="index.html", label_a="$\\foo$", label_b="b")
+@example(out="00", name="--", label_a="00", label_b="--")  # argparse dropped a "--" value (CI)
 def test_writes_stay_under_the_intended_folder(
     out, name, label_a, label_b, sandbox_models, toy_data, tmp_path_factory, monkeypatch
 ):
