@@ -142,6 +142,9 @@ from latent_atlas.commands import flags as _flags
 _full = _flags.analysis_config
 _flags.analysis_config = lambda args: _replace(_full(args), **{LEAN!r})
 """
+# a whole script: the CLI at the lean sizes, its arguments after `python -c LEAN_MAIN`
+LEAN_MAIN = "import sys\nfrom latent_atlas.cli import main\n" + LEAN_PRELUDE
+LEAN_MAIN += "sys.exit(main(sys.argv[1:]))\n"
 
 
 @contextlib.contextmanager

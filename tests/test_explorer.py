@@ -583,9 +583,9 @@ def test_the_report_s_other_planes_are_offered_with_their_marks(tmp_path):
 
 @pytest.mark.parametrize(("graph", "steps"), [(0, None), (2, 3), (7, 7)])
 def test_the_geometry_layer_follows_the_reports_geodesic_graph_size(toy, graph, steps):
-    """The page's geometry grid is AnalysisConfig.geometry_graph points per axis (what a test
-    session or a batch entry lowers reaches a worker process too), 0 none, never below the 3
-    a geometry grid needs."""
+    """The page's geometry grid is AnalysisConfig.geometry_graph points per axis (so what a
+    caller's config lowers reaches a worker process too), 0 none, never below the 3 a
+    geometry grid needs."""
     from latent_atlas.pipeline import Cache
     from latent_atlas.runs import ComparisonConfig, explorer_models, run_analyses
 

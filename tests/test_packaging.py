@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import LEAN_PRELUDE
+from conftest import LEAN_MAIN
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -146,9 +146,7 @@ def test_wheel_is_a_working_install(wheel, tmp_path):
     # the repository's artifacts); the seeds came with the wheel all the same
     assert len(list((shipped / "seeds").glob("*/decoder.onnx"))) >= 8
     # at the suite's lean sizes (conftest.LEAN), through the installed package's main()
-    lean = "import sys\nfrom latent_atlas.cli import main\n" + LEAN_PRELUDE
-    lean += "sys.exit(main(sys.argv[1:]))"
-    r = _run([str(python), "-c", lean, "report", "--model", str(shipped / "vae"),
+    r = _run([str(python), "-c", LEAN_MAIN, "report", "--model", str(shipped / "vae"),
               "--model", str(shipped / "ae"), "--label", "VAE", "--label", "AE", "--name",
               "vae-vs-ae", "--steps", "5", "--no-progress", "--out", "reports"],
              cwd=work, env=env)  # fmt: skip

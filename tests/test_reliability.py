@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import LEAN_PRELUDE
+from conftest import LEAN_MAIN, LEAN_PRELUDE
 from latent_atlas.toolkit.atomic import atomic_open, write_text
 from latent_atlas.toolkit.grid import GridSpec
 
@@ -169,11 +169,7 @@ def _report(toy, data, out, steps, script=None, **env):
     args = ["report", "--model", str(toy["linear"]), "--model", str(toy["regions"]),
             "--classifier", str(toy["root"] / "classifier.onnx"), "--data", str(data),
             "--out", str(out), "--steps", str(steps), "--name", "cmp", "--no-progress"]  # fmt: skip
-    code = script or (
-        "import sys\nfrom latent_atlas.cli import main\n"
-        + LEAN_PRELUDE
-        + "sys.exit(main(sys.argv[1:]))"
-    )
+    code = script or LEAN_MAIN
     return subprocess.Popen([sys.executable, "-c", code, *args], env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
