@@ -7,7 +7,6 @@ from latent_atlas.analysis.validation import check_array, check_float, check_int
 from latent_atlas.toolkit.errors import AtlasError
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import entr
-from sklearn.neighbors import KNeighborsClassifier
 
 
 def softmax(logits: ArrayLike) -> NDArray[np.float64]:
@@ -179,6 +178,9 @@ def nearest_embedding_classes(
     pts = check_array(points, "points", shape=("M", d))
     lab = check_array(labels, "labels", shape=(n,), dtype_kind="i", bounds=(0, np.inf))
     kk = check_int(k, "k", lo=1, hi=n)
+    # imported here: scikit-learn costs ~1 s to import, and `traverse` only needs softmax
+    from sklearn.neighbors import KNeighborsClassifier
+
     clf = KNeighborsClassifier(n_neighbors=kk).fit(emb, lab)
     return np.asarray(clf.predict(pts), dtype=np.int64)
 

@@ -400,7 +400,7 @@ def _class_index(name: str, class_names: Sequence[str]) -> int:
 def run_geometry(cfg: GeometryRunConfig, out: Path) -> list[Path]:
     """Maps (``.npz``, ``.png``, ``.json``) and geodesics for each model; returns the files."""
     from latent_atlas.analysis.geometry_plots import geodesic_strips_png, geometry_maps_png
-    from latent_atlas.pipeline import check_fits, check_runtime
+    from latent_atlas.settings import check_fits, check_runtime
     from latent_atlas.shipped import input_paths
     from latent_atlas.toolkit import names
     from latent_atlas.toolkit.atomic import check_file_target, check_output_dir, write_bytes

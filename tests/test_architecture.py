@@ -151,3 +151,30 @@ def test_analysis_writes_no_files():
             if w == "savefig(" and path.name == "plots.py":
                 continue  # figure_png_bytes renders into a BytesIO, not a file
             assert w not in code, f"{path.name} calls {w}"
+
+
+# what a command that neither ranks embeddings nor draws matplotlib figures before its first
+# check may import: scikit-learn and scipy.stats cost ~1.5 s, the whole pipeline ~2.5 s
+LIGHT_PROBE = """
+import sys
+import latent_atlas.settings, latent_atlas.commands.grid, latent_atlas.commands.traverse
+import latent_atlas.analysis.traversals, latent_atlas.geometry, latent_atlas.cli
+heavy = sorted(n for n in ("sklearn", "scipy.stats", "matplotlib.pyplot", "latent_atlas.pipeline")
+               if n in sys.modules)
+print(",".join(heavy))
+"""
+
+
+def test_settings_and_the_light_commands_start_without_the_pipeline():
+    out = subprocess.run(
+        [sys.executable, "-c", LIGHT_PROBE], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "", f"a light import pulled in {out.stdout.strip()}"
+
+
+def test_settings_atlas_bound_is_the_atlas_bound():
+    from latent_atlas.toolkit.atlas import MAX_STEPS
+
+    from latent_atlas.settings import ATLAS_MAX_STEPS
+
+    assert ATLAS_MAX_STEPS == MAX_STEPS

@@ -15,8 +15,8 @@ from latent_atlas.toolkit.errors import AtlasError
 
 if TYPE_CHECKING:
     from latent_atlas.engine import EngineConfig
-    from latent_atlas.pipeline import AnalysisConfig
     from latent_atlas.runs import ComparisonConfig
+    from latent_atlas.settings import AnalysisConfig
     from latent_atlas.toolkit.grid import GridSpec
 
 SHIPPED = shipped("fashion-mnist")
@@ -304,7 +304,7 @@ def add_threshold_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
 
 def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
 
-    from latent_atlas.pipeline import AnalysisConfig, check_samples
+    from latent_atlas.settings import AnalysisConfig, check_samples
 
     spec = grid_spec(args)
     # The grid the flags ask for, beside an auto-range grid of the same size and plane.

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from latent_atlas.analysis.plots import figure_bytes, mosaic_figure
-    from latent_atlas.pipeline import check_fits, check_runtime
+    from latent_atlas.settings import check_fits, check_runtime
     from latent_atlas.shipped import input_paths
     from latent_atlas.toolkit import names
     from latent_atlas.toolkit.atomic import check_file_target, check_output_dir, write_bytes

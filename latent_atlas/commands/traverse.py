@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> None:
         interpolation_png,
         traversal_captions,
     )
-    from latent_atlas.pipeline import check_fits, check_runtime
+    from latent_atlas.settings import check_fits, check_runtime
     from latent_atlas.shipped import input_paths
     from latent_atlas.toolkit import names
     from latent_atlas.toolkit.atomic import (
