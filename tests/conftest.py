@@ -196,7 +196,7 @@ def ray_local():
 # runs in one process, which builds it once per run
 COSTLY_FIXTURES = {
     "real_report": "real-report",  # `make report`'s report: the pair, its seeds, the study
-    "fashion_three_ways": "fashion-three-ways",  # 70 000 PNGs and an .npz (test_data.py)
+    "fashion_three_ways": "fashion-three-ways",  # 16 000 PNGs and an .npz (test_data.py)
     "wheel": "wheel",  # a built wheel (test_packaging.py)
     "report": "group-report",  # a report of 2 × 3 seeds (test_group_reports.py)
     # one Ray instance per run; the sweep the Ray sweep is compared with comes along
