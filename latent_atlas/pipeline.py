@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -57,8 +57,13 @@ from latent_atlas.geometry import (
     geometry_maps,
 )
 from latent_atlas.highdim import ModelExtras, analyze_extras, extra_grids
-from latent_atlas.settings import AnalysisConfig, check_fits  # AnalysisConfig: also from here
-from latent_atlas.toolkit.atlas import Atlas, compute_atlas
+from latent_atlas.settings import (  # AnalysisConfig: also from here
+    AnalysisConfig,
+    check_fits,
+    parallel_workers,
+    session_threads,
+)
+from latent_atlas.toolkit.atlas import Atlas, atlas_spec_over, compute_atlas
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import DecodedGrid, GridSpec, decode_grid
@@ -591,10 +596,7 @@ def geometry_metrics(geometry: GeometryAnalysis, key: str) -> GeometryMetrics:
 def atlas_spec(grid: DecodedGrid, steps: int) -> GridSpec:
     """An even ``steps`` × ``steps`` grid over ``grid``'s plane and range (the explorer's
     background is drawn on the same points)."""
-    x_range = (float(grid.x[0]), float(grid.x[-1]))
-    y_range = (float(grid.y[0]), float(grid.y[-1]))
-    return replace(grid.spec, mode="linear", steps=(steps, steps), x_range=x_range,
-                   y_range=y_range)  # fmt: skip
+    return atlas_spec_over(grid.spec, grid.x, grid.y, steps)
 
 
 def analyze_atlas(
@@ -618,30 +620,6 @@ R = TypeVar("R")
 class Stopped(Exception):
     """A worker thread's analysis given up because another one failed or the run was
     interrupted (raised at its next stage)."""
-
-
-def parallel_workers(n: int) -> int:
-    """Threads that analyse ``n`` models at once: one per usable core (at most ``n``), or one
-    inside a worker process of a batch (``--jobs``, Ray), whose siblings have the other cores."""
-    import multiprocessing
-
-    from latent_atlas.engine import usable_cores
-
-    if multiprocessing.parent_process() is not None or "ray" in sys.modules:
-        return 1
-    return max(1, min(n, usable_cores()))
-
-
-def session_threads(cfg: AnalysisConfig, workers: int) -> AnalysisConfig:
-    """``cfg`` with onnxruntime's threads shared out among ``workers`` analyses running at
-    once (where the user left them to onnxruntime): one session thread per model on two
-    cores runs the classifier ~10 % cheaper per image than two threads synchronising per
-    batch, with the same numbers (each output row is computed alike on any thread count)."""
-    if workers <= 1 or cfg.threads:
-        return cfg
-    from latent_atlas.engine import usable_cores
-
-    return replace(cfg, threads=max(1, usable_cores() // workers))
 
 
 def in_parallel(

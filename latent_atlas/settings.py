@@ -10,7 +10,8 @@ matplotlib's neighbours, ~2 s) so that a command refuses a bad flag, and ``grid`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from latent_atlas.toolkit.errors import AtlasError
@@ -154,3 +155,27 @@ def check_fits(model: Model, data: ImageDataset) -> None:
             f"{data.name} has {data.image_shape}; expected a model trained on this dataset "
             "(pass --data with the data the model was trained on; its card.json names it)"
         )
+
+
+def parallel_workers(n: int) -> int:
+    """Threads that analyse ``n`` models at once: one per usable core (at most ``n``), or one
+    inside a worker process of a batch (``--jobs``, Ray), whose siblings have the other cores."""
+    import multiprocessing
+
+    from latent_atlas.engine import usable_cores
+
+    if multiprocessing.parent_process() is not None or "ray" in sys.modules:
+        return 1
+    return max(1, min(n, usable_cores()))
+
+
+def session_threads(cfg: AnalysisConfig, workers: int) -> AnalysisConfig:
+    """``cfg`` with onnxruntime's threads shared out among ``workers`` analyses running at
+    once (where the user left them to onnxruntime): one session thread per model on two
+    cores runs the classifier ~10 % cheaper per image than two threads synchronising per
+    batch, with the same numbers (each output row is computed alike on any thread count)."""
+    if workers <= 1 or cfg.threads:
+        return cfg
+    from latent_atlas.engine import usable_cores
+
+    return replace(cfg, threads=max(1, usable_cores() // workers))

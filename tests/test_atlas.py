@@ -4,6 +4,9 @@ functions of z; the composed graph agrees with decoding and classifying separate
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -22,9 +25,9 @@ from latent_atlas.toolkit.atlas import (
 )
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
-from latent_atlas.toolkit.runtime import load_classifier, load_model
+from latent_atlas.toolkit.runtime import load, load_classifier, load_model
 from onnx import TensorProto, helper, numpy_helper
-from toy_onnx import linear_decoder, prototype_classifier, region_decoder
+from toy_onnx import linear_decoder, prototype_classifier, region_decoder, toy_pair
 
 
 @pytest.fixture(scope="module")
@@ -435,3 +438,114 @@ def test_both_paths_use_the_same_batch(tmp_path, classifier):
         assert compute_atlas(dec, classifier, GridSpec(steps=(3, 3)), fused=fused).batch_size == (
             expected
         )
+
+
+# ---------------------------------------------------------------------------- early start
+# `report` starts its atlases on a thread while it imports (toolkit.atlas.start_early);
+# compute_atlas takes an early result only for the very inputs it was asked for.
+EARLY_GRID = GridSpec(steps=(5, 5), x_range=(-3.0, 3.0), y_range=(-2.0, 2.0))
+
+
+def _early_spec(steps: int = 16) -> GridSpec:
+    return atlas_mod.atlas_spec_over(EARLY_GRID, *EARLY_GRID.coordinates(), steps)
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """What compute_atlas took from the early starts: an Atlas, or None where it computed."""
+    seen: list = []
+    real = atlas_mod._take_early
+
+    def take(key):
+        seen.append(real(key))
+        return seen[-1]
+
+    monkeypatch.setattr(atlas_mod, "_take_early", take)
+    return seen
+
+
+def _started(*args, **kw) -> None:
+    thread = atlas_mod.start_early(*args, **kw)
+    assert thread is not None
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+
+
+def _same(a, b) -> None:
+    for f in ("x", "y", "labels", "confidence", "brightness"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    assert (a.spec, a.method, a.batch_size, a.note) == (b.spec, b.method, b.batch_size, b.note)
+
+
+def test_an_early_atlas_is_taken_once_and_is_the_atlas(tmp_path, protos, taken):
+    folder = toy_pair(tmp_path / "m", weights=(0.1, -0.05))
+    clf = prototype_classifier(tmp_path / "classifier.onnx", protos)
+    fresh = compute_atlas(load(folder).decoder, load_classifier(clf, 10), _early_spec())
+    assert taken == [None]  # nothing started: computed
+    _started([folder], clf, EARLY_GRID, 16, "auto", 0)
+    early = compute_atlas(load(folder).decoder, load_classifier(clf, 10), _early_spec())
+    assert taken[1] is early  # taken, not computed again
+    _same(early, fresh)
+    again = compute_atlas(load(folder).decoder, load_classifier(clf, 10), _early_spec())
+    assert taken[2] is None  # taken once: asked again, computed
+    _same(again, fresh)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["steps", "threads", "classifier", "decoder", "batch", "fused"],
+)
+def test_an_early_atlas_of_other_inputs_is_not_taken(tmp_path, protos, taken, change):
+    folder = toy_pair(tmp_path / "m", weights=(0.1, -0.05))
+    clf = prototype_classifier(tmp_path / "classifier.onnx", protos)
+    _started([folder], clf, EARLY_GRID, 16, "auto", 0)
+    spec, threads, kw = _early_spec(12 if change == "steps" else 16), 0, {}
+    if change == "threads":
+        threads = 1
+    if change == "classifier":  # another file: other weights, another sha256
+        clf = prototype_classifier(tmp_path / "other.onnx", protos[::-1].copy())
+    if change == "decoder":
+        folder = toy_pair(tmp_path / "n", weights=(0.1, -0.04))
+    if change == "batch":
+        kw["batch_size"] = 7
+    if change == "fused":
+        kw["fused"] = False
+    dec, classifier = load(folder, threads=threads).decoder, load_classifier(clf, 10)
+    got = compute_atlas(dec, classifier, spec, **kw)
+    assert taken == [None]
+    atlas_mod._EARLY.clear()
+    _same(got, compute_atlas(load(folder, threads=threads).decoder, load_classifier(clf, 10),
+                             spec, **kw))  # fmt: skip
+
+
+def test_a_failed_or_stopped_early_start_is_computed_again(tmp_path, protos, taken, monkeypatch):
+    folder = toy_pair(tmp_path / "m", weights=(0.1, -0.05))
+    clf = prototype_classifier(tmp_path / "classifier.onnx", protos)
+    _started([folder], tmp_path / "missing.onnx", EARLY_GRID, 16, "auto", 0)  # cannot load
+    dec, classifier = load(folder).decoder, load_classifier(clf, 10)
+    first = compute_atlas(dec, classifier, _early_spec())
+    assert taken == [None]
+    # stopped (the process ending) before its first batch: the future holds the stop, and
+    # whoever asks computes the atlas itself
+    stop = threading.Event()
+    stop.set()
+    monkeypatch.setattr(atlas_mod, "_EARLY_STOP", stop)
+    spec = _early_spec()
+    plane = spec.resolve_plane(2)
+    x, y = spec.coordinates(None, plane)
+    with pytest.raises(atlas_mod._Stopped):
+        atlas_mod._compute(dec, classifier, spec, plane, x, y, None, False, None, stop)
+    key = atlas_mod._early_key(dec, classifier, _early_spec(), None, None)
+    failed: Future = Future()
+    failed.set_exception(atlas_mod._Stopped())
+    atlas_mod._EARLY[key] = failed
+    _same(compute_atlas(dec, classifier, _early_spec()), first)
+    assert taken == [None, None] and key not in atlas_mod._EARLY
+
+
+def test_early_start_leaves_out_what_needs_embeddings(tmp_path, protos):
+    folder = toy_pair(tmp_path / "m")
+    clf = prototype_classifier(tmp_path / "classifier.onnx", protos)
+    assert atlas_mod.start_early([folder], clf, GridSpec(mode="auto"), 16, "auto", 0) is None
+    assert atlas_mod.start_early([folder], clf, GridSpec(plane="pca"), 16, "auto", 0) is None
+    assert atlas_mod._EARLY == {}

@@ -106,3 +106,38 @@ def test_report_has_the_atlas_section_and_the_explorer_reuses_it(toy, tmp_path, 
     assert (tmp_path / "c" / "figures" / "m0_atlas.png").stat().st_size > 1000
     assert (tmp_path / "c" / "figures" / "m1_atlas.png").stat().st_size > 1000
     assert "m0_atlas.png" in (tmp_path / "c" / "report.md").read_text()
+
+
+def test_a_reports_early_atlases_are_taken_and_change_no_byte(toy, tmp_path, monkeypatch):
+    """`report` starts its models' atlases while it imports (commands.report.start_atlases):
+    both are taken, and the report is byte for byte the one computed without them."""
+    from latent_atlas.toolkit import atlas as atlas_mod
+
+    import latent_atlas.commands.report as report_cmd
+    import latent_atlas.runs as rep
+    from latent_atlas.cli import main
+
+    monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
+    data = tmp_path / "data"  # any path: load_dataset is the toy data here
+    data.mkdir()
+    taken: list = []
+    real = atlas_mod._take_early
+    monkeypatch.setattr(atlas_mod, "_take_early", lambda key: taken.append(real(key)) or taken[-1])
+
+    def report(out, early=True):
+        if not early:
+            monkeypatch.setattr(report_cmd, "start_atlases", lambda args: None)
+        args = ["report", "--model", str(toy["linear"]), "--model", str(toy["regions"]),
+                "--classifier", str(toy["root"] / "classifier.onnx"), "--data", str(data),
+                "--steps", "5", "--samples", "1000", "--out", str(out),
+                "--no-progress"]  # fmt: skip
+        assert main(args) == 0
+        (folder,) = [p for p in out.iterdir() if p.is_dir()]
+        return folder
+
+    with_early = report(tmp_path / "a")
+    assert len(taken) == 2 and all(a is not None for a in taken)
+    without = report(tmp_path / "b", early=False)
+    assert len(taken) == 4 and taken[2:] == [None, None]
+    for name in ("metrics.json", "explore.html", "report.md", "figures/m0_atlas.png"):
+        assert (with_early / name).read_bytes() == (without / name).read_bytes(), name

@@ -20,8 +20,12 @@ and classifies separately and says so in :attr:`Atlas.method`.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +415,25 @@ def compute_atlas(
     plane = spec.resolve_plane(decoder.latent_dim, embeddings)
     x, y = spec.coordinates(embeddings, plane)
     _probe_classifier(decoder, classifier, plane, x, y)
+    if embeddings is None or _needs_no_embeddings(decoder, spec):
+        early = _take_early(_early_key(decoder, classifier, spec, batch_size, fused))
+        if early is not None:
+            return early
+    return _compute(decoder, classifier, spec, plane, x, y, batch_size, progress, fused)
+
+
+def _compute(
+    decoder: OnnxModel,
+    classifier: OnnxModel,
+    spec: GridSpec,
+    plane: Plane,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int | None,
+    progress: bool,
+    fused: bool | None,
+    stop: threading.Event | None = None,
+) -> Atlas:
     note = ""
     graph = None
     try:  # composed even for two runs: it sizes the batch the same way for both paths
@@ -423,8 +446,8 @@ def compute_atlas(
         auto_batch(graph, decoder.provider) if graph is not None else FALLBACK_BATCH
     )
     if graph is not None and fused is not False:
-        return _fused_atlas(decoder, graph, spec, plane, x, y, batch, progress)
-    atlas = _separate_atlas(decoder, classifier, spec, plane, x, y, batch, progress)
+        return _fused_atlas(decoder, graph, spec, plane, x, y, batch, progress, stop)
+    atlas = _separate_atlas(decoder, classifier, spec, plane, x, y, batch, progress, stop)
     atlas.note = note
     return atlas
 
@@ -455,6 +478,7 @@ def _fused_atlas(
     y: np.ndarray,
     batch: int,
     progress: bool,
+    stop: threading.Event | None = None,
 ) -> Atlas:
     session, device = fused_session(graph, decoder.provider, _threads(decoder))
     runner = BoundRunner(session, session.get_inputs()[0].name, device, "atlas graph")
@@ -465,20 +489,21 @@ def _fused_atlas(
     lo, hi = np.empty((), np.float32), np.empty((), np.float32)
     bar = _bar(n, progress)
     for start in range(0, n, batch):
-        stop = min(n, start + batch)
-        z = spec.points(x, y, plane, start, stop)
+        _check_stop(stop)
+        end = min(n, start + batch)
+        z = spec.points(x, y, plane, start, end)
         runner.run_into(
             z,
             {
-                "labels": labels[start:stop],
-                "confidence": confidence[start:stop],
-                "brightness": brightness[start:stop],
+                "labels": labels[start:end],
+                "confidence": confidence[start:end],
+                "brightness": brightness[start:end],
                 "pixel_min": lo,
                 "pixel_max": hi,
             },
         )
         _check_range(float(lo), float(hi), str(decoder.path))
-        bar.update(stop - start)
+        bar.update(end - start)
     bar.close()
     shape = (len(y), len(x))
     return Atlas(
@@ -501,6 +526,7 @@ def _separate_atlas(
     y: np.ndarray,
     batch: int,
     progress: bool,
+    stop_event: threading.Event | None = None,
 ) -> Atlas:
     """The same maps the unfused way: decode a batch to images, classify them, reduce."""
     n = len(x) * len(y)
@@ -509,6 +535,7 @@ def _separate_atlas(
     brightness = np.empty(n, np.float32)
     bar = _bar(n, progress)
     for start in range(0, n, batch):
+        _check_stop(stop_event)
         stop = min(n, start + batch)
         images = decoder(spec.points(x, y, plane, start, stop), batch)
         images = images.reshape(len(images), *decoder.image_shape)
@@ -528,3 +555,118 @@ def _separate_atlas(
         x, y, labels.reshape(shape), confidence.reshape(shape), brightness.reshape(shape),
         spec, "separate", batch,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- early start
+# A report spends its first seconds importing its analysis modules on one core, while an atlas
+# is onnxruntime work (the GIL released) that needs only the model files and the grid. So
+# `report` starts its models' atlases on a thread before it imports (start_early), and
+# compute_atlas takes an early result whose inputs are the same as its own (the files'
+# sha256, layouts, provider, session threads, the classifier's output kind, the grid, the
+# batch) instead of computing it again: the same numbers, computed sooner. Anything else (an
+# early start that failed, or one for other inputs) is computed as before.
+_EARLY: dict[tuple, Future[Atlas]] = {}
+_EARLY_LOCK = threading.Lock()
+_EARLY_STOP = threading.Event()
+
+
+class _Stopped(Exception):
+    """An early atlas given up: the process is ending."""
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise _Stopped
+
+
+def _needs_no_embeddings(decoder: OnnxModel, spec: GridSpec) -> bool:
+    """Whether ``spec``'s points for ``decoder`` are the same with any embeddings or none (a
+    2-D model over a range given in latent units)."""
+    return decoder.latent_dim == 2 and spec.mode != "auto" and spec.plane not in ("pca", "images")
+
+
+def _early_key(
+    decoder: OnnxModel, classifier: OnnxModel, spec: GridSpec, batch_size: int | None,
+    fused: bool | None,
+) -> tuple:  # fmt: skip
+    return (
+        decoder.sha256, decoder.layout, decoder.image_shape, decoder.provider, _threads(decoder),
+        classifier.sha256, classifier.layout, classifier.image_shape, classifier.probabilities,
+        classifier.logits_index, spec, batch_size, fused,
+    )  # fmt: skip
+
+
+def _take_early(key: tuple) -> Atlas | None:
+    with _EARLY_LOCK:
+        future = _EARLY.pop(key, None)
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except Exception:  # the early start's own failure: computed again, failing as it fails
+        return None
+
+
+def atlas_spec_over(spec: GridSpec, x: np.ndarray, y: np.ndarray, steps: int) -> GridSpec:
+    """An even ``steps`` × ``steps`` grid over the range of ``spec``'s coordinates ``x``,
+    ``y`` (its plane; the explorer's background is drawn on the same points)."""
+    x_range, y_range = (float(x[0]), float(x[-1])), (float(y[0]), float(y[-1]))
+    return replace(spec, mode="linear", steps=(steps, steps), x_range=x_range, y_range=y_range)
+
+
+def start_early(
+    models: Sequence[Path], classifier: Path, grid: GridSpec, steps: int, provider: str,
+    threads: int,
+) -> threading.Thread | None:  # fmt: skip
+    """Start the atlases of ``models`` (folders or decoder files) with ``classifier`` over
+    ``grid``'s range at ``steps`` points per axis, one model after the other on a daemon
+    thread, for :func:`compute_atlas` to take. Only 2-D decoders over a range in latent
+    units are started (the others need the test embeddings); a failure is left to the
+    report's own run to meet. The thread (returned; None when nothing starts) stops between
+    batches when the process exits."""
+    with _EARLY_LOCK:  # one command's at a time: what an earlier one left is not taken now
+        _EARLY.clear()
+    if grid.mode == "auto" or grid.plane in ("pca", "images") or steps < 2:
+        return None
+    thread = threading.Thread(target=_early, args=(tuple(models), classifier, grid, steps,
+                              provider, threads), name="early-atlas", daemon=True)  # fmt: skip
+    atexit.register(_stop_early, thread)
+    thread.start()
+    return thread
+
+
+def _early(
+    models: tuple[Path, ...], classifier_path: Path, grid: GridSpec, steps: int, provider: str,
+    threads: int,
+) -> None:  # fmt: skip
+    try:
+        classifier = runtime.load_model(classifier_path, "classifier", provider, threads)
+    except Exception:  # the report meets it (or does not use this classifier)
+        return
+    for source in models:
+        if _EARLY_STOP.is_set():
+            return
+        future: Future[Atlas] = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            decoder = runtime.load(source, provider, threads).decoder
+            if not _needs_no_embeddings(decoder, grid):
+                continue
+            plane = grid.resolve_plane(decoder.latent_dim)
+            spec = atlas_spec_over(grid, *grid.coordinates(None, plane), steps)
+            plane = spec.resolve_plane(decoder.latent_dim)
+            x, y = spec.coordinates(None, plane)
+            _probe_classifier(decoder, classifier, plane, x, y)
+            with _EARLY_LOCK:
+                _EARLY[_early_key(decoder, classifier, spec, None, None)] = future
+            future.set_result(_compute(decoder, classifier, spec, plane, x, y, None, False, None,
+                                       _EARLY_STOP))  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001 - whoever takes it computes it again
+            if not future.done():
+                future.set_exception(exc)
+
+
+def _stop_early(thread: threading.Thread) -> None:
+    """At exit: the early thread stops at its next batch, before onnxruntime is torn down."""
+    _EARLY_STOP.set()
+    thread.join(timeout=10)

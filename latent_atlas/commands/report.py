@@ -31,10 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    engine = flags.engine_config(args)
+    if not args.batch and engine.kind == "local" and engine.jobs <= 1:
+        start_atlases(args)
     from latent_atlas.batchfile import read_batch_file
     from latent_atlas.runs import run_batch
 
-    engine = flags.engine_config(args)
     commands: list = []
     if args.batch:
         given = [f for f in ("model", "label", "group") if getattr(args, f, None)]
@@ -66,3 +68,37 @@ def run(args: argparse.Namespace) -> int:
             print(f"latent-atlas report: error: {name}: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def start_atlases(args: argparse.Namespace) -> None:
+    """One comparison on this process: its models' dense atlases start now, on a thread, while
+    the analysis modules import (~2 s on one core); the analysis takes them where it would
+    have computed them (``toolkit.atlas.start_early``: the same inputs, the same numbers).
+    Only where this comparison's atlas inputs are known before its data is loaded: the models
+    given (or the shipped pair), a classifier given (or the shipped one, on the default data),
+    a first grid over a range in latent units. Flags that are wrong start nothing: the
+    comparison says what is wrong."""
+    from latent_atlas.settings import parallel_workers, session_threads
+    from latent_atlas.shipped import shipped_classifier
+    from latent_atlas.toolkit.atlas import start_early
+
+    if getattr(args, "group", None):
+        return
+    try:
+        cfg = flags.analysis_config(args)
+    except AtlasError:
+        return
+    models = tuple(Path(m) for m in args.model) if args.model else flags.DEFAULT_MODELS
+    if args.classifier == "none" or not cfg.atlas_steps:
+        return
+    if args.classifier == "auto":
+        if flags.data_source(args) is not None:
+            return  # a user's dataset: its classifier is known once it is loaded
+        classifier = shipped_classifier("fashion-mnist")
+    else:
+        path = Path(args.classifier)
+        classifier = path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
+    if classifier is None:
+        return
+    threads = session_threads(cfg, parallel_workers(len(models))).threads
+    start_early(models, classifier, cfg.grids[0], cfg.atlas_steps, cfg.provider, threads)
