@@ -615,7 +615,7 @@ def run_batch(
     done: list[dict] = []
     failed: list[tuple[str, str]] = []
     bar = tqdm(total=len(comps) + len(commands), desc="comparisons", unit="cmp",
-               disable=not progress)  # fmt: skip
+               disable=None if progress else True)  # fmt: skip
     runnable = []
     for entry in commands:  # a mistake in an entry, or a refused target: its own line
         if entry.error is not None:

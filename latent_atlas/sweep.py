@@ -351,7 +351,7 @@ def run_sweep(
     by_name = {r.folder: r for r in todo}
     bar = tqdm(
         total=len(todo) + len(finished), initial=len(finished), desc="sweep", unit="run",
-        disable=not progress,
+        disable=None if progress else True,  # None: on a terminal only
     )  # fmt: skip
     if finished:
         bar.set_postfix_str(f"{len(finished)} already finished")

@@ -738,6 +738,12 @@ def _with_class_names(s: Path, source: str, bad: str) -> list[str]:
 NESTED = "x = " + "[" * 5000 + "]" * 5000 + "\n"
 
 
+def _empty_decoder_report(s: Path) -> list[str]:
+    args = [a for a in _pair_args(s) if a != "--no-progress"]
+    (s / "models" / "m" / "decoder.onnx").write_bytes(b"")
+    return ["report", "--out", "r", *args]
+
+
 def _grid_args(s: Path, *extra: str) -> list[str]:
     toy_pair(s / "m")
     return ["grid", "--model", "m", "--out", "g", "--no-progress", "--steps", "3", *extra]
@@ -905,6 +911,13 @@ SAFETY_ROWS = [
     SafeRow("decoder.onnx is a FIFO", lambda s: _special_decoder(s, "fifo"), r"m/decoder.onnx: not a regular file \(a FIFO \(named pipe\)\); expected an .onnx file", ONE_LINE, subprocess=True),
     SafeRow("decoder.onnx is /dev/zero", lambda s: _special_decoder(s, "zero"), r"m/decoder.onnx: not a regular file \(a device\); expected an .onnx file", ONE_LINE),
     SafeRow("--model /dev/zero", lambda s: ["grid", "--model", "/dev/zero", "--out", "g", "--no-progress"], r"model /dev/zero: not a regular file \(a device\)", ONE_LINE),
+    # cold try: a --data that grid does not read (a fixed range) was taken without a word
+    SafeRow("grid --data that does not exist, over a fixed range", lambda s: _grid_args(s, "--data", "nope"),
+            r"^latent-atlas grid: error: dataset nope: does not exist; expected a folder of IDX files", ONE_LINE),
+    # cold try: a report refused once it runs (its decoder file read), stderr a pipe and the
+    # progress bar on: the one line alone, no bar frames before it
+    SafeRow("report with an empty decoder.onnx, progress on, stderr a pipe", _empty_decoder_report,
+            r"^latent-atlas report: error: m-vs-m2: model models/m/decoder.onnx: empty file", ONE_LINE, subprocess=True),
     SafeRow("batch file nested 5000 levels deep", lambda s: _toml(s, NESTED + ENTRY_OK), r"batch file b.toml: nested deeper than the TOML reader can follow; expected \[\[comparison\]\] tables", ONE_LINE),
     # issue 26.4: one rule for names, from every source: control characters and bidi
     # overrides refused, naming the source and the index

@@ -466,7 +466,7 @@ def _probe_classifier(
 
 
 def _bar(n: int, progress: bool) -> tqdm:
-    return tqdm(total=n, desc="atlas", unit="pt", disable=not progress, leave=False)
+    return tqdm(total=n, desc="atlas", unit="pt", disable=None if progress else True, leave=False)
 
 
 def _fused_atlas(

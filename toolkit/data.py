@@ -59,10 +59,25 @@ def load_dataset(
     ``train=False`` loads the test split only (analysis needs no more); ``class_names`` is a
     text file with one name per line, taking precedence over the names the data carries.
     """
+    kind, path = check_source(source)
+    if kind == "digits":
+        return load_digits_dataset(train, class_names)
+    if kind == "npz":
+        return _recognised(load_npz(path, train, class_names), class_names)
+    if kind == "idx":
+        hint = MISSING_HINT if source is None else ""
+        return _recognised(load_idx_folder(path, train, class_names, hint), class_names)
+    return _recognised(load_image_folder(path, train, class_names), class_names)
+
+
+def check_source(source: str | Path | None = None) -> tuple[str, Path]:
+    """What kind of dataset ``source`` is (``digits``, ``npz``, ``idx`` or ``images``) and its
+    path, from the path alone (nothing is read): one line when it cannot be one. A command
+    that may not need the data (``grid`` over a fixed range) still answers a wrong --data."""
     if source is not None and str(source).startswith("sklearn:"):
         if str(source) != DIGITS:
             raise AtlasError(f"dataset {source}: unknown; expected {DIGITS}")
-        return load_digits_dataset(train, class_names)
+        return "digits", Path(str(source))
     default = source is None
     path = DEFAULT_DATA_DIR if source is None else Path(source)
     try:
@@ -81,17 +96,15 @@ def load_dataset(
                 f"dataset {shown(path)}: a file that is not an .npz; expected {ACCEPTED} "
                 "(for IDX files, pass the folder that holds them)"
             )
-        return _recognised(load_npz(path, train, class_names), class_names)
+        return "npz", path
     if not is_dir:
         raise AtlasError(
             f"dataset {shown(path)}: not a regular file or folder; expected {ACCEPTED}"
         )
     if is_idx_folder(path):
-        return _recognised(
-            load_idx_folder(path, train, class_names, MISSING_HINT if default else ""), class_names
-        )
+        return "idx", path
     if is_image_folder(path):
-        return _recognised(load_image_folder(path, train, class_names), class_names)
+        return "images", path
     raise AtlasError(
         f"dataset folder {shown(path)}: holds neither IDX files nor train/ and test/ class "
         f"folders; " + (MISSING_HINT if default else f"expected {ACCEPTED}")

@@ -444,7 +444,7 @@ def iter_decode(
     if batch_size < 1:
         raise AtlasError(f"batch size {batch_size}: expected >= 1")
     n = len(x) * len(y)
-    bar = tqdm(total=n, desc="decode", unit="cell", disable=not progress, leave=False)
+    bar = tqdm(total=n, desc="decode", unit="cell", disable=None if progress else True, leave=False)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         yield start, decoder(spec.points(x, y, plane, start, stop), batch_size)

@@ -265,7 +265,7 @@ def fit(
         bar = tqdm(
             list(batches(len(x), cfg.batch_size, gen)),
             desc=f"{name} {epoch}/{epochs}",
-            disable=not cfg.progress,
+            disable=None if cfg.progress else True,  # None: on a terminal only
             leave=False,
         )
         for idx in bar:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from latent_atlas.toolkit.grid import GridSpec
 
 SHIPPED = shipped("fashion-mnist")
+# tqdm draws a bar only where stderr is a terminal (disable=None): a log or a pipe gets the
+# command's own lines, not a frame per update before an error line
+PROGRESS_HELP = "hide progress bars (drawn only when stderr is a terminal)"
 # decoded samples per latent distribution for the Fréchet distances: AnalysisConfig.n_samples's
 # default, here so that --help needs no import of the pipeline (a test checks they agree)
 SAMPLES = 5_000
@@ -274,7 +277,7 @@ def add_models_flags(p: argparse.ArgumentParser) -> None:
         "draw of 5000 lies within 1.5 %% of the distance at 80000, see docs/models.md; 10000 "
         "gives earlier reports' numbers at about 1.2 CPU s more per model)",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help=PROGRESS_HELP)
     g = p.add_argument_group("models of more than two latent dims")
     add_threshold_flag(g)
     g.add_argument("--k", type=int, default=8, help="traversals of the k most active dims "
@@ -386,7 +389,7 @@ def data_tag(source: str) -> str:
 def stage_bar(total: int, disable: bool) -> tuple[Any, Callable[[str], None]]:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc="stages", disable=disable)
+    bar = tqdm(total=total, desc="stages", disable=True if disable else None)
 
     def stage(name: str) -> None:
         bar.set_postfix_str(name)

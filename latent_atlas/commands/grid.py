@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     flags.add_figure_format_flag(p)
     flags.add_overwrite_flag(p, "existing files of the same names in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help=flags.PROGRESS_HELP)
     flags.add_data_flag(p)
     flags.add_grid_flags(p)
     flags.add_runtime_flags(p)
@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> None:
         or (spec.fixed == "mean" and any(m.latent_dim > 2 for m in models))
     )
     test_images = None
+    if args.data and not needs_data:  # not read, but a wrong --data is still one line
+        from latent_atlas.toolkit.data import check_source
+
+        check_source(args.data)
     if needs_data and any(m.encoder is not None for m in models):
         from latent_atlas.toolkit.data import load_dataset
 

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="TOML", help="sweep file: [[config]] tables, seeds, threads")
     p.add_argument("--out", help="parent folder of the run folders (default: the file's `out`)")
     p.add_argument("--seeds", type=int, metavar="K", help="seeds 0..K-1 (default: the file's)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", action="store_true", help=flags.PROGRESS_HELP)
     flags.add_data_flag(p)
     flags.add_engine_flags(p, "training runs")
     p.set_defaults(func=run)

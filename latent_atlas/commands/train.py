@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--train-limit", type=int, default=0, help="train on the first N images only (0: all)"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help=flags.PROGRESS_HELP)
     flags.add_overwrite_flag(p, "existing weights.pt and train.json in --out")
     p.set_defaults(func=run)
 
