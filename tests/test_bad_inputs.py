@@ -1070,10 +1070,15 @@ def test_a_flat_code_direction_is_reported_not_refused(tmp_path, monkeypatch):
     ],
 )
 def test_a_wrong_model_path_is_one_line_before_any_work(command, where, expected, tmp_path,
-                                                         capsys):  # fmt: skip
+                                                         capsys, monkeypatch):  # fmt: skip
     """Cold try: with the progress bar on (no --no-progress) and stderr not a terminal, a
     missing model printed four lines of a bar that ended at "100%" before the error, after the
-    data was loaded; now the paths are checked first: one line, nothing written."""
+    data was loaded; now the paths are checked first (the data is never loaded): one line,
+    nothing written. (Bars are now drawn only on a terminal as well.)"""
+    import latent_atlas.runs as rep
+
+    loads: list = []
+    monkeypatch.setattr(rep, "load_dataset", lambda *a, **kw: loads.append(a) or 1 / 0)
     toy_pair(tmp_path / "m")
     (tmp_path / "empty").mkdir()
     nope = str(tmp_path / "nope")
@@ -1089,3 +1094,4 @@ def test_a_wrong_model_path_is_one_line_before_any_work(command, where, expected
     assert len(err) == 1 and re.search(expected, err[0]), err
     assert err[0].startswith(f"latent-atlas {command}: error: model "), err
     assert sorted(tmp_path.rglob("*")) == before
+    assert loads == []
