@@ -914,6 +914,9 @@ SAFETY_ROWS = [
     # cold try: a --data that grid does not read (a fixed range) was taken without a word
     SafeRow("grid --data that does not exist, over a fixed range", lambda s: _grid_args(s, "--data", "nope"),
             r"^latent-atlas grid: error: dataset nope: does not exist; expected a folder of IDX files", ONE_LINE),
+    # cold try: a missing --classifier was "model …: not found", after the data was loaded
+    SafeRow("report --classifier that does not exist", lambda s: ["report", "--out", "r", *[a if a != "c.onnx" else "nope.onnx" for a in _pair_args(s)]],
+            r"^latent-atlas report: error: classifier nope.onnx: not found; expected a classifier .onnx file", ONE_LINE),
     # cold try: a report refused once it runs (its decoder file read), stderr a pipe and the
     # progress bar on: the one line alone, no bar frames before it
     SafeRow("report with an empty decoder.onnx, progress on, stderr a pipe", _empty_decoder_report,

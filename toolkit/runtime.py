@@ -934,6 +934,17 @@ def load(
     return Model(name or source.name, source, decoder, encoder)
 
 
+def check_classifier_path(path: Path | str) -> None:
+    """One line naming the classifier (not "model") when its path does not exist: what a
+    command checks before it loads any data, and what :func:`load_classifier` checks."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise AtlasError(
+            f"classifier {path}: not found; expected a classifier .onnx file (or a folder "
+            "holding classifier.onnx), or --classifier none"
+        )
+
+
 def load_classifier(
     path: Path | str,
     classes: int,
@@ -943,6 +954,7 @@ def load_classifier(
 ) -> OnnxModel:
     """A classifier for a dataset of ``classes`` classes (and, when given, ``image_shape``)."""
     path = Path(path)
+    check_classifier_path(path)
     manifest = read_manifest(path.parent)
     model = load_model(path, "classifier", provider, threads, _expected(manifest, path),
                        image_shape)  # fmt: skip

@@ -350,7 +350,10 @@ def comparison(args: argparse.Namespace) -> ComparisonConfig:
     if args.classifier == "none":
         classifier = None
     elif args.classifier != "auto":
+        from latent_atlas.toolkit.runtime import check_classifier_path
+
         classifier = Path(args.classifier)
+        check_classifier_path(classifier)  # before the data and the progress bar
     if args.name is not None:  # given, even empty: checked, never replaced by a default
         names.path_component(args.name, "--name")
     name = args.name or ("vae-vs-ae" if defaults and not args.label else "")
