@@ -60,9 +60,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from latent_atlas.groups import GroupConfig, expand
-from latent_atlas.runs import ComparisonConfig
-from latent_atlas.settings import AnalysisConfig, check_samples
+from latent_atlas.settings import (
+    AnalysisConfig,
+    ComparisonConfig,
+    GroupConfig,
+    check_samples,
+    expand,
+)
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
 from latent_atlas.toolkit.names import path_component

@@ -10,10 +10,7 @@ seeds (``artifacts/<dataset>/seeds/groups.json``).
 
 from __future__ import annotations
 
-import glob
 import itertools
-import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,89 +47,12 @@ from latent_atlas.pipeline import (
     real_features,
     session_threads,
 )
+
+# re-exported (their home is settings, light to import for the flags and batch files)
+from latent_atlas.settings import GroupConfig, expand, parse_group, shipped_groups  # noqa: F401
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, decode_grid
-from latent_atlas.toolkit.names import plain_text
-
-GROUPS_FILE = "groups.json"  # in a folder of shipped seeds: {label: [member folder, …]}
-
-
-@dataclass(frozen=True)
-class GroupConfig:
-    """A group: its display label and its members (model folders or decoder files), one per
-    training seed, at least two."""
-
-    label: str
-    members: tuple[Path, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "members", tuple(Path(m) for m in self.members))
-        if not isinstance(self.label, str) or not self.label.strip():
-            raise AtlasError(f"group label {self.label!r}: expected a non-empty name")
-        plain_text(self.label, "group label")
-        if len(self.members) < 2:
-            raise AtlasError(
-                f"group {self.label}: {len(self.members)} model(s), expected at least 2 "
-                "(one per training seed) for an interval across seeds"
-            )
-        resolved = [m.resolve() for m in self.members]
-        dup = sorted({str(m) for m in self.members if resolved.count(m.resolve()) > 1})
-        if dup:
-            raise AtlasError(f"group {self.label}: {dup} given twice; expected each model once")
-
-
-def _natural(path: str) -> list[object]:
-    """Sort key that puts vae-seed2 before vae-seed10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
-
-
-def expand(
-    patterns: Sequence[str], base: Path | None = None, where: str = "--group"
-) -> tuple[Path, ...]:
-    """Folders or decoder files named by ``patterns`` (paths or globs, relative to ``base``),
-    each glob's matches in natural order; a pattern that matches nothing is refused."""
-    out: list[Path] = []
-    for pattern in patterns:
-        text = str(pattern).strip()
-        if not text:
-            raise AtlasError(f"{where}: an empty path; expected a model folder or a glob")
-        full = text if base is None or Path(text).is_absolute() else str(base / text)
-        if glob.has_magic(full):
-            found = sorted(glob.glob(full), key=_natural)
-            if not found:
-                raise AtlasError(f"{where}: {text!r} matches no model folder")
-            out += [Path(f) for f in found]
-        else:
-            out.append(Path(full))
-    return tuple(out)
-
-
-def parse_group(text: str) -> GroupConfig:
-    """``LABEL=PATTERN[,PATTERN…]`` (the ``--group`` flag) as a group."""
-    label, sep, rest = str(text).partition("=")
-    if not sep or not label.strip() or not rest.strip():
-        raise AtlasError(
-            f"--group {text!r}: expected LABEL=PATTERN[,PATTERN…], e.g. "
-            "VAE=artifacts/fashion-mnist/seeds/vae-seed*"
-        )
-    return GroupConfig(label.strip(), expand(rest.split(","), where=f"--group {label.strip()}"))
-
-
-def shipped_groups(folder: Path) -> tuple[GroupConfig, ...]:
-    """The groups listed in ``folder/groups.json`` (member paths relative to ``folder``);
-    none when the file is absent."""
-    path = Path(folder) / GROUPS_FILE
-    if not path.is_file():
-        return ()
-    try:
-        raw = json.loads(path.read_text())
-        return tuple(GroupConfig(label, tuple(Path(folder) / m for m in members))
-                     for label, members in raw.items())  # fmt: skip
-    except (ValueError, AttributeError, TypeError, RecursionError) as exc:
-        raise AtlasError(
-            f"{path}: not a groups file ({exc}); expected {{label: [folders]}}"
-        ) from None
 
 
 # ---------------------------------------------------------------------------- measuring

@@ -52,17 +52,15 @@ from latent_atlas.explorer import (
     relative_runtime,
     write_explorer,
 )
-from latent_atlas.groups import GroupAnalysis, GroupConfig, analyze_groups, group_sections
+from latent_atlas.groups import GroupAnalysis, analyze_groups, group_sections
 from latent_atlas.pipeline import (
-    AnalysisConfig,
     Cache,
     ModelAnalysis,
     analyze_models,
     parallel_workers,
 )
 from latent_atlas.sections import build_sections
-from latent_atlas.shipped import classifier_beside, input_paths, shipped_classifier
-from latent_atlas.toolkit import names as safe_names
+from latent_atlas.settings import ComparisonConfig
 from latent_atlas.toolkit.atomic import (
     atomic_dir,
     check_dir_target,
@@ -78,112 +76,6 @@ from latent_atlas.toolkit.errors import AtlasError, describe
 
 if TYPE_CHECKING:
     from latent_atlas.batchfile import CommandEntry
-
-
-@dataclass(frozen=True)
-class ComparisonConfig:
-    """One report: one model or more (folders or decoder files), their display labels,
-    the classifier (None: class maps from the nearest test embeddings), the dataset (a path or
-    ``sklearn:digits``; None: the default) and its class names file (None: the data's own), a
-    study to run (None: none) and the analysis settings."""
-
-    name: str
-    models: tuple[Path, ...]
-    labels: tuple[str, ...] = ()  # default: each model's folder (or file) name
-    # a classifier.onnx; None: none (class maps from the nearest test embeddings); "auto": the
-    # shipped classifier for the dataset when there is one, else none
-    classifier: Path | str | None = "auto"
-    data: str | Path | None = None
-    class_names: Path | None = None
-    study: str | None = None
-    # False when the study was not asked for but defaulted (the shipped pair): then a study
-    # whose needs are not met is skipped with a note instead of failing the report
-    study_required: bool = True
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
-    # groups of models (the training seeds of one configuration each), measured in full
-    # (``groups_full``) or only for the study (the default report's shipped seeds)
-    groups: tuple[GroupConfig, ...] = ()
-    groups_full: bool = True
-
-    def __post_init__(self) -> None:
-        # The name becomes a folder: one safe path component. Labels stay display text.
-        safe_names.path_component(self.name, "comparison name")
-        if len(self.models) < 1:  # one model alone is a report of its own
-            raise AtlasError(
-                f"comparison {self.name}: no model; expected one or more (--model A [--model B …])"
-            )
-        if self.labels and len(self.labels) != len(self.models):
-            raise AtlasError(
-                f"comparison {self.name}: {len(self.labels)} labels for {len(self.models)} "
-                "models; expected one --label per --model"
-            )
-        resolved = [Path(m).resolve() for m in self.models]
-        for i, p in enumerate(resolved):
-            if p in resolved[:i]:
-                raise AtlasError(
-                    f"comparison {self.name}: model {self.models[i]} is given twice; expected "
-                    "different models"
-                )
-        labels = self.display_labels()
-        for i, label in enumerate(labels):
-            if not label.strip():
-                raise AtlasError(f"comparison {self.name}: label {i + 1} is empty")
-            if self.labels:  # given as text (folder names are made displayable instead)
-                safe_names.label(label, f"comparison {self.name}: label")
-            else:  # a folder's name stands for the label: the same rule for names
-                safe_names.plain_text(
-                    label, f"comparison {self.name}: model {i + 1}'s folder name (its label; "
-                    "or pass --label)"
-                )  # fmt: skip
-            if label in labels[:i]:
-                raise AtlasError(
-                    f"comparison {self.name}: two models are labelled {label!r}; expected "
-                    "different names (--label)"
-                )
-        if self.study is not None:
-            get_study(self.study)
-        group_labels = [g.label for g in self.groups]
-        if len(set(group_labels)) < len(group_labels):
-            raise AtlasError(
-                f"comparison {self.name}: two groups are labelled alike ({group_labels}); "
-                "expected different names"
-            )
-        if len(self.groups) == 1:
-            raise AtlasError(f"comparison {self.name}: one group; expected two or more to compare")
-        if isinstance(self.classifier, str) and self.classifier != "auto":
-            raise AtlasError(
-                f"comparison {self.name}: classifier {self.classifier!r}; expected a path, "
-                "'auto' or none"
-            )
-
-    @property
-    def inputs(self) -> tuple[Path | str | None, ...]:
-        """What this comparison reads: never to be replaced by what it writes."""
-        data = self.data if isinstance(self.data, Path) or (
-            isinstance(self.data, str) and ":" not in self.data) else None  # fmt: skip
-        return (*input_paths(self.models, self.classifier), data, self.class_names)
-
-    def classifier_for(self, data: ImageDataset) -> Path | None:
-        """The classifier file to use on ``data``. "auto": the shipped one for a shipped
-        dataset, else a ``classifier/classifier.onnx`` beside the models (the layout
-        `latent-atlas export` writes) that was trained on this very data (its metadata's
-        dataset_sha256). A folder holding ``classifier.onnx`` stands for that file."""
-        if self.classifier == "auto":
-            return shipped_classifier(data.name) or classifier_beside(self.models, data.sha256)
-        if self.classifier is None:
-            return None
-        path = Path(self.classifier)
-        return path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
-
-    def display_labels(self) -> tuple[str, ...]:
-        if self.labels:
-            return tuple(self.labels)
-        # folder names may hold bytes that are not UTF-8: shown as U+FFFD (a font cannot draw
-        # the lone surrogates Python keeps them as)
-        return tuple(safe_names.display_text(
-            Path(m).stem if Path(m).suffix == ".onnx" and Path(m).stem != "decoder"
-            else (Path(m).parent.name if Path(m).suffix == ".onnx" else Path(m).name))
-            for m in self.models)  # fmt: skip
 
 
 def _env_versions() -> dict[str, str]:

@@ -9,19 +9,27 @@ matplotlib's neighbours, ~2 s) so that a command refuses a bad flag, and ``grid`
 
 from __future__ import annotations
 
+import glob
+import json
 import math
+import re
 import sys
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from latent_atlas.shipped import classifier_beside, input_paths, shipped_classifier
+from latent_atlas.toolkit import names as safe_names
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
+from latent_atlas.toolkit.names import plain_text
 
 if TYPE_CHECKING:
     from latent_atlas.toolkit.data import ImageDataset
     from latent_atlas.toolkit.runtime import Model
 
-# toolkit.atlas.MAX_STEPS (which imports onnx); tests/test_settings.py holds them equal
+# toolkit.atlas.MAX_STEPS (which imports onnx); tests/test_architecture.py holds them equal
 ATLAS_MAX_STEPS = 1001
 
 
@@ -179,3 +187,194 @@ def session_threads(cfg: AnalysisConfig, workers: int) -> AnalysisConfig:
     from latent_atlas.engine import usable_cores
 
     return replace(cfg, threads=max(1, usable_cores() // workers))
+
+
+# ---------------------------------------------------------------------------- comparisons
+# what a report compares: built from the flags (or a batch file's entries) and checked before
+# any data is loaded; latent_atlas.runs and latent_atlas.groups re-export these names
+GROUPS_FILE = "groups.json"  # in a folder of shipped seeds: {label: [member folder, …]}
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """A group: its display label and its members (model folders or decoder files), one per
+    training seed, at least two."""
+
+    label: str
+    members: tuple[Path, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(Path(m) for m in self.members))
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise AtlasError(f"group label {self.label!r}: expected a non-empty name")
+        plain_text(self.label, "group label")
+        if len(self.members) < 2:
+            raise AtlasError(
+                f"group {self.label}: {len(self.members)} model(s), expected at least 2 "
+                "(one per training seed) for an interval across seeds"
+            )
+        resolved = [m.resolve() for m in self.members]
+        dup = sorted({str(m) for m in self.members if resolved.count(m.resolve()) > 1})
+        if dup:
+            raise AtlasError(f"group {self.label}: {dup} given twice; expected each model once")
+
+
+def _natural(path: str) -> list[object]:
+    """Sort key that puts vae-seed2 before vae-seed10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def expand(
+    patterns: Sequence[str], base: Path | None = None, where: str = "--group"
+) -> tuple[Path, ...]:
+    """Folders or decoder files named by ``patterns`` (paths or globs, relative to ``base``),
+    each glob's matches in natural order; a pattern that matches nothing is refused."""
+    out: list[Path] = []
+    for pattern in patterns:
+        text = str(pattern).strip()
+        if not text:
+            raise AtlasError(f"{where}: an empty path; expected a model folder or a glob")
+        full = text if base is None or Path(text).is_absolute() else str(base / text)
+        if glob.has_magic(full):
+            found = sorted(glob.glob(full), key=_natural)
+            if not found:
+                raise AtlasError(f"{where}: {text!r} matches no model folder")
+            out += [Path(f) for f in found]
+        else:
+            out.append(Path(full))
+    return tuple(out)
+
+
+def parse_group(text: str) -> GroupConfig:
+    """``LABEL=PATTERN[,PATTERN…]`` (the ``--group`` flag) as a group."""
+    label, sep, rest = str(text).partition("=")
+    if not sep or not label.strip() or not rest.strip():
+        raise AtlasError(
+            f"--group {text!r}: expected LABEL=PATTERN[,PATTERN…], e.g. "
+            "VAE=artifacts/fashion-mnist/seeds/vae-seed*"
+        )
+    return GroupConfig(label.strip(), expand(rest.split(","), where=f"--group {label.strip()}"))
+
+
+def shipped_groups(folder: Path) -> tuple[GroupConfig, ...]:
+    """The groups listed in ``folder/groups.json`` (member paths relative to ``folder``);
+    none when the file is absent."""
+    path = Path(folder) / GROUPS_FILE
+    if not path.is_file():
+        return ()
+    try:
+        raw = json.loads(path.read_text())
+        return tuple(GroupConfig(label, tuple(Path(folder) / m for m in members))
+                     for label, members in raw.items())  # fmt: skip
+    except (ValueError, AttributeError, TypeError, RecursionError) as exc:
+        raise AtlasError(
+            f"{path}: not a groups file ({exc}); expected {{label: [folders]}}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """One report: one model or more (folders or decoder files), their display labels,
+    the classifier (None: class maps from the nearest test embeddings), the dataset (a path or
+    ``sklearn:digits``; None: the default) and its class names file (None: the data's own), a
+    study to run (None: none) and the analysis settings."""
+
+    name: str
+    models: tuple[Path, ...]
+    labels: tuple[str, ...] = ()  # default: each model's folder (or file) name
+    # a classifier.onnx; None: none (class maps from the nearest test embeddings); "auto": the
+    # shipped classifier for the dataset when there is one, else none
+    classifier: Path | str | None = "auto"
+    data: str | Path | None = None
+    class_names: Path | None = None
+    study: str | None = None
+    # False when the study was not asked for but defaulted (the shipped pair): then a study
+    # whose needs are not met is skipped with a note instead of failing the report
+    study_required: bool = True
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    # groups of models (the training seeds of one configuration each), measured in full
+    # (``groups_full``) or only for the study (the default report's shipped seeds)
+    groups: tuple[GroupConfig, ...] = ()
+    groups_full: bool = True
+
+    def __post_init__(self) -> None:
+        # The name becomes a folder: one safe path component. Labels stay display text.
+        safe_names.path_component(self.name, "comparison name")
+        if len(self.models) < 1:  # one model alone is a report of its own
+            raise AtlasError(
+                f"comparison {self.name}: no model; expected one or more (--model A [--model B …])"
+            )
+        if self.labels and len(self.labels) != len(self.models):
+            raise AtlasError(
+                f"comparison {self.name}: {len(self.labels)} labels for {len(self.models)} "
+                "models; expected one --label per --model"
+            )
+        resolved = [Path(m).resolve() for m in self.models]
+        for i, p in enumerate(resolved):
+            if p in resolved[:i]:
+                raise AtlasError(
+                    f"comparison {self.name}: model {self.models[i]} is given twice; expected "
+                    "different models"
+                )
+        labels = self.display_labels()
+        for i, label in enumerate(labels):
+            if not label.strip():
+                raise AtlasError(f"comparison {self.name}: label {i + 1} is empty")
+            if self.labels:  # given as text (folder names are made displayable instead)
+                safe_names.label(label, f"comparison {self.name}: label")
+            else:  # a folder's name stands for the label: the same rule for names
+                safe_names.plain_text(
+                    label, f"comparison {self.name}: model {i + 1}'s folder name (its label; "
+                    "or pass --label)"
+                )  # fmt: skip
+            if label in labels[:i]:
+                raise AtlasError(
+                    f"comparison {self.name}: two models are labelled {label!r}; expected "
+                    "different names (--label)"
+                )
+        if self.study is not None:
+            from latent_atlas.analysis.studies import get_study  # ~0.3 s: only here
+
+            get_study(self.study)
+        group_labels = [g.label for g in self.groups]
+        if len(set(group_labels)) < len(group_labels):
+            raise AtlasError(
+                f"comparison {self.name}: two groups are labelled alike ({group_labels}); "
+                "expected different names"
+            )
+        if len(self.groups) == 1:
+            raise AtlasError(f"comparison {self.name}: one group; expected two or more to compare")
+        if isinstance(self.classifier, str) and self.classifier != "auto":
+            raise AtlasError(
+                f"comparison {self.name}: classifier {self.classifier!r}; expected a path, "
+                "'auto' or none"
+            )
+
+    @property
+    def inputs(self) -> tuple[Path | str | None, ...]:
+        """What this comparison reads: never to be replaced by what it writes."""
+        data = self.data if isinstance(self.data, Path) or (
+            isinstance(self.data, str) and ":" not in self.data) else None  # fmt: skip
+        return (*input_paths(self.models, self.classifier), data, self.class_names)
+
+    def classifier_for(self, data: ImageDataset) -> Path | None:
+        """The classifier file to use on ``data``. "auto": the shipped one for a shipped
+        dataset, else a ``classifier/classifier.onnx`` beside the models (the layout
+        `latent-atlas export` writes) that was trained on this very data (its metadata's
+        dataset_sha256). A folder holding ``classifier.onnx`` stands for that file."""
+        if self.classifier == "auto":
+            return shipped_classifier(data.name) or classifier_beside(self.models, data.sha256)
+        if self.classifier is None:
+            return None
+        path = Path(self.classifier)
+        return path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
+
+    def display_labels(self) -> tuple[str, ...]:
+        if self.labels:
+            return tuple(self.labels)
+        # folder names may hold bytes that are not UTF-8: shown as U+FFFD (a font cannot draw
+        # the lone surrogates Python keeps them as)
+        return tuple(safe_names.display_text(
+            Path(m).stem if Path(m).suffix == ".onnx" and Path(m).stem != "decoder"
+            else (Path(m).parent.name if Path(m).suffix == ".onnx" else Path(m).name))
+            for m in self.models)  # fmt: skip

@@ -153,14 +153,15 @@ def test_analysis_writes_no_files():
             assert w not in code, f"{path.name} calls {w}"
 
 
-# what a command that neither ranks embeddings nor draws matplotlib figures before its first
-# check may import: scikit-learn and scipy.stats cost ~1.5 s, the whole pipeline ~2.5 s
+# what a command may import before its first check (report: its flags and batch file, the
+# comparisons they make): scikit-learn and scipy.stats cost ~1.5 s, the whole pipeline ~2.5 s
 LIGHT_PROBE = """
 import sys
 import latent_atlas.settings, latent_atlas.commands.grid, latent_atlas.commands.traverse
 import latent_atlas.analysis.traversals, latent_atlas.geometry, latent_atlas.cli
-heavy = sorted(n for n in ("sklearn", "scipy.stats", "matplotlib.pyplot", "latent_atlas.pipeline")
-               if n in sys.modules)
+import latent_atlas.batchfile, latent_atlas.commands.report
+heavy = sorted(n for n in ("sklearn", "scipy.stats", "matplotlib.pyplot", "latent_atlas.pipeline",
+                           "latent_atlas.runs") if n in sys.modules)
 print(",".join(heavy))
 """
 

@@ -15,8 +15,7 @@ from latent_atlas.toolkit.errors import AtlasError
 
 if TYPE_CHECKING:
     from latent_atlas.engine import EngineConfig
-    from latent_atlas.runs import ComparisonConfig
-    from latent_atlas.settings import AnalysisConfig
+    from latent_atlas.settings import AnalysisConfig, ComparisonConfig
     from latent_atlas.toolkit.grid import GridSpec
 
 SHIPPED = shipped("fashion-mnist")
@@ -321,8 +320,7 @@ def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
 
 
 def comparison(args: argparse.Namespace) -> ComparisonConfig:
-    from latent_atlas.groups import parse_group, shipped_groups
-    from latent_atlas.runs import ComparisonConfig
+    from latent_atlas.settings import ComparisonConfig, parse_group, shipped_groups
     from latent_atlas.toolkit import names
 
     groups = tuple(parse_group(g) for g in getattr(args, "group", None) or ())

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from latent_atlas.commands import flags
 from latent_atlas.toolkit.errors import AtlasError
+
+if TYPE_CHECKING:
+    from latent_atlas.settings import ComparisonConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,12 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = flags.engine_config(args)
-    if not args.batch and engine.kind == "local" and engine.jobs <= 1:
-        start_atlases(args)
     from latent_atlas.batchfile import read_batch_file
-    from latent_atlas.runs import run_batch
 
+    engine = flags.engine_config(args)
     commands: list = []
     if args.batch:
         given = [f for f in ("model", "label", "group") if getattr(args, f, None)]
@@ -52,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         comps = [flags.comparison(args)]
         out = Path(args.out or "reports")
+        if engine.kind == "local" and engine.jobs <= 1:
+            start_atlases(comps[0])
+    # the flags and the batch file are checked (settings, batchfile: light imports); the
+    # analysis modules now (~2.5 s), while the atlases run
+    from latent_atlas.runs import run_batch
+
     done, failed = run_batch(
         comps, out, progress=not args.no_progress, index=bool(args.batch), engine=engine,
         overwrite=args.overwrite, protect=(args.batch,), commands=commands,
@@ -70,35 +77,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_atlases(args: argparse.Namespace) -> None:
+def start_atlases(cfg: ComparisonConfig) -> None:
     """One comparison on this process: its models' dense atlases start now, on a thread, while
-    the analysis modules import (~2 s on one core); the analysis takes them where it would
+    the analysis modules import (~2.5 s on one core); the analysis takes them where it would
     have computed them (``toolkit.atlas.start_early``: the same inputs, the same numbers).
-    Only where this comparison's atlas inputs are known before its data is loaded: the models
-    given (or the shipped pair), a classifier given (or the shipped one, on the default data),
-    a first grid over a range in latent units. Flags that are wrong start nothing: the
-    comparison says what is wrong."""
+    Only where the atlas's inputs are known before the data is loaded: a classifier given (or
+    the shipped one, on the default data) and a first grid over a range in latent units."""
     from latent_atlas.settings import parallel_workers, session_threads
     from latent_atlas.shipped import shipped_classifier
     from latent_atlas.toolkit.atlas import start_early
 
-    if getattr(args, "group", None):
+    a = cfg.analysis
+    if cfg.classifier is None or not a.atlas_steps:
         return
-    try:
-        cfg = flags.analysis_config(args)
-    except AtlasError:
-        return
-    models = tuple(Path(m) for m in args.model) if args.model else flags.DEFAULT_MODELS
-    if args.classifier == "none" or not cfg.atlas_steps:
-        return
-    if args.classifier == "auto":
-        if flags.data_source(args) is not None:
+    if cfg.classifier == "auto":
+        if cfg.data is not None:
             return  # a user's dataset: its classifier is known once it is loaded
         classifier = shipped_classifier("fashion-mnist")
     else:
-        path = Path(args.classifier)
+        path = Path(cfg.classifier)
         classifier = path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
     if classifier is None:
         return
-    threads = session_threads(cfg, parallel_workers(len(models))).threads
-    start_early(models, classifier, cfg.grids[0], cfg.atlas_steps, cfg.provider, threads)
+    threads = session_threads(a, parallel_workers(len(cfg.models))).threads
+    start_early(cfg.models, classifier, a.grids[0], a.atlas_steps, a.provider, threads)
