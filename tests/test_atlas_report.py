@@ -118,8 +118,6 @@ def test_a_reports_early_atlases_are_taken_and_change_no_byte(toy, tmp_path, mon
     from latent_atlas.cli import main
 
     monkeypatch.setattr(rep, "load_dataset", lambda source=None, **kw: toy["data"])
-    data = tmp_path / "data"  # any path: load_dataset is the toy data here
-    data.mkdir()
     taken: list = []
     real = atlas_mod._take_early
     monkeypatch.setattr(atlas_mod, "_take_early", lambda key: taken.append(real(key)) or taken[-1])
@@ -128,7 +126,7 @@ def test_a_reports_early_atlases_are_taken_and_change_no_byte(toy, tmp_path, mon
         if not early:
             monkeypatch.setattr(report_cmd, "start_atlases", lambda args: None)
         args = ["report", "--model", str(toy["linear"]), "--model", str(toy["regions"]),
-                "--classifier", str(toy["root"] / "classifier.onnx"), "--data", str(data),
+                "--classifier", str(toy["root"] / "classifier.onnx"),
                 "--steps", "5", "--samples", "1000", "--out", str(out),
                 "--no-progress"]  # fmt: skip
         assert main(args) == 0

@@ -374,6 +374,9 @@ def comparison(args: argparse.Namespace) -> ComparisonConfig:
         if cfg.data:
             stem = f"{data_tag(str(cfg.data))}-{stem}"
         cfg = replace(cfg, name=slug(stem, "comparison"))
+    from latent_atlas.toolkit.data import check_source
+
+    check_source(cfg.data)  # a wrong --data answered now, not after the analysis imports
     return cfg
 
 
