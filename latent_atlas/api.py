@@ -202,9 +202,10 @@ def geodesic(
 def _classifier(
     classifier: str | Path | None, data: ImageDataset, model: Model
 ) -> OnnxModel | None:
-    from latent_atlas.traversals import open_classifier, resolve_classifier
+    from latent_atlas.shipped import resolve_classifier
+    from latent_atlas.traversals import open_classifier
 
-    path = resolve_classifier(classifier, data, [model.folder])
+    path = resolve_classifier(classifier, data.name, data.sha256, [model.folder])
     return open_classifier(path, data)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from latent_atlas.shipped import classifier_beside, input_paths, shipped_classifier
+from latent_atlas.shipped import input_paths, resolve_classifier
 from latent_atlas.toolkit import names as safe_names
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec
@@ -362,12 +362,7 @@ class ComparisonConfig:
         dataset, else a ``classifier/classifier.onnx`` beside the models (the layout
         `latent-atlas export` writes) that was trained on this very data (its metadata's
         dataset_sha256). A folder holding ``classifier.onnx`` stands for that file."""
-        if self.classifier == "auto":
-            return shipped_classifier(data.name) or classifier_beside(self.models, data.sha256)
-        if self.classifier is None:
-            return None
-        path = Path(self.classifier)
-        return path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
+        return resolve_classifier(self.classifier, data.name, data.sha256, self.models)
 
     def display_labels(self) -> tuple[str, ...]:
         if self.labels:

@@ -47,6 +47,26 @@ def classifier_beside(models: Sequence[Path], dataset_sha256: str) -> Path | Non
 LAYOUT_FILES = ("encoder.onnx", "decoder.onnx", "classifier.onnx")  # as `export` names them
 
 
+def classifier_file(given: Path | str) -> Path:
+    """The classifier file a --classifier path names: a folder holding ``classifier.onnx``
+    stands for that file."""
+    path = Path(given)
+    return path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
+
+
+def resolve_classifier(
+    classifier: Path | str | None, dataset: str, dataset_sha256: str, models: Sequence[Path]
+) -> Path | None:
+    """The classifier file for a dataset (its name and sha256): "auto" — the shipped one for a
+    shipped dataset, else ``classifier/classifier.onnx`` beside the models when trained on
+    this data; None or "none" — none; a path — :func:`classifier_file`."""
+    if classifier == "auto":
+        return shipped_classifier(dataset) or classifier_beside(models, dataset_sha256)
+    if classifier is None or classifier == "none":
+        return None
+    return classifier_file(classifier)
+
+
 def input_paths(models: Sequence[Path | str], classifier: object = None) -> list[Path]:
     """What a run reads, as the paths no output may be, hold or lie inside: each model and a
     classifier given by path (a file named as `latent-atlas export` names them —

@@ -18,7 +18,6 @@ from latent_atlas.analysis.dimensions import (
 from latent_atlas.analysis.traversals import TraversalMetrics, traversal_metrics
 from latent_atlas.geometry import Geodesic, GeodesicConfig
 from latent_atlas.geometry import geodesic as find_geodesic
-from latent_atlas.shipped import classifier_beside, shipped_classifier
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import Plane, dim_label
@@ -29,20 +28,6 @@ from latent_atlas.toolkit.traversal import (
     decode_traversal,
     interpolation_codes,
 )
-
-
-def resolve_classifier(
-    classifier: Path | str | None, data: ImageDataset, models: list[Path]
-) -> Path | None:
-    """The classifier file for ``data``: "auto" — the shipped one for a shipped dataset, else
-    ``classifier/classifier.onnx`` beside the models when trained on this data; None — none; a
-    folder holding ``classifier.onnx`` stands for that file."""
-    if classifier == "auto":
-        return shipped_classifier(data.name) or classifier_beside(models, data.sha256)
-    if classifier is None or classifier == "none":
-        return None
-    path = Path(classifier)
-    return path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
 
 
 def open_classifier(

@@ -84,7 +84,7 @@ def start_atlases(cfg: ComparisonConfig) -> None:
     Only where the atlas's inputs are known before the data is loaded: a classifier given (or
     the shipped one, on the default data) and a first grid over a range in latent units."""
     from latent_atlas.settings import parallel_workers, session_threads
-    from latent_atlas.shipped import shipped_classifier
+    from latent_atlas.shipped import classifier_file, shipped_classifier
     from latent_atlas.toolkit.atlas import start_early
 
     a = cfg.analysis
@@ -95,8 +95,7 @@ def start_atlases(cfg: ComparisonConfig) -> None:
             return  # a user's dataset: its classifier is known once it is loaded
         classifier = shipped_classifier("fashion-mnist")
     else:
-        path = Path(cfg.classifier)
-        classifier = path / "classifier.onnx" if (path / "classifier.onnx").is_file() else path
+        classifier = classifier_file(cfg.classifier)
     if classifier is None:
         return
     threads = session_threads(a, parallel_workers(len(cfg.models))).threads

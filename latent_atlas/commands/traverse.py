@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> None:
         traversal_captions,
     )
     from latent_atlas.settings import check_fits, check_runtime
-    from latent_atlas.shipped import input_paths
+    from latent_atlas.shipped import input_paths, resolve_classifier
     from latent_atlas.toolkit import names
     from latent_atlas.toolkit.atomic import (
         check_file_target,
@@ -135,7 +135,6 @@ def run(args: argparse.Namespace) -> None:
         diagnose,
         interpolate,
         open_classifier,
-        resolve_classifier,
         traverse,
     )
 
@@ -173,7 +172,7 @@ def run(args: argparse.Namespace) -> None:
                     f"images; expected indices in 0..{n - 1}"
                 )
     classifier_path = resolve_classifier(
-        None if args.classifier == "none" else args.classifier, data, [Path(args.model)]
+        args.classifier, data.name, data.sha256, [Path(args.model)]
     )
     clf = open_classifier(classifier_path, data, args.provider, args.threads)
     stem = names.slug(names.display_text(model.name), "model")
