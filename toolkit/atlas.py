@@ -526,7 +526,7 @@ def _separate_atlas(
     y: np.ndarray,
     batch: int,
     progress: bool,
-    stop_event: threading.Event | None = None,
+    stop: threading.Event | None = None,
 ) -> Atlas:
     """The same maps the unfused way: decode a batch to images, classify them, reduce."""
     n = len(x) * len(y)
@@ -535,20 +535,20 @@ def _separate_atlas(
     brightness = np.empty(n, np.float32)
     bar = _bar(n, progress)
     for start in range(0, n, batch):
-        _check_stop(stop_event)
-        stop = min(n, start + batch)
-        images = decoder(spec.points(x, y, plane, start, stop), batch)
+        _check_stop(stop)
+        end = min(n, start + batch)
+        images = decoder(spec.points(x, y, plane, start, end), batch)
         images = images.reshape(len(images), *decoder.image_shape)
         flat = images.reshape(len(images), -1)
         _check_range(float(flat.min()), float(flat.max()), str(decoder.path))
-        brightness[start:stop] = flat.mean(axis=1)
+        brightness[start:end] = flat.mean(axis=1)
         # the runtime hands back logits (log p for a classifier that outputs probabilities)
         logits = classifier(images, batch).astype(np.float32)
-        labels[start:stop] = logits.argmax(axis=1)
+        labels[start:end] = logits.argmax(axis=1)
         # max softmax = 1 / Σ exp(l - max l)
         shifted = logits - logits.max(axis=1, keepdims=True)
-        confidence[start:stop] = 1.0 / np.exp(shifted).sum(axis=1)
-        bar.update(stop - start)
+        confidence[start:end] = 1.0 / np.exp(shifted).sum(axis=1)
+        bar.update(end - start)
     bar.close()
     shape = (len(y), len(x))
     return Atlas(
@@ -579,10 +579,15 @@ def _check_stop(stop: threading.Event | None) -> None:
         raise _Stopped
 
 
+def _range_in_latent_units(spec: GridSpec) -> bool:
+    """Whether ``spec``'s range and plane are given, not taken from the test embeddings."""
+    return spec.mode != "auto" and spec.plane not in ("pca", "images")
+
+
 def _needs_no_embeddings(decoder: OnnxModel, spec: GridSpec) -> bool:
     """Whether ``spec``'s points for ``decoder`` are the same with any embeddings or none (a
     2-D model over a range given in latent units)."""
-    return decoder.latent_dim == 2 and spec.mode != "auto" and spec.plane not in ("pca", "images")
+    return decoder.latent_dim == 2 and _range_in_latent_units(spec)
 
 
 def _early_key(
@@ -626,7 +631,7 @@ def start_early(
     batches when the process exits."""
     with _EARLY_LOCK:  # one command's at a time: what an earlier one left is not taken now
         _EARLY.clear()
-    if grid.mode == "auto" or grid.plane in ("pca", "images") or steps < 2:
+    if not _range_in_latent_units(grid) or steps < 2:
         return None
     thread = threading.Thread(target=_early, args=(tuple(models), classifier, grid, steps,
                               provider, threads), name="early-atlas", daemon=True)  # fmt: skip
