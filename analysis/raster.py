@@ -4,8 +4,10 @@ The report's grid figures are pictures of arrays: a mosaic of decoded cells, the
 tinted by class, per-cell heat maps, the dense atlas. matplotlib spent 0.2–0.5 CPU s on each
 (layout engine, resampling, anti-aliased meshes; ~6 of a two-model report's ~28 CPU s);
 assembled here with numpy and framed with Pillow (ticks, axis labels, title, colour bar,
-legend) each takes a few milliseconds. The scatter of embeddings and the bar charts, which
-are not pictures of arrays, stay with :mod:`latent_atlas.analysis.plots`.
+legend) each takes a few milliseconds. The scatter of embeddings and the class shares' bars
+are drawn here too (Pillow discs and rectangles: ~0.25 CPU s each less than matplotlib's, and
+a PNG report never imports matplotlib's figures); :mod:`latent_atlas.analysis.plots` keeps
+their matplotlib versions, which an SVG or PDF figure format draws as vectors.
 
 Conventions are those of :mod:`~latent_atlas.analysis.plots`: ``cells[i, j]`` is the image
 decoded at ``(x[j], y[i])``, maps are ``[ny, nx]``, ``x`` and ``y`` increase, and the second
@@ -20,7 +22,7 @@ import functools
 import importlib.util
 import io
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,8 @@ __all__ = [
     "heatmap_png",
     "image_rows_png",
     "mosaic_png",
+    "scatter_png",
+    "share_bars_png",
 ]
 
 # matplotlib's tab10 (the class colours of every figure, cycling), as 8-bit RGB
@@ -633,6 +637,151 @@ def atlas_png(
         image, xa, ya = map_image(_coloured(vals, cmap, lo, hi), xs, ys, labels_xy, size)
         panels.append(panel(image, xa, ya, name, colour_bar=ColourBar(_lut(cmap), lo, hi, bar)))
     return png_bytes(_side_by_side(panels, title))
+
+
+# ---------------------------------------------------------------------------- scatter, bars
+SCATTER_PX = 420  # the wider side of the scatter's data box
+POINT_PX = 1.5  # a point's radius (a disc 4 px across), drawn at POINT_ALPHA in data order
+POINT_ALPHA = 0.5
+MARGIN = 0.05  # of the data span, each side (matplotlib's default margins)
+DASH = (6, 4)  # the grid extent's dashes: on, off (px)
+
+
+def _span(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened by MARGIN each side (a unit span around a single value)."""
+    if hi <= lo:
+        return lo - 0.5, hi + 0.5
+    pad = (hi - lo) * MARGIN
+    return lo - pad, hi + pad
+
+
+def _dashed_box(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float]) -> None:
+    """The outline of ``box`` (left, top, right, bottom) in DASH dashes, 1 px, black."""
+    left, top, right, bottom = box
+    on, off = DASH
+    for (x0, y0), (x1, y1) in (
+        ((left, top), (right, top)),
+        ((right, top), (right, bottom)),
+        ((right, bottom), (left, bottom)),
+        ((left, bottom), (left, top)),
+    ):
+        length = float(np.hypot(x1 - x0, y1 - y0))
+        for a in np.arange(0.0, length, on + off):
+            b = min(a + on, length)
+            t0, t1 = a / length if length else 0.0, b / length if length else 0.0
+            draw.line((x0 + (x1 - x0) * t0, y0 + (y1 - y0) * t0,
+                       x0 + (x1 - x0) * t1, y0 + (y1 - y0) * t1), fill=INK, width=1)  # fmt: skip
+
+
+def scatter_png(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    class_names: Sequence[str],
+    extent: tuple[float, float, float, float] | None = None,
+    title: str = "",
+    axis_labels: tuple[str, str] = ("z\u2081", "z\u2082"),
+    marks: Sequence[Mark] = (),
+) -> bytes:
+    """Scatter of 2-D embeddings coloured by class (tab10, half transparent, drawn in data
+    order so that no class hides the others), the grid's ``extent`` ``(xlo, xhi, ylo, yhi)``
+    as a dashed box, ``marks`` as in :func:`heatmap_png`, and a legend of the classes present.
+    Both axes in equal units, 5 % margins; as :func:`latent_atlas.analysis.plots.embedding_scatter`
+    draws it, in pixels. Returns PNG bytes."""
+    emb = check_array(embeddings, "embeddings", shape=("N", 2))
+    n_classes = len(class_names)
+    lab = check_labels(labels, n_classes=n_classes, shape=(emb.shape[0],))
+    xs, ys = emb[:, 0], emb[:, 1]
+    bounds = (
+        [float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max())]
+        if len(emb)
+        else [0.0, 0.0, 0.0, 0.0]
+    )
+    if extent is not None:
+        xlo, xhi, ylo, yhi = (float(v) for v in extent)
+        if not (xhi > xlo and yhi > ylo) or not np.isfinite([xlo, xhi, ylo, yhi]).all():
+            raise AtlasError(f"extent must be (xlo, xhi, ylo, yhi) with lo < hi, got {extent}")
+        if len(emb):
+            bounds = [min(bounds[0], xlo), max(bounds[1], xhi),
+                      min(bounds[2], ylo), max(bounds[3], yhi)]  # fmt: skip
+        else:
+            bounds = [xlo, xhi, ylo, yhi]
+    (x0, x1), (y0, y1) = _span(bounds[0], bounds[1]), _span(bounds[2], bounds[3])
+    # equal units: the shorter side's span widened about its centre to the box's shape
+    ratio = float(np.clip((y1 - y0) / (x1 - x0), 0.25, 4.0))
+    w, h = (
+        (SCATTER_PX, round(SCATTER_PX * ratio))
+        if ratio <= 1
+        else (round(SCATTER_PX / ratio), SCATTER_PX)
+    )
+    unit = max((x1 - x0) / w, (y1 - y0) / h)  # latent units per pixel
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    x0, x1, y0, y1 = cx - unit * w / 2, cx + unit * w / 2, cy - unit * h / 2, cy + unit * h / 2
+
+    def px(u: NDArray[np.float64]) -> NDArray[np.float64]:  # latent units → pixels, rightward
+        return (u - x0) / unit
+
+    def py(v: NDArray[np.float64]) -> NDArray[np.float64]:  # latent units → pixels, downward
+        return h - (v - y0) / unit
+
+    img = Image.new("RGB", (w, h), WHITE)
+    draw = ImageDraw.Draw(img, "RGBA")
+    alpha = round(POINT_ALPHA * 255)
+    colours = [(*(int(c) for c in TAB10[k % len(TAB10)]), alpha) for k in range(n_classes)]
+    r = POINT_PX
+    for u, v, k in zip(px(xs).tolist(), py(ys).tolist(), lab.tolist(), strict=True):
+        draw.ellipse((u - r, v - r, u + r, v + r), fill=colours[k])
+    if extent is not None:
+        (left, right), (bottom, top) = px(np.array(extent[:2])), py(np.array(extent[2:]))
+        _dashed_box(draw, (float(left), float(top), float(right), float(bottom)))
+    image = _draw_marks(np.asarray(img), marks, [0.0, float(w)], [0.0, float(h)],
+                        np.array([x0, x1]), np.array([y0, y1]))  # fmt: skip
+    xa = _data_axis(axis_labels[0], np.array([x0, x1]), np.array([w]))
+    ya = _data_axis(axis_labels[1], np.array([y0, y1]), np.array([h]))
+    legend = [(TAB10[k % len(TAB10)], str(class_names[k])) for k in np.unique(lab)]
+    return png_bytes(panel(image, xa, ya, title, legend=legend))
+
+
+BAR_ROW_PX = 14  # a bar's thickness; a class's group is one bar per model and a gap
+BARS_PX = 360  # the longest possible bar (a share of 1 reaches the end only when one does)
+
+
+def share_bars_png(
+    shares: Mapping[str, ArrayLike], class_names: Sequence[str], title: str = ""
+) -> bytes:
+    """Grouped horizontal bars of the share of grid cells given to each class, one bar per
+    model (tab10 in model order, with a legend), one group per class from the top in class
+    order, the share on the horizontal axis from 0. As
+    :func:`latent_atlas.analysis.plots.class_share_bars` gives it, in pixels (the class names
+    read across, not turned). Returns PNG bytes."""
+    n_classes = len(class_names)
+    if not shares:
+        raise AtlasError("shares is empty")
+    rows: dict[str, NDArray[np.float64]] = {}
+    for model, s in shares.items():
+        arr = np.asarray(s, dtype=np.float64)
+        if arr.shape != (n_classes,):
+            raise AtlasError(f"shares[{model!r}] must have shape ({n_classes},), got {arr.shape}")
+        if not (np.isfinite(arr).all() and (arr >= 0).all()):
+            raise AtlasError(f"shares[{model!r}]: expected finite shares >= 0")
+        rows[str(model)] = arr
+    top = max(float(max(a.max() for a in rows.values())), 1e-12) * (1 + MARGIN)
+    n_models = len(rows)
+    group = n_models * BAR_ROW_PX + BAR_ROW_PX // 2
+    h = n_classes * group
+    img = Image.new("RGB", (BARS_PX, h), WHITE)
+    draw = ImageDraw.Draw(img)
+    for m, arr in enumerate(rows.values()):
+        rgb = tuple(int(c) for c in TAB10[m % len(TAB10)])
+        for k, share in enumerate(arr.tolist()):
+            y = k * group + BAR_ROW_PX // 4 + m * BAR_ROW_PX
+            length = round(share / top * BARS_PX)
+            if length:
+                draw.rectangle((0, y, length - 1, y + BAR_ROW_PX - 1), fill=rgb)
+    xa = _data_axis("share of grid cells", np.array([0.0, top]), np.array([BARS_PX]))
+    ya = Axis("", tuple((float(h - (k + 0.5) * group), str(name))
+                        for k, name in enumerate(class_names)))  # fmt: skip
+    legend = [(TAB10[m % len(TAB10)], model) for m, model in enumerate(rows)]
+    return png_bytes(panel(np.asarray(img), xa, ya, title, legend=legend))
 
 
 # ---------------------------------------------------------------------------- rows of images

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from latent_atlas.analysis import dimplots, plots
 from latent_atlas.analysis.compare import Row
 from latent_atlas.analysis.raster import image_rows_png
 from latent_atlas.analysis.render import Block, FigureImage, FigureRow, Notes, Section, Table
@@ -25,7 +23,10 @@ from latent_atlas.analysis.traversals import (
 from latent_atlas.pipeline import ModelAnalysis
 from latent_atlas.toolkit.grid import dim_label
 
-Image = Callable[[str, str, str, Callable[[], Figure | bytes]], FigureImage]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Image = Callable[[str, str, str, Callable[[], "Figure | bytes"]], FigureImage]
 PAIR_DIMS = 5  # the pair grid's dims: the most active, at most this many
 
 
@@ -102,6 +103,9 @@ def dimension_sections(
         ex = m.extras
         if ex is None or ex.dimensions is None or ex.traversal is None:
             continue
+        # matplotlib's figures (~0.3 s to import): only a report with such a model needs them
+        from latent_atlas.analysis import dimplots, plots
+
         d = ex.dimensions.diagnostics
         kl_note = (
             f"Mean KL to the prior N(0, 1) per dim from the encoder's log-variance: "

@@ -29,7 +29,7 @@ import numpy as np
 from latent_atlas import ortweb
 from latent_atlas.analysis import geometry as geo
 from latent_atlas.analysis.classes import nearest_embedding_classes
-from latent_atlas.analysis.plots import class_color
+from latent_atlas.analysis.raster import TAB10
 from latent_atlas.analysis.render import render
 from latent_atlas.toolkit.atlas import Atlas, compute_atlas
 from latent_atlas.toolkit.atomic import write_text
@@ -545,8 +545,7 @@ def page_data(
         })  # fmt: skip
     data = {
         "classes": [
-            {"name": str(n), "color": "#{:02x}{:02x}{:02x}".format(
-                *(round(c * 255) for c in class_color(i)[:3]))}
+            {"name": str(n), "color": "#{:02x}{:02x}{:02x}".format(*TAB10[i % len(TAB10)])}
             for i, n in enumerate(class_names)
         ],
         "labelBytes": label_bytes,

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latent_atlas.analysis.dimplots import tsne_map, umap_installed, umap_map
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.grid import GridSpec
 from latent_atlas.toolkit.runtime import Model, OnnxModel
@@ -114,6 +113,10 @@ def analyze_extras(
                                        geodesic=geodesic_steps > 0,
                                        graph_steps=geodesic_steps)  # fmt: skip
     if tsne_points:
+        # here, not above: dimplots imports matplotlib's figures (~0.3 s), which a report of
+        # 2-D models no longer draws
+        from latent_atlas.analysis.dimplots import tsne_map, umap_installed, umap_map
+
         extras.tsne, extras.tsne_index = tsne_map(embeddings, tsne_points, seed)
         if umap_installed():  # optional: `pip install 'latent-atlas[umap]'`
             extras.umap, extras.umap_index = umap_map(embeddings, tsne_points, seed)

@@ -79,7 +79,6 @@ if TYPE_CHECKING:
 
 
 def _env_versions() -> dict[str, str]:
-    import matplotlib
     import onnx
     import onnxruntime
     import sklearn
@@ -88,7 +87,7 @@ def _env_versions() -> dict[str, str]:
         "latent-atlas": version("latent-atlas"), "python": platform.python_version(),
         "numpy": np.__version__,
         "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-        "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__,
+        "scikit-learn": sklearn.__version__, "matplotlib": version("matplotlib"),
     }  # fmt: skip
 
 

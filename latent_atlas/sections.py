@@ -13,12 +13,12 @@ import functools
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image
 
-from latent_atlas.analysis import plots, raster
+from latent_atlas.analysis import raster
 from latent_atlas.analysis.compare import Row, all_rows, key_rows
 from latent_atlas.analysis.render import (
     Block,
@@ -38,10 +38,16 @@ from latent_atlas.pipeline import (
 )
 from latent_atlas.toolkit.errors import AtlasError
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 DPI = 100
 
 
-Picture = Figure | bytes  # a matplotlib figure, or PNG bytes drawn already (analysis.raster)
+# a matplotlib figure, or PNG bytes drawn already (analysis.raster). A PNG report draws every
+# figure of a 2-D model in pixels and never imports matplotlib's figures (~0.3 s); an SVG or
+# PDF (`analyze --figure-format`) keeps the scatter and the bars as vectors.
+Picture: TypeAlias = "Figure | bytes"
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,8 @@ def _encode(picture: Picture, fmt: str) -> bytes:
     """A figure's file in ``fmt``: a matplotlib figure rendered, a raster picture converted."""
     if isinstance(picture, bytes):
         return png_as(picture, fmt)
+    from latent_atlas.analysis import plots
+
     return plots.figure_bytes(picture, fmt, dpi=DPI)
 
 
@@ -190,7 +198,11 @@ def _embedding_row(models: list[ModelAnalysis], names: tuple[str, ...], labels: 
         where = first.plane.describe() or "the latent plane"
         title = f"{m.name} encoder: test set"
 
-        def draw(c=coords, e=extent, t=title, axes=first.labels, g=first) -> Figure:
+        def draw(c=coords, e=extent, t=title, axes=first.labels, g=first) -> Picture:
+            if out.fmt == "png":
+                return raster.scatter_png(c, labels, names, e, t, axes, g.plane.marks)
+            from latent_atlas.analysis import plots
+
             fig = plots.embedding_scatter(c, labels, names, e, t, axes)
             return plots.mark_points(fig, g.plane.marks, g.x, g.y) if g.plane.marks else fig
 
@@ -200,6 +212,15 @@ def _embedding_row(models: list[ModelAnalysis], names: tuple[str, ...], labels: 
             "class, with the first grid's extent drawn as a dashed box", draw,
         ))  # fmt: skip
     return FigureRow(tuple(figs)) if figs else None
+
+
+def _share_bars(shares: dict[str, np.ndarray], names: tuple[str, ...], fmt: str) -> Picture:
+    """The class shares' bars: in pixels for a PNG, as a matplotlib figure (vectors) else."""
+    if fmt == "png":
+        return raster.share_bars_png(shares, names)
+    from latent_atlas.analysis import plots
+
+    return plots.class_share_bars(shares, names)
 
 
 def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
@@ -234,7 +255,7 @@ def _grid_sections(models: list[ModelAnalysis], names: tuple[str, ...],
             blocks.append(FigureRow((out.image(
                 f"{key}_class_shares.png", f"Class shares of the grid ({spec.describe()})",
                 "Bars of the share of grid cells per class, the models side by side",
-                functools.partial(plots.class_share_bars, shares, names),
+                functools.partial(_share_bars, shares, names, out.fmt),
             ),)))  # fmt: skip
         ranges = "; ".join(
             f"{m.name}: {g.grid.labels[0]} {g.grid.x[0]:.4g}…{g.grid.x[-1]:.4g}, "

@@ -173,6 +173,23 @@ def test_settings_and_the_light_commands_start_without_the_pipeline():
     assert out.stdout.strip() == "", f"a light import pulled in {out.stdout.strip()}"
 
 
+# a report of 2-D models draws every figure in pixels (analysis.raster): matplotlib's figures
+# (~0.3 s to import) come only with a >2-D model's figures or an SVG/PDF figure format
+REPORT_PROBE = """
+import sys
+import latent_atlas.runs, latent_atlas.commands.report, latent_atlas.sections
+print(",".join(sorted(n for n in ("matplotlib.figure", "matplotlib.pyplot", "matplotlib.axes")
+                      if n in sys.modules)))
+"""
+
+
+def test_the_report_path_imports_no_matplotlib_figure():
+    out = subprocess.run(
+        [sys.executable, "-c", REPORT_PROBE], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "", f"the report's modules pulled in {out.stdout.strip()}"
+
+
 def test_settings_atlas_bound_is_the_atlas_bound():
     from latent_atlas.toolkit.atlas import MAX_STEPS
 

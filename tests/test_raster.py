@@ -114,3 +114,85 @@ def test_as_written_draws_the_last_column_only_with_z2_down():
     assert red[1] == green[0] and green[1] == blue[0]  # row 0 (z₁ = −4) at the top
     assert red[2] == green[2] == blue[2] and red[3] - red[2] == red[1] - red[0]
     assert not (img == YELLOW).all(axis=2).any()
+
+
+def _near(img: np.ndarray, rgb: np.ndarray, tol: int = 1) -> np.ndarray:
+    """Pixels within ``tol`` of ``rgb`` in every channel: a boolean ``[h, w]``."""
+    return (np.abs(img.astype(int) - np.asarray(rgb, int)) <= tol).all(axis=2)
+
+
+def _centroid(mask: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.nonzero(mask)
+    assert rows.size, "no such pixel"
+    return float(rows.mean()), float(cols.mean())
+
+
+def _over_white(k: int) -> np.ndarray:
+    """Class k's colour at POINT_ALPHA over white: a lone point's pixels."""
+    a = raster.POINT_ALPHA
+    return np.rint(a * raster.TAB10[k] + (1 - a) * 255.0)
+
+
+def test_scatter_points_sit_at_their_coordinates_in_equal_units():
+    # classes 1, 2, 3 at (0, 0), (1, 0) and (0, 1): one latent unit is the same number of
+    # pixels across as up, z₂ grows upward, and each lone point is its colour half over white
+    emb = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    img = _decoded(raster.scatter_png(emb, [1, 2, 3], list("abcd"), extent=(-1.0, 3.0, -1.0, 1.5)))
+    (r0, c0), (r1, c1), (r2, c2) = (_centroid(_near(img, _over_white(k))) for k in (1, 2, 3))
+    assert abs(r1 - r0) < 0.6 and abs(c2 - c0) < 0.6  # same row / same column
+    assert c1 - c0 > 60 and r0 - r2 > 60  # right of it, above it
+    assert abs((c1 - c0) - (r0 - r2)) <= 1.0  # equal units
+    assert not _near(img, _over_white(0)).any()  # class 0 is absent: no point of its colour
+
+
+def test_scatter_draws_in_data_order_the_extent_dashed_and_the_classes_present():
+    # two points at one place: the second is blended over the first (no class drawn last)
+    img = _decoded(raster.scatter_png([[0.0, 0.0], [0.0, 0.0]], [0, 1], ["a", "b", "c"],
+                                      extent=(-2.0, 2.0, -2.0, 2.0)))  # fmt: skip
+    a = raster.POINT_ALPHA
+    both = np.rint(a * raster.TAB10[1] + (1 - a) * (a * raster.TAB10[0] + (1 - a) * 255.0))
+    assert _near(img, both, tol=2).sum() >= 4
+    # the legend: a swatch of each class present (a, b), none for c
+    for k, present in ((0, True), (1, True), (2, False)):
+        assert (img == raster.TAB10[k]).all(axis=2).any() == present
+    # the dashed box: a row of black runs with gaps, around the points
+    rows = [r for r in range(img.shape[0]) if (img[r] == 0).all(axis=1).sum() > 100]
+    assert rows, "no long black row: the frame or the box is missing"
+    box_top = [r for r in rows if np.diff(np.flatnonzero((img[r] == 0).all(axis=1))).max() > 2]
+    assert box_top, "the extent's edge is not dashed"
+    with pytest.raises(AtlasError, match="extent"):
+        raster.scatter_png([[0.0, 0.0]], [0], ["a"], extent=(1.0, 1.0, 0.0, 1.0))
+    with pytest.raises(AtlasError, match="labels"):
+        raster.scatter_png([[0.0, 0.0]], [3], ["a", "b"])
+
+
+def _run(row: np.ndarray) -> int:
+    """The longest run of True in a 1-D boolean array."""
+    best = cur = 0
+    for v in row.tolist():
+        cur = cur + 1 if v else 0
+        best = max(best, cur)
+    return best
+
+
+def test_share_bars_lengths_are_the_shares_and_models_keep_their_colours():
+    img = _decoded(raster.share_bars_png({"A": [0.5, 0.25], "B": [0.0, 0.5]}, ["x", "y"]))
+    c0, c1 = (tuple(int(v) for v in raster.TAB10[m]) for m in (0, 1))
+    is0, is1 = (img == c0).all(axis=2), (img == c1).all(axis=2)
+    a_rows = np.flatnonzero(is0.sum(axis=1) > 20)  # rows of bars, not of the legend's swatch
+    b_rows = np.flatnonzero(is1.sum(axis=1) > 20)
+    # model A: class x's bar first (at the top), twice as long as class y's
+    split = np.flatnonzero(np.diff(a_rows) > 1)
+    assert len(split) == 1
+    top_a, low_a = a_rows[: split[0] + 1], a_rows[split[0] + 1 :]
+    long, short = _run(is0[top_a[0]]), _run(is0[low_a[0]])
+    assert len(top_a) == len(low_a) == raster.BAR_ROW_PX
+    assert abs(long - 2 * short) <= 1
+    assert abs(long - raster.BARS_PX / (1 + raster.MARGIN)) <= 1  # the longest: near the end
+    # model B: a share of 0 draws nothing; its one bar (class y, below A's) as long as A's x
+    assert np.diff(b_rows).max() == 1 and b_rows.min() > top_a.max()
+    assert abs(_run(is1[b_rows[0]]) - long) <= 1
+    for bad, match in (({"A": [0.5]}, "shape"), ({"A": [-0.1, 0.2]}, ">= 0"),
+                       ({"A": [np.nan, 0.2]}, ">= 0"), ({}, "empty")):  # fmt: skip
+        with pytest.raises(AtlasError, match=match):
+            raster.share_bars_png(bad, ["x", "y"])

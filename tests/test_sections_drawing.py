@@ -46,3 +46,12 @@ def test_a_failing_figure_stops_the_drawing():
     with pytest.raises(ValueError, match="cannot be drawn"):
         sections._draw_all(draws)
     assert drawn == [0]
+
+
+def test_a_png_report_draws_the_bars_in_pixels_and_svg_keeps_vectors():
+    shares = {"a": np.array([0.25, 0.75]), "b": np.array([0.5, 0.5])}
+    png = sections._share_bars(shares, ("x", "y"), "png")
+    assert png == raster.share_bars_png(shares, ("x", "y"))
+    fig = sections._share_bars(shares, ("x", "y"), "svg")
+    assert not isinstance(fig, bytes) and len(fig.axes[0].patches) == 4  # a matplotlib figure
+    assert b"<path" in sections._draw_all([lambda: fig], "svg")[0]  # drawn as vectors
