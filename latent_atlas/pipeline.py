@@ -10,12 +10,9 @@ A :class:`Cache` lets a batch of comparisons reuse sessions and test-set encodin
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import hashlib
 import math
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -67,6 +64,7 @@ from latent_atlas.toolkit.atlas import Atlas, atlas_spec_over, compute_atlas
 from latent_atlas.toolkit.data import ImageDataset
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import DecodedGrid, GridSpec, decode_grid
+from latent_atlas.toolkit.memory import one_malloc_arena, release_freed_memory
 from latent_atlas.toolkit.runtime import Model, OnnxModel, load, load_classifier
 from latent_atlas.traversals import diagnose
 
@@ -638,7 +636,7 @@ def in_parallel(
     """
     if workers <= 1 or len(items) <= 1:
         return [_ended(work, item, stage, stage) for item in items]
-    _one_malloc_arena()
+    one_malloc_arena()
     end = getattr(stage, "end", None)
     if end is not None:  # the calling thread's stage ends where the threads' stages begin
         end()
@@ -665,34 +663,6 @@ def in_parallel(
 
 
 @functools.cache
-def _one_malloc_arena() -> None:
-    """Ask glibc to serve every thread from one malloc arena (``M_ARENA_MAX`` = 1), once,
-    before the first analysis threads start. By default each thread gets its own arena, and
-    memory a thread freed stays resident in its arena for that thread alone: two models
-    analysed at once peaked at 451 MB where one arena gives 410 MB (serial: 424 MB).
-    Elsewhere (no glibc) nothing is done."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            m_arena_max = -8
-            ctypes.CDLL(None).mallopt(m_arena_max, 1)
-
-
-def release_freed_memory() -> bool:
-    """Give the pages of memory freed so far back to the system (glibc's ``malloc_trim``):
-    glibc keeps what the analyses' temporaries freed (distance matrices, stencils, batches)
-    in its heap, resident, and a report's figures and explorer then come on top of it
-    (two-model report peak 562 → 531 MB; trimming takes milliseconds). True where it was
-    done (Linux with glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # another C library (musl has no malloc_trim)
-        return False
-    trim(0)
-    return True
-
-
 def _ended(
     work: Callable[[T, Callable[[str], None]], R],
     item: T,

@@ -549,3 +549,37 @@ def test_early_start_leaves_out_what_needs_embeddings(tmp_path, protos):
     assert atlas_mod.start_early([folder], clf, GridSpec(mode="auto"), 16, "auto", 0) is None
     assert atlas_mod.start_early([folder], clf, GridSpec(plane="pca"), 16, "auto", 0) is None
     assert atlas_mod._EARLY == {}
+
+
+def test_one_malloc_arena_is_asked_for_before_the_early_thread_starts(tmp_path, monkeypatch):
+    # glibc gives a thread started before M_ARENA_MAX = 1 an arena of its own, which keeps
+    # what it freed resident (toolkit.memory): the early thread must not start first
+    seen: list[list[str]] = []
+    monkeypatch.setattr(atlas_mod, "one_malloc_arena",
+                        lambda: seen.append([t.name for t in threading.enumerate()]))  # fmt: skip
+    _started([tmp_path / "none"], tmp_path / "missing.onnx", EARLY_GRID, 16, "auto", 0)
+    assert len(seen) == 1 and "early-atlas" not in seen[0]
+    assert atlas_mod.start_early([tmp_path], tmp_path, GridSpec(mode="auto"), 16, "auto", 0) is None
+    assert len(seen) == 1  # nothing started: nothing asked
+
+
+def test_one_malloc_arena_is_set_once_and_only_with_glibc(monkeypatch):
+    from latent_atlas.toolkit import memory
+
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: Libc())
+    monkeypatch.setattr(memory, "_ONE_ARENA", [])
+    monkeypatch.setattr(memory.sys, "platform", "linux")
+    memory.one_malloc_arena()
+    memory.one_malloc_arena()
+    assert calls == [(memory.M_ARENA_MAX, 1)]  # once: a later call changes nothing
+    monkeypatch.setattr(memory, "_ONE_ARENA", [])
+    monkeypatch.setattr(memory.sys, "platform", "darwin")
+    memory.one_malloc_arena()
+    assert calls == [(memory.M_ARENA_MAX, 1)]  # no glibc: nothing asked

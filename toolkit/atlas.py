@@ -36,6 +36,7 @@ from latent_atlas.toolkit import batching, runtime
 from latent_atlas.toolkit.binding import BoundRunner
 from latent_atlas.toolkit.errors import AtlasError
 from latent_atlas.toolkit.grid import GridSpec, Plane
+from latent_atlas.toolkit.memory import one_malloc_arena
 from latent_atlas.toolkit.runtime import OnnxModel
 from onnx import TensorProto, helper, numpy_helper
 from tqdm.auto import tqdm
@@ -633,6 +634,7 @@ def start_early(
         _EARLY.clear()
     if not _range_in_latent_units(grid) or steps < 2:
         return None
+    one_malloc_arena()  # before this thread, not only before the analyses' (toolkit.memory)
     thread = threading.Thread(target=_early, args=(tuple(models), classifier, grid, steps,
                               provider, threads), name="early-atlas", daemon=True)  # fmt: skip
     atexit.register(_stop_early, thread)
