@@ -640,7 +640,7 @@ def atlas_png(
 
 
 # ---------------------------------------------------------------------------- scatter, bars
-SCATTER_PX = 420  # the wider side of the scatter's data box
+SCATTER_PX = 420  # the side of the scatter's (square) data box
 POINT_PX = 1.5  # a point's radius (a disc 4 px across), drawn at POINT_ALPHA in data order
 POINT_ALPHA = 0.5
 MARGIN = 0.05  # of the data span, each side (matplotlib's default margins)
@@ -706,13 +706,10 @@ def scatter_png(
         else:
             bounds = [xlo, xhi, ylo, yhi]
     (x0, x1), (y0, y1) = _span(bounds[0], bounds[1]), _span(bounds[2], bounds[3])
-    # equal units: the shorter side's span widened about its centre to the box's shape
-    ratio = float(np.clip((y1 - y0) / (x1 - x0), 0.25, 4.0))
-    w, h = (
-        (SCATTER_PX, round(SCATTER_PX * ratio))
-        if ratio <= 1
-        else (round(SCATTER_PX / ratio), SCATTER_PX)
-    )
+    # a square box of SCATTER_PX whatever the data (the models' scatters side by side line up,
+    # as matplotlib's fixed figure did), in equal units: the shorter span widened about its
+    # centre
+    w = h = SCATTER_PX
     unit = max((x1 - x0) / w, (y1 - y0) / h)  # latent units per pixel
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     x0, x1, y0, y1 = cx - unit * w / 2, cx + unit * w / 2, cy - unit * h / 2, cy + unit * h / 2
@@ -764,7 +761,8 @@ def share_bars_png(
         if not (np.isfinite(arr).all() and (arr >= 0).all()):
             raise AtlasError(f"shares[{model!r}]: expected finite shares >= 0")
         rows[str(model)] = arr
-    top = max(float(max(a.max() for a in rows.values())), 1e-12) * (1 + MARGIN)
+    top = float(max(a.max() for a in rows.values())) or 1.0  # all zero: an axis to 1
+    top *= 1 + MARGIN
     n_models = len(rows)
     group = n_models * BAR_ROW_PX + BAR_ROW_PX // 2
     h = n_classes * group

@@ -196,3 +196,30 @@ def test_share_bars_lengths_are_the_shares_and_models_keep_their_colours():
                        ({"A": [np.nan, 0.2]}, ">= 0"), ({}, "empty")):  # fmt: skip
         with pytest.raises(AtlasError, match=match):
             raster.share_bars_png(bad, ["x", "y"])
+
+
+def test_scatters_of_different_spreads_are_drawn_the_same_size():
+    # two models side by side in a report: a wide and a tall cloud give pictures of one size
+    # (captions in a row line up), each still in equal units
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(300, 2)) * [4.0, 0.5]
+    tall = rng.normal(size=(300, 2)) * [0.5, 4.0]
+    labels = np.arange(300) % 3
+    sizes = {Image.open(io.BytesIO(raster.scatter_png(e, labels, list("abc")))).size
+             for e in (wide, tall)}  # fmt: skip
+    assert len(sizes) == 1
+
+
+def test_share_bars_of_zero_shares_get_an_axis_to_one(monkeypatch):
+    spans = []
+    real = raster._data_axis
+
+    def axis(label, edges, px):
+        spans.append(float(edges[-1]))
+        return real(label, edges, px)
+
+    monkeypatch.setattr(raster, "_data_axis", axis)
+    img = _decoded(raster.share_bars_png({"A": [0.0, 0.0]}, ["x", "y"]))
+    assert spans == [pytest.approx(1.0 + raster.MARGIN)]  # not 1e-12: ticks 0 … 1
+    bars = (img == tuple(int(v) for v in raster.TAB10[0])).all(axis=2).sum(axis=1)
+    assert bars.max() < 20  # no bar drawn, only the legend's swatch
