@@ -10,7 +10,6 @@ A :class:`Cache` lets a batch of comparisons reuse sessions and test-set encodin
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import threading
@@ -662,7 +661,6 @@ def in_parallel(
             raise
 
 
-@functools.cache
 def _ended(
     work: Callable[[T, Callable[[str], None]], R],
     item: T,

@@ -143,3 +143,19 @@ def test_freed_memory_goes_back_to_the_system_after_the_analyses(toy, monkeypatc
     lean = toy_analysis(grids=(GridSpec(),), atlas_steps=0, geometry_graph=0, extras=False)
     analyze_models([toy["linear"]], ["A"], None, toy["data"], lean)  # fmt: skip
     assert calls == [1]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_in_parallel_runs_every_call_and_takes_unhashable_items(workers):
+    # each call does its work (no result kept from an earlier call with the same arguments,
+    # which would also keep a report's analyses alive) and an item need not be hashable
+    calls: list[list[int]] = []
+
+    def work(item: list[int], stage) -> int:
+        calls.append(item)
+        return sum(item)
+
+    items = [[1, 2], [3]]
+    assert in_parallel(items, work, workers) == [3, 3]
+    assert in_parallel(items, work, workers) == [3, 3]
+    assert len(calls) == 4
